@@ -1,0 +1,220 @@
+// fusedrnn._core: thin bindings over the CPU kernels. They check what reaches them (dtype, shape,
+// C order, writable outputs) so that a direct call cannot crash the process, release the GIL and
+// call the kernel. Argument checking with friendly messages is done before, in fusedrnn.ops.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpu/blas.h"
+#include "cpu/sequence.h"
+
+namespace py = pybind11;
+using namespace fusedrnn;
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_text(const Shape& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+template <typename T>
+T* checked(const py::array& arr, const char* name, const Shape& shape, bool output = false) {
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": dtype " + std::string(py::str(arr.dtype())) +
+                         " does not match the other arrays");
+  bool same = arr.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; same && i < shape.size(); ++i) same = arr.shape(i) == shape[i];
+  if (!same) throw py::value_error(std::string(name) + ": expected shape " + shape_text(shape));
+  if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": must be C-contiguous");
+  if (output && !arr.writeable()) throw py::value_error(std::string(name) + ": must be writable");
+  return static_cast<T*>(const_cast<void*>(arr.data()));
+}
+
+template <typename T>
+T* checked_optional(const std::optional<py::array>& arr, const char* name, const Shape& shape,
+                    bool output = false) {
+  return arr ? checked<T>(*arr, name, shape, output) : nullptr;
+}
+
+const int64_t* checked_lengths(const py::array& lengths, int64_t batch, int64_t steps) {
+  const int64_t* data = checked<int64_t>(lengths, "lengths", {batch});
+  for (int64_t b = 0; b < batch; ++b)
+    if (data[b] < 1 || data[b] > steps)
+      throw py::value_error("lengths: every length must be in 1..T = " + std::to_string(steps));
+  return data;
+}
+
+SeqDims dims_of(const py::array& x, const py::array& w_hh, int gates) {
+  if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions (B, T, I)");
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2 dimensions (G*H, H)");
+  SeqDims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
+  if (d.batch < 1 || d.steps < 1) throw py::value_error("x: batch and time sizes must be at least 1");
+  if (w_hh.shape(0) != gates * d.hidden) throw py::value_error("w_hh: expected shape (G*H, H)");
+  return d;
+}
+
+template <class Cell>
+struct Binding {
+  static constexpr bool lstm = std::is_same_v<Cell, LstmCell>;
+
+  template <typename T>
+  static void forward_typed(const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                            const py::array& b_ih, const py::array& b_hh, const std::optional<py::array>& h0,
+                            const std::optional<py::array>& c0, const py::array& lengths, bool reverse,
+                            int act, int num_threads, const py::array& y, const py::array& h_n,
+                            const std::optional<py::array>& c_n, const py::array& gates,
+                            const py::array& aux, const py::array& h_prev) {
+    const SeqDims d = dims_of(x, w_hh, Cell::gates);
+    const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden;
+    ForwardArgs<T> a{};
+    a.dims = d;
+    a.x = checked<T>(x, "x", {B, S, d.input});
+    a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.input});
+    a.w_hh = checked<T>(w_hh, "w_hh", {GH, H});
+    a.b_ih = checked<T>(b_ih, "b_ih", {GH});
+    a.b_hh = checked<T>(b_hh, "b_hh", {GH});
+    a.h0 = checked_optional<T>(h0, "h0", {B, H});
+    a.lengths = checked_lengths(lengths, B, S);
+    a.reverse = reverse;
+    a.act = static_cast<Activation>(act);
+    a.num_threads = std::max(1, num_threads);
+    a.y = checked<T>(y, "y", {B, S, H}, true);
+    a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
+    a.gates = checked<T>(gates, "gates", {B, S, GH}, true);
+    a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H}, true);
+    a.h_prev = checked<T>(h_prev, "h_prev", {B, S, H}, true);
+    if (lstm) {
+      a.c0 = checked_optional<T>(c0, "c0", {B, H});
+      if (!c_n) throw py::value_error("c_n: required for LSTM");
+      a.c_n = checked<T>(*c_n, "c_n", {B, H}, true);
+    }
+    py::gil_scoped_release release;
+    cpu::sequence_forward<Cell, T>(a);
+  }
+
+  template <typename T>
+  static void backward_typed(const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                             const py::array& lengths, bool reverse, int act, int num_threads,
+                             const py::array& gates, const py::array& aux, const py::array& h_prev,
+                             const py::array& dy, const std::optional<py::array>& dh_n,
+                             const std::optional<py::array>& dc_n, const py::array& dx,
+                             const py::array& dw_ih, const py::array& dw_hh, const py::array& db_ih,
+                             const py::array& db_hh, const py::array& dh0, const std::optional<py::array>& dc0) {
+    const SeqDims d = dims_of(x, w_hh, Cell::gates);
+    const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden;
+    BackwardArgs<T> a{};
+    a.dims = d;
+    a.x = checked<T>(x, "x", {B, S, d.input});
+    a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.input});
+    a.w_hh = checked<T>(w_hh, "w_hh", {GH, H});
+    a.lengths = checked_lengths(lengths, B, S);
+    a.reverse = reverse;
+    a.act = static_cast<Activation>(act);
+    a.num_threads = std::max(1, num_threads);
+    a.gates = checked<T>(gates, "gates", {B, S, GH});
+    a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H});
+    a.h_prev = checked<T>(h_prev, "h_prev", {B, S, H});
+    a.dy = checked<T>(dy, "dy", {B, S, H});
+    a.dh_n = checked_optional<T>(dh_n, "dh_n", {B, H});
+    a.dx = checked<T>(dx, "dx", {B, S, d.input}, true);
+    a.dw_ih = checked<T>(dw_ih, "dw_ih", {GH, d.input}, true);
+    a.dw_hh = checked<T>(dw_hh, "dw_hh", {GH, H}, true);
+    a.db_ih = checked<T>(db_ih, "db_ih", {GH}, true);
+    a.db_hh = checked<T>(db_hh, "db_hh", {GH}, true);
+    a.dh0 = checked<T>(dh0, "dh0", {B, H}, true);
+    if (lstm) {
+      a.dc_n = checked_optional<T>(dc_n, "dc_n", {B, H});
+      if (!dc0) throw py::value_error("dc0: required for LSTM");
+      a.dc0 = checked<T>(*dc0, "dc0", {B, H}, true);
+    }
+    py::gil_scoped_release release;
+    cpu::sequence_backward<Cell, T>(a);
+  }
+
+  template <typename... Args>
+  static void forward(const py::array& x, Args&&... args) {
+    if (x.dtype().is(py::dtype::of<float>())) return forward_typed<float>(x, args...);
+    if (x.dtype().is(py::dtype::of<double>())) return forward_typed<double>(x, args...);
+    throw py::type_error("x: dtype must be float32 or float64");
+  }
+
+  template <typename... Args>
+  static void backward(const py::array& x, Args&&... args) {
+    if (x.dtype().is(py::dtype::of<float>())) return backward_typed<float>(x, args...);
+    if (x.dtype().is(py::dtype::of<double>())) return backward_typed<double>(x, args...);
+    throw py::type_error("x: dtype must be float32 or float64");
+  }
+
+  static void define(py::module_& m, const char* name) {
+    using A = const py::array&;
+    using O = const std::optional<py::array>&;
+    m.def((std::string(name) + "_forward").c_str(),
+          &forward<A, A, A, A, O, O, A, bool, int, int, A, A, O, A, A, A>,
+          py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
+          py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(), py::arg("h0").noconvert().none(true),
+          py::arg("c0").noconvert().none(true), py::arg("lengths").noconvert(), py::arg("reverse"),
+          py::arg("activation"), py::arg("num_threads"), py::arg("y").noconvert(), py::arg("h_n").noconvert(),
+          py::arg("c_n").noconvert().none(true), py::arg("gates").noconvert(), py::arg("aux").noconvert(),
+          py::arg("h_prev").noconvert(),
+          "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev.");
+    m.def((std::string(name) + "_backward").c_str(),
+          &backward<A, A, A, bool, int, int, A, A, A, A, O, O, A, A, A, A, A, A, O>,
+          py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
+          py::arg("lengths").noconvert(), py::arg("reverse"), py::arg("activation"), py::arg("num_threads"),
+          py::arg("gates").noconvert(), py::arg("aux").noconvert(), py::arg("h_prev").noconvert(),
+          py::arg("dy").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dc_n").noconvert().none(true),
+          py::arg("dx").noconvert(), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),
+          py::arg("db_ih").noconvert(), py::arg("db_hh").noconvert(), py::arg("dh0").noconvert(),
+          py::arg("dc0").noconvert().none(true),
+          "BPTT for one direction from what forward saved; writes every gradient.");
+  }
+};
+
+py::dict build_info() {
+  py::dict info;
+  info["version"] = FUSEDRNN_VERSION;
+  info["cpu"] = true;
+  info["blas"] = FUSEDRNN_BLAS_NAME;
+  info["blas_version"] = FUSEDRNN_BLAS_VERSION;
+  info["blas_config"] = std::string(cpu::blas_config());
+#if defined(__clang__)
+  info["compiler"] = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  info["compiler"] = "gcc " __VERSION__;
+#else
+  info["compiler"] = "unknown";
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  info["simd"] = "x86-64 baseline (SSE2) with AVX2+FMA clones of the elementwise passes";
+  info["simd_active"] = avx2 ? "avx2+fma" : "sse2";
+#else
+  info["simd"] = "compiler auto-vectorization for the target's baseline";
+  info["simd_active"] = "baseline";
+#endif
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fusedrnn compiled CPU kernels (use fusedrnn.ops, which validates arguments first)";
+  Binding<LstmCell>::define(m, "lstm");
+  Binding<GruCell>::define(m, "gru");
+  Binding<RnnCell>::define(m, "rnn");
+  m.def("build_info", &build_info, "What this module was compiled with.");
+  m.def("get_num_threads", &cpu::blas_num_threads, "Threads the kernels use (OpenBLAS's setting).");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("n: must be at least 1");
+    cpu::set_blas_num_threads(n);
+  }, py::arg("n"), "Sets the threads the kernels and their BLAS use.");
+}

@@ -1,0 +1,42 @@
+// Splitting a batch over threads. Rows of a batch are independent through the whole recurrence,
+// so each thread walks all time steps for its own rows with no synchronisation between steps.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace fusedrnn::cpu {
+
+struct RowRange {
+  int64_t begin, end;
+};
+
+inline std::vector<RowRange> split_rows(int64_t batch, int num_threads) {
+  int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads, batch));
+  std::vector<RowRange> ranges;
+  for (int64_t p = 0; p < parts; ++p) ranges.push_back({batch * p / parts, batch * (p + 1) / parts});
+  return ranges;
+}
+
+// Runs work(range) for every range, the first on the calling thread. `work` must not throw:
+// everything it needs is allocated before this is called. If a thread cannot be started, its
+// share runs on the calling thread instead.
+template <class Work>
+void for_each_range(const std::vector<RowRange>& ranges, Work work) {
+  std::vector<std::thread> threads;
+  std::vector<RowRange> inline_ranges{ranges.front()};
+  for (size_t p = 1; p < ranges.size(); ++p) {
+    try {
+      threads.emplace_back(work, ranges[p]);
+    } catch (const std::system_error&) {
+      inline_ranges.push_back(ranges[p]);
+    }
+  }
+  for (const RowRange& range : inline_ranges) work(range);
+  for (std::thread& thread : threads) thread.join();
+}
+
+}  // namespace fusedrnn::cpu

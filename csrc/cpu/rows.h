@@ -1,0 +1,122 @@
+// One batch row of one time step: the fused elementwise pass of each cell over its H units.
+// The loops call the per-unit math of fusedrnn/cells.h and vectorize; each is compiled twice,
+// for the portable x86-64 baseline and for AVX2+FMA, and the loader picks the clone the CPU runs.
+#pragma once
+
+#include <cstdint>
+
+#include "fusedrnn/cells.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FUSEDRNN_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define FUSEDRNN_SIMD_CLONES
+#endif
+
+namespace fusedrnn::cpu {
+
+template <class Cell>
+struct Rows;
+
+// Forward arguments: gates (G*H) holds x W_ih^T on entry and the activations on exit; gh (G*H) is
+// h W_hh^T; h, c (H) are the running state, updated in place; aux (A*H), h_prev (H), y (H) are written.
+// Backward arguments: dh (H) is the whole gradient reaching h'; dc (H) the one reaching c', replaced
+// by the one reaching c; dgi, dgh (G*H) get the pre-activation gradients seen by W_ih and W_hh;
+// dh_direct (H) the part of dh_prev that does not pass through W_hh.
+
+template <>
+struct Rows<LstmCell> {
+  template <typename T>
+  FUSEDRNN_SIMD_CLONES static void forward(int64_t H, Activation, const T* __restrict b_ih,
+                                           const T* __restrict b_hh, T* __restrict gates,
+                                           const T* __restrict gh, T* __restrict h, T* __restrict c,
+                                           T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
+    for (int64_t j = 0; j < H; ++j) {
+      T pre[4];
+      for (int k = 0; k < 4; ++k) pre[k] = gates[k * H + j] + b_ih[k * H + j] + gh[k * H + j] + b_hh[k * H + j];
+      T c_prev = c[j];
+      h_prev[j] = h[j];
+      aux[H + j] = c_prev;
+      LstmCell::forward(pre[0], pre[1], pre[2], pre[3], c_prev, gates[j], gates[H + j],
+                        gates[2 * H + j], gates[3 * H + j], c[j], aux[j], h[j]);
+      y[j] = h[j];
+    }
+  }
+
+  template <typename T>
+  FUSEDRNN_SIMD_CLONES static void backward(int64_t H, Activation, const T* __restrict gates,
+                                            const T* __restrict aux, const T* __restrict,
+                                            const T* __restrict dh, T* __restrict dc,
+                                            T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
+    for (int64_t j = 0; j < H; ++j) {
+      T d[4];
+      LstmCell::backward(gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j], aux[j], aux[H + j],
+                         dh[j], dc[j], d[0], d[1], d[2], d[3], dc[j]);
+      for (int k = 0; k < 4; ++k) dgi[k * H + j] = dgh[k * H + j] = d[k];
+      dh_direct[j] = T(0);
+    }
+  }
+};
+
+template <>
+struct Rows<GruCell> {
+  template <typename T>
+  FUSEDRNN_SIMD_CLONES static void forward(int64_t H, Activation, const T* __restrict b_ih,
+                                           const T* __restrict b_hh, T* __restrict gates,
+                                           const T* __restrict gh, T* __restrict h, T* __restrict,
+                                           T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
+    for (int64_t j = 0; j < H; ++j) {
+      T hn = gh[2 * H + j] + b_hh[2 * H + j];
+      h_prev[j] = h[j];
+      aux[j] = hn;
+      GruCell::forward(gates[j] + b_ih[j], gates[H + j] + b_ih[H + j], gates[2 * H + j] + b_ih[2 * H + j],
+                       gh[j] + b_hh[j], gh[H + j] + b_hh[H + j], hn, h[j],
+                       gates[j], gates[H + j], gates[2 * H + j], h[j]);
+      y[j] = h[j];
+    }
+  }
+
+  template <typename T>
+  FUSEDRNN_SIMD_CLONES static void backward(int64_t H, Activation, const T* __restrict gates,
+                                            const T* __restrict aux, const T* __restrict h_prev,
+                                            const T* __restrict dh, T* __restrict,
+                                            T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
+    for (int64_t j = 0; j < H; ++j) {
+      T d_r, d_z, d_xn, d_hn;
+      GruCell::backward(gates[j], gates[H + j], gates[2 * H + j], aux[j], h_prev[j], dh[j],
+                        d_r, d_z, d_xn, d_hn, dh_direct[j]);
+      dgi[j] = dgh[j] = d_r;
+      dgi[H + j] = dgh[H + j] = d_z;
+      dgi[2 * H + j] = d_xn;
+      dgh[2 * H + j] = d_hn;
+    }
+  }
+};
+
+template <>
+struct Rows<RnnCell> {
+  template <typename T>
+  FUSEDRNN_SIMD_CLONES static void forward(int64_t H, Activation act, const T* __restrict b_ih,
+                                           const T* __restrict b_hh, T* __restrict gates,
+                                           const T* __restrict gh, T* __restrict h, T* __restrict,
+                                           T* __restrict, T* __restrict h_prev, T* __restrict y) {
+    for (int64_t j = 0; j < H; ++j) {
+      h_prev[j] = h[j];
+      gates[j] = RnnCell::forward(gates[j] + b_ih[j] + gh[j] + b_hh[j], act);
+      h[j] = y[j] = gates[j];
+    }
+  }
+
+  template <typename T>
+  FUSEDRNN_SIMD_CLONES static void backward(int64_t H, Activation act, const T* __restrict gates,
+                                            const T* __restrict, const T* __restrict,
+                                            const T* __restrict dh, T* __restrict,
+                                            T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
+    for (int64_t j = 0; j < H; ++j) {
+      dgi[j] = dgh[j] = RnnCell::backward(gates[j], dh[j], act);
+      dh_direct[j] = T(0);
+    }
+  }
+};
+
+}  // namespace fusedrnn::cpu

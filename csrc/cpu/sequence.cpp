@@ -1,0 +1,180 @@
+// Forward: one GEMM projects all of a thread's rows and steps through W_ih; then per step one
+// GEMM h @ W_hh^T and one fused pass per row (rows.h). Backward walks time in reverse: per step one
+// fused pass and one GEMM dgates @ W_hh; dx per thread, then W and b gradients as large GEMMs
+// and sums over all B*T rows.
+#include "cpu/sequence.h"
+
+#include <algorithm>
+#include <memory>
+#include <type_traits>
+
+#include "cpu/blas.h"
+#include "cpu/parallel.h"
+#include "cpu/rows.h"
+
+namespace fusedrnn::cpu {
+
+namespace {
+
+// Uninitialised workspace, allocated by the calling thread before any worker starts.
+template <typename T>
+std::unique_ptr<T[]> workspace(int64_t n) {
+  return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
+}
+
+int64_t time_index(int64_t step, int64_t length, bool reverse) {
+  return reverse ? length - 1 - step : step;
+}
+
+int64_t longest(const int64_t* lengths, RowRange rows) {
+  return *std::max_element(lengths + rows.begin, lengths + rows.end);
+}
+
+template <typename T>
+void copy_or_zero(const T* src, T* dst, int64_t n) {
+  if (src)
+    std::copy(src, src + n, dst);
+  else
+    std::fill(dst, dst + n, T(0));
+}
+
+// Zeroes the steps t >= len_b of row b in a (B, T, width) array.
+template <typename T>
+void zero_padding(T* array, int64_t width, const SeqDims& d, const int64_t* lengths, RowRange rows) {
+  if (width == 0) return;
+  for (int64_t b = rows.begin; b < rows.end; ++b)
+    std::fill(array + (b * d.steps + lengths[b]) * width, array + (b + 1) * d.steps * width, T(0));
+}
+
+template <typename T>
+void column_sums(const T* matrix, int64_t rows, int64_t cols, T* sums) {
+  std::fill(sums, sums + cols, T(0));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) sums[j] += matrix[r * cols + j];
+}
+
+}  // namespace
+
+template <class Cell, typename T>
+void sequence_forward(const ForwardArgs<T>& a) {
+  const SeqDims& d = a.dims;
+  const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
+  const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+  auto gh = workspace<T>(d.batch * GH);  // (B, G*H) recurrent projection of the current step
+  auto h = workspace<T>(d.batch * H);    // (B, H) running hidden state
+  auto c = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) running cell state
+  const auto ranges = split_rows(d.batch, a.num_threads);
+  // Workers need single-threaded BLAS whenever more than one runs, or when the caller asked for
+  // one thread (the two directions of a bidirectional layer each get one).
+  SerialBlas serial(ranges.size() > 1 || a.num_threads == 1);
+
+  for_each_range(ranges, [&](RowRange rows) {
+    const int64_t n = rows.end - rows.begin;
+    T* h_rows = h.get() + rows.begin * H;
+    T* c_rows = has_cell_state ? c.get() + rows.begin * H : nullptr;
+    T* gh_rows = gh.get() + rows.begin * GH;
+    gemm(false, true, n * d.steps, GH, d.input, T(1), a.x + rows.begin * d.steps * d.input, d.input,
+         a.w_ih, d.input, T(0), a.gates + rows.begin * d.steps * GH, GH);
+    copy_or_zero(a.h0 ? a.h0 + rows.begin * H : nullptr, h_rows, n * H);
+    if (has_cell_state) copy_or_zero(a.c0 ? a.c0 + rows.begin * H : nullptr, c_rows, n * H);
+
+    const int64_t steps = longest(a.lengths, rows);
+    for (int64_t s = 0; s < steps; ++s) {
+      gemm(false, true, n, GH, H, T(1), h_rows, H, a.w_hh, H, T(0), gh_rows, GH);
+      for (int64_t b = rows.begin; b < rows.end; ++b) {
+        const int64_t len = a.lengths[b];
+        if (s >= len) continue;
+        const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
+        const int64_t r = b - rows.begin;
+        Rows<Cell>::forward(H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
+                            has_cell_state ? c_rows + r * H : nullptr, a.aux + bt * AH, a.h_prev + bt * H,
+                            a.y + bt * H);
+      }
+    }
+    zero_padding(a.y, H, d, a.lengths, rows);
+    zero_padding(a.h_prev, H, d, a.lengths, rows);
+    zero_padding(a.gates, GH, d, a.lengths, rows);
+    zero_padding(a.aux, AH, d, a.lengths, rows);
+    std::copy(h_rows, h_rows + n * H, a.h_n + rows.begin * H);
+    if (has_cell_state) std::copy(c_rows, c_rows + n * H, a.c_n + rows.begin * H);
+  });
+}
+
+template <class Cell, typename T>
+void sequence_backward(const BackwardArgs<T>& a) {
+  const SeqDims& d = a.dims;
+  const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
+  const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+  // GRU's n gate has different gradients on the input and recurrent sides; the other cells share one.
+  const bool split_gate_grads = std::is_same_v<Cell, GruCell>;
+  auto dgi = workspace<T>(d.batch * d.steps * GH);  // (B, T, G*H) pre-activation grads, input side
+  auto dgh_all = workspace<T>(split_gate_grads ? d.batch * d.steps * GH : 0);  // (B, T, G*H) recurrent side
+  T* dgh = split_gate_grads ? dgh_all.get() : dgi.get();
+  auto dgh_step = workspace<T>(d.batch * GH);  // (B, G*H) recurrent-side grads of the current step
+  auto dh_rec = workspace<T>(d.batch * H);     // (B, H) dh_prev through W_hh
+  auto dh_direct = workspace<T>(d.batch * H);  // (B, H) dh_prev around W_hh (GRU's z*dh)
+  auto dh = workspace<T>(d.batch * H);         // (B, H) whole gradient reaching h' at this step
+  auto dc = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) gradient reaching c'
+  const auto ranges = split_rows(d.batch, a.num_threads);
+  {
+    SerialBlas serial(ranges.size() > 1 || a.num_threads == 1);
+    for_each_range(ranges, [&](RowRange rows) {
+      const int64_t n = rows.end - rows.begin;
+      std::fill(dh_rec.get() + rows.begin * H, dh_rec.get() + rows.end * H, T(0));
+      std::fill(dh_direct.get() + rows.begin * H, dh_direct.get() + rows.end * H, T(0));
+      if (has_cell_state) copy_or_zero(a.dc_n ? a.dc_n + rows.begin * H : nullptr, dc.get() + rows.begin * H, n * H);
+
+      for (int64_t s = longest(a.lengths, rows) - 1; s >= 0; --s) {
+        for (int64_t b = rows.begin; b < rows.end; ++b) {
+          const int64_t len = a.lengths[b];
+          T* dgh_b = dgh_step.get() + b * GH;
+          if (s >= len) {  // not started yet: contributes nothing to this step's GEMM
+            std::fill(dgh_b, dgh_b + GH, T(0));
+            continue;
+          }
+          const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
+          T* dh_b = dh.get() + b * H;
+          const T* dy_b = a.dy + bt * H;
+          const T* rec_b = dh_rec.get() + b * H;
+          const T* direct_b = dh_direct.get() + b * H;
+          for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
+          if (s == len - 1 && a.dh_n)
+            for (int64_t j = 0; j < H; ++j) dh_b[j] += a.dh_n[b * H + j];
+          Rows<Cell>::backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
+                               has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
+                               dh_direct.get() + b * H);
+          if (split_gate_grads) std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);
+        }
+        gemm(false, false, n, H, GH, T(1), dgh_step.get() + rows.begin * GH, GH, a.w_hh, H, T(0),
+             dh_rec.get() + rows.begin * H, H);
+      }
+      for (int64_t i = rows.begin * H; i < rows.end * H; ++i) a.dh0[i] = dh_rec[i] + dh_direct[i];
+      if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);
+      zero_padding(dgi.get(), GH, d, a.lengths, rows);
+      if (split_gate_grads) zero_padding(dgh, GH, d, a.lengths, rows);
+      gemm(false, false, n * d.steps, d.input, GH, T(1), dgi.get() + rows.begin * d.steps * GH, GH, a.w_ih,
+           d.input, T(0), a.dx + rows.begin * d.steps * d.input, d.input);
+    });
+  }
+  // Weight gradients: sums over every (b, t) at once, as large GEMMs (multithreaded BLAS unless
+  // the caller asked for one thread).
+  SerialBlas serial(a.num_threads == 1);
+  const int64_t bt_rows = d.batch * d.steps;
+  gemm(true, false, GH, d.input, bt_rows, T(1), dgi.get(), GH, a.x, d.input, T(0), a.dw_ih, d.input);
+  gemm(true, false, GH, H, bt_rows, T(1), dgh, GH, a.h_prev, H, T(0), a.dw_hh, H);
+  column_sums(dgi.get(), bt_rows, GH, a.db_ih);
+  column_sums(dgh, bt_rows, GH, a.db_hh);
+}
+
+#define FUSEDRNN_INSTANTIATE(CELL, T)                                       \
+  template void sequence_forward<CELL, T>(const ForwardArgs<T>&);          \
+  template void sequence_backward<CELL, T>(const BackwardArgs<T>&);
+
+FUSEDRNN_INSTANTIATE(LstmCell, float)
+FUSEDRNN_INSTANTIATE(LstmCell, double)
+FUSEDRNN_INSTANTIATE(GruCell, float)
+FUSEDRNN_INSTANTIATE(GruCell, double)
+FUSEDRNN_INSTANTIATE(RnnCell, float)
+FUSEDRNN_INSTANTIATE(RnnCell, double)
+
+}  // namespace fusedrnn::cpu

@@ -1,0 +1,68 @@
+// Arguments of one direction of a recurrent layer over a whole sequence, shared by the backends.
+//
+// Letters: B batch, T steps, I input size, H hidden size, G gates of the cell (LSTM 4, GRU 3, RNN 1),
+// A saved per-unit values of the cell (LSTM 2, GRU 1, RNN 0). All arrays are C-contiguous and
+// allocated by the caller; kernels allocate only per-call workspace, never inside the time loop.
+//
+// Time: step s of row b works on time index t = s (forward) or t = len_b - 1 - s (reverse) for
+// s < len_b. Rows at t >= len_b get zeros in y and in every saved array and keep their state.
+#pragma once
+
+#include <cstdint>
+
+#include "fusedrnn/cells.h"
+
+namespace fusedrnn {
+
+struct SeqDims {
+  int64_t batch, steps, input, hidden;
+};
+
+template <typename T>
+struct ForwardArgs {
+  SeqDims dims;
+  const T* x;              // (B, T, I)
+  const T* w_ih;           // (G*H, I)
+  const T* w_hh;           // (G*H, H)
+  const T* b_ih;           // (G*H)
+  const T* b_hh;           // (G*H)
+  const T* h0;             // (B, H)
+  const T* c0;             // (B, H), LSTM only
+  const int64_t* lengths;  // (B), 1 <= len <= T
+  bool reverse;
+  Activation act;          // RNN only
+  int num_threads;
+  T* y;                    // (B, T, H) out
+  T* h_n;                  // (B, H) out
+  T* c_n;                  // (B, H) out, LSTM only
+  T* gates;                // (B, T, G*H) out: gate activations, saved for backward
+  T* aux;                  // (B, T, A*H) out: LSTM [tanh(c'), c_prev], GRU [W_hn h + b_hn]
+  T* h_prev;               // (B, T, H) out: the state each step started from
+};
+
+template <typename T>
+struct BackwardArgs {
+  SeqDims dims;
+  const T* x;              // (B, T, I)
+  const T* w_ih;           // (G*H, I)
+  const T* w_hh;           // (G*H, H)
+  const int64_t* lengths;  // (B)
+  bool reverse;
+  Activation act;          // RNN only
+  int num_threads;
+  const T* gates;          // (B, T, G*H) from forward
+  const T* aux;            // (B, T, A*H) from forward
+  const T* h_prev;         // (B, T, H) from forward
+  const T* dy;             // (B, T, H)
+  const T* dh_n;           // (B, H), may be null (zero)
+  const T* dc_n;           // (B, H), may be null (zero); LSTM only
+  T* dx;                   // (B, T, I) out
+  T* dw_ih;                // (G*H, I) out
+  T* dw_hh;                // (G*H, H) out
+  T* db_ih;                // (G*H) out
+  T* db_hh;                // (G*H) out
+  T* dh0;                  // (B, H) out
+  T* dc0;                  // (B, H) out, LSTM only
+};
+
+}  // namespace fusedrnn

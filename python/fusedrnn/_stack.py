@@ -1,0 +1,165 @@
+"""Stacked and bidirectional layers composed from the one-direction ops, with PyTorch's semantics.
+
+Parameters come as a list of ``(w_ih, w_hh, b_ih, b_hh)`` in PyTorch's order (layer 0 forward,
+layer 0 reverse, layer 1 forward, ...); states as ``(num_layers * num_directions, B, H)``. The
+output of a bidirectional layer is ``[forward, reverse]`` concatenated on the last axis. Dropout,
+when training, applies to the outputs of every layer but the last. On the CPU backend the two
+directions of a layer run at the same time, each on half of the threads.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _direction, _native, _validate
+from .grads import StackGrads
+
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+@dataclass
+class StackContext:
+    """What a stacked forward keeps for ``ops.stack_backward``. Treat as opaque."""
+
+    cell: str
+    num_layers: int
+    num_directions: int
+    hidden: int
+    contexts: list  # one direction Context per params entry
+    masks: list  # dropout mask (B, T, D*H) applied to each layer's output, or None
+
+
+def _run_directions(backend, jobs):
+    """Runs the callables in ``jobs`` (one per direction) and returns their results in order.
+
+    Each job takes the number of threads it may use."""
+    threads = _native.get_num_threads()
+    if len(jobs) == 1 or backend != "cpu" or threads < 2:
+        return [job(threads) for job in jobs]
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusedrnn-direction")
+    half = max(1, threads // 2)
+    other = _pool.submit(jobs[1], threads - half)
+    first = jobs[0](half)
+    return [first, other.result()]
+
+
+def _int_arg(name, value, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _params_arg(params, count, gates):
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"params: expected a list of (w_ih, w_hh, b_ih, b_hh), got {type(params).__name__}")
+    if len(params) != count:
+        raise ValueError(f"params: expected num_layers * num_directions = {count} entries, got {len(params)}")
+    for k, p in enumerate(params):
+        if not isinstance(p, (list, tuple)) or len(p) != 4:
+            raise TypeError(f"params[{k}]: expected a tuple (w_ih, w_hh, b_ih, b_hh)")
+    w_hh = params[0][1]
+    if not _validate.is_array(w_hh) or w_hh.ndim != 2:
+        raise TypeError(f"params[0]: w_hh must be a 2-D array ({gates}*H, H)")
+    return w_hh.shape[1]
+
+
+def _in_params(k, layer, direction, fn, *args, **kwargs):
+    """Calls fn, prefixing argument errors with the params entry they come from."""
+    try:
+        return fn(*args, **kwargs)
+    except (TypeError, ValueError) as error:
+        side = "reverse" if direction else "forward"
+        raise type(error)(f"params[{k}] (layer {layer}, {side}): {error}") from None
+
+
+def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,
+                  dropout=0.0, training=True, seed=None, nonlinearity="tanh"):
+    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, StackContext."""
+    gates = _validate.GATES[cell]
+    num_layers = _int_arg("num_layers", num_layers, 1)
+    bidirectional = _validate.bool_arg("bidirectional", bidirectional)
+    training = _validate.bool_arg("training", training)
+    if not isinstance(dropout, (float, int)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+    D = 2 if bidirectional else 1
+    hidden = _params_arg(params, num_layers * D, gates)
+    x = _validate.array_arg("x", x, 3, "(B, T, I)")
+    batch, steps, _ = x.shape
+    lengths = None if lengths is None else _validate.lengths_arg(lengths, batch, steps)
+    states = (num_layers * D, batch, hidden)
+    h0 = _validate.optional_array_arg("h0", h0, states, "(num_layers*num_directions, B, H)", x.dtype)
+    if cell == "lstm":
+        c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype)
+    backend = _native.choose_backend(x)
+    rng = np.random.default_rng(seed)
+
+    contexts, masks, h_n, c_n = [], [], [], []
+    layer_input = x
+    for layer in range(num_layers):
+        def job(direction, threads, layer=layer, layer_input=layer_input):
+            k = layer * D + direction
+            return _in_params(k, layer, direction, _direction.forward, cell, layer_input, *params[k],
+                              h0=None if h0 is None else h0[k], c0=None if c0 is None else c0[k],
+                              lengths=lengths, reverse=bool(direction), nonlinearity=nonlinearity,
+                              num_threads=threads)
+        results = _run_directions(backend, [lambda n, d=d: job(d, n) for d in range(D)])
+        y = results[0][0] if D == 1 else np.concatenate([r[0] for r in results], axis=-1)
+        for _, hn, cn, ctx in results:
+            h_n.append(hn)
+            c_n.append(cn)
+            contexts.append(ctx)
+        mask = None
+        if training and dropout > 0.0 and layer < num_layers - 1:
+            mask = (rng.random(y.shape) >= dropout).astype(y.dtype) / y.dtype.type(1.0 - dropout)
+            y = y * mask
+        masks.append(mask)
+        layer_input = y
+    ctx = StackContext(cell, num_layers, D, hidden, contexts, masks)
+    return layer_input, np.stack(h_n), np.stack(c_n) if cell == "lstm" else None, ctx
+
+
+def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
+    """dy (B, T, D*H), dh_n, dc_n (L*D, B, H) or None -> StackGrads."""
+    if not isinstance(ctx, StackContext):
+        raise TypeError(f"ctx: expected the ctx returned by ops.lstm/gru/rnn, got {type(ctx).__name__}")
+    first = ctx.contexts[0]
+    batch, steps, _ = first.x.shape
+    D, H = ctx.num_directions, ctx.hidden
+    dtype = first.x.dtype
+    dy = _validate.array_arg("dy", dy, 3, "(B, T, D*H)", dtype)
+    _validate.expect_shape("dy", dy, (batch, steps, D * H), "(B, T, D*H)")
+    states = (ctx.num_layers * D, batch, H)
+    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, "(num_layers*num_directions, B, H)", dtype)
+    if ctx.cell == "lstm":
+        dc_n = _validate.optional_array_arg("dc_n", dc_n, states, "(num_layers*num_directions, B, H)", dtype)
+
+    params = [None] * len(ctx.contexts)
+    dh0 = np.empty(states, dtype)
+    dc0 = np.empty(states, dtype) if ctx.cell == "lstm" else None
+    d_out = dy
+    for layer in reversed(range(ctx.num_layers)):
+        if ctx.masks[layer] is not None:
+            d_out = d_out * ctx.masks[layer]
+
+        def job(direction, threads, layer=layer, d_out=d_out):
+            k = layer * D + direction
+            return _direction.backward(ctx.cell, ctx.contexts[k], np.ascontiguousarray(d_out[..., direction * H:(direction + 1) * H]),
+                                       None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k],
+                                       num_threads=threads)
+        grads = _run_directions(first.backend, [lambda n, d=d: job(d, n) for d in range(D)])
+        for direction, g in enumerate(grads):
+            k = layer * D + direction
+            params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
+            dh0[k] = g.dh0
+            if dc0 is not None:
+                dc0[k] = g.dc0
+        d_out = grads[0].dx if D == 1 else grads[0].dx + grads[1].dx
+    return StackGrads(dx=d_out, params=params, dh0=dh0, dc0=dc0)

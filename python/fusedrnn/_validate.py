@@ -1,0 +1,114 @@
+"""Argument checks run before any native code: each failure names the argument and what it expected."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+NONLINEARITIES = ("tanh", "relu")
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# scipy-openblas32 indexes with 32-bit integers.
+MAX_BLAS_DIM = 2**31 - 1
+
+
+def is_array(a) -> bool:
+    return isinstance(a, np.ndarray) or type(a).__module__.startswith("cupy")
+
+
+def array_arg(name, a, ndim, layout, dtype=None):
+    """``a`` as a C-contiguous array of ``ndim`` dims and a float dtype (``dtype`` if given)."""
+    if not is_array(a):
+        raise TypeError(f"{name}: expected a NumPy array {layout}, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name}: dtype {a.dtype} does not match x's dtype {dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions {layout}, got shape {tuple(a.shape)}")
+    if not a.flags.c_contiguous:
+        a = a.copy(order="C")
+    return a
+
+
+def optional_array_arg(name, a, shape, layout, dtype):
+    if a is None:
+        return None
+    a = array_arg(name, a, len(shape), layout, dtype)
+    expect_shape(name, a, shape, layout)
+    return a
+
+
+def expect_shape(name, a, shape, layout):
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {layout} = {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def lengths_arg(lengths, batch, steps):
+    """(B,) int64 lengths, each in 1..T; all T when None."""
+    if lengths is None:
+        return np.full(batch, steps, np.int64)
+    if type(lengths).__module__.startswith("cupy"):
+        lengths = lengths.get()
+    try:
+        arr = np.asarray(lengths)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"lengths: expected a sequence of integers, got {type(lengths).__name__}") from error
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"lengths: expected shape (B,) = ({batch},), got {arr.shape}")
+    if arr.min() < 1 or arr.max() > steps:
+        raise ValueError(f"lengths: every length must be in 1..T = 1..{steps}, got min {arr.min()}, max {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def bool_arg(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity):
+    """Checks one direction's forward arguments; returns them normalised in a namespace."""
+    gates = GATES[cell]
+    x = array_arg("x", x, 3, "(B, T, I)")
+    batch, steps, inputs = x.shape
+    if batch < 1 or steps < 1 or inputs < 1:
+        raise ValueError(f"x: B, T and I must be at least 1, got shape {tuple(x.shape)}")
+    w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype)
+    hidden = w_hh.shape[1]
+    if hidden < 1:
+        raise ValueError(f"w_hh: H must be at least 1, got shape {tuple(w_hh.shape)}")
+    expect_shape("w_hh", w_hh, (gates * hidden, hidden), f"({gates}*H, H)")
+    w_ih = array_arg("w_ih", w_ih, 2, f"({gates}*H, I)", x.dtype)
+    expect_shape("w_ih", w_ih, (gates * hidden, inputs), f"({gates}*H, I)")
+    b_ih = array_arg("b_ih", b_ih, 1, f"({gates}*H,)", x.dtype)
+    expect_shape("b_ih", b_ih, (gates * hidden,), f"({gates}*H,)")
+    b_hh = array_arg("b_hh", b_hh, 1, f"({gates}*H,)", x.dtype)
+    expect_shape("b_hh", b_hh, (gates * hidden,), f"({gates}*H,)")
+    if batch * steps * max(inputs, gates * hidden) > MAX_BLAS_DIM:
+        raise ValueError(f"x: B*T*max(I, {gates}*H) exceeds {MAX_BLAS_DIM}, the BLAS index limit")
+    h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype)
+    if cell == "lstm":
+        c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype)
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return SimpleNamespace(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0,
+                           lengths=lengths_arg(lengths, batch, steps), reverse=bool_arg("reverse", reverse),
+                           nonlinearity=nonlinearity, batch=batch, steps=steps, inputs=inputs, hidden=hidden)
+
+
+def backward_args(cell, ctx, context_type, dy, dh_n, dc_n):
+    """Checks one direction's backward arguments against the forward's ``ctx``."""
+    if not isinstance(ctx, context_type) or ctx.cell != cell:
+        raise TypeError(f"ctx: expected the ctx returned by {cell}_forward, got {type(ctx).__name__}")
+    batch, steps, _ = ctx.x.shape
+    hidden = ctx.w_hh.shape[1]
+    dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype)
+    expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
+    dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype)
+    if cell == "lstm":
+        dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype)
+    return dy, dh_n, dc_n

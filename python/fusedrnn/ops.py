@@ -1,0 +1,98 @@
+"""The op API: fused recurrent layers over whole sequences, forward and backward-through-time.
+
+One direction (DESIGN.md)::
+
+    y, h_n, c_n, ctx = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False)
+    g = lstm_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx g.dw_ih g.dw_hh g.db_ih g.db_hh g.dh0 g.dc0
+    y, h_n, ctx = gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False)
+    g = gru_backward(ctx, dy, dh_n=None)
+    y, h_n, ctx = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh")
+    g = rnn_backward(ctx, dy, dh_n=None)
+
+Stacked and bidirectional, PyTorch's semantics (params in torch's order, states (L*D, B, H))::
+
+    y, h_n, c_n, ctx = lstm(x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,
+                            dropout=0.0, training=True, seed=None)
+    y, h_n, ctx = gru(x, params, h0=None, lengths=None, ...)
+    y, h_n, ctx = rnn(x, params, h0=None, lengths=None, ..., nonlinearity="tanh")
+    g = stack_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx, g.params[k] = (dw_ih, dw_hh, db_ih, db_hh), g.dh0, g.dc0
+
+Shapes: x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
+b_ih, b_hh (G*H,) with G = 4 (LSTM, gates i f g o), 3 (GRU, r z n), 1 (RNN). ``lengths (B,)``:
+integers in 1..T; steps past a row's length give zeros in y and leave its state unchanged, and a
+reverse pass starts at the row's last valid step. ``None`` gradients mean zero.
+float32 and float64; every array of a call has the same dtype. Invalid arguments raise
+``TypeError`` or ``ValueError`` naming the argument. NaN and inf propagate through valid steps.
+The forward keeps references to x and the weights for the backward: do not change them in place
+in between. Backend: NumPy arrays run on the compiled CPU kernels (the NumPy reference when the
+module is missing, with a warning), or as FUSEDRNN_BACKEND=numpy|cpu|cuda says.
+"""
+
+from __future__ import annotations
+
+from . import _direction, _stack
+from .grads import Grads, StackGrads
+
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward",
+           "lstm", "gru", "rnn", "stack_backward", "Grads", "StackGrads"]
+
+
+def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False):
+    """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx."""
+    return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse)
+
+
+def lstm_backward(ctx, dy, dh_n=None, dc_n=None) -> Grads:
+    """dy (B, T, H); dh_n, dc_n (B, H) or None -> Grads with dc0."""
+    return _direction.backward("lstm", ctx, dy, dh_n, dc_n)
+
+
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False):
+    """-> y (B, T, H), h_n (B, H), ctx."""
+    y, h_n, _, ctx = _direction.forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse)
+    return y, h_n, ctx
+
+
+def gru_backward(ctx, dy, dh_n=None) -> Grads:
+    """dy (B, T, H); dh_n (B, H) or None -> Grads."""
+    return _direction.backward("gru", ctx, dy, dh_n)
+
+
+def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh"):
+    """-> y (B, T, H), h_n (B, H), ctx. nonlinearity: "tanh" or "relu"."""
+    y, h_n, _, ctx = _direction.forward("rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
+                                        nonlinearity)
+    return y, h_n, ctx
+
+
+def rnn_backward(ctx, dy, dh_n=None) -> Grads:
+    """dy (B, T, H); dh_n (B, H) or None -> Grads."""
+    return _direction.backward("rnn", ctx, dy, dh_n)
+
+
+def lstm(x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0,
+         training=True, seed=None):
+    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H), ctx for stack_backward."""
+    return _stack.stack_forward("lstm", x, params, h0, c0, lengths, num_layers, bidirectional, dropout,
+                                training, seed)
+
+
+def gru(x, params, h0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0, training=True,
+        seed=None):
+    """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward."""
+    y, h_n, _, ctx = _stack.stack_forward("gru", x, params, h0, None, lengths, num_layers, bidirectional,
+                                          dropout, training, seed)
+    return y, h_n, ctx
+
+
+def rnn(x, params, h0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0, training=True,
+        seed=None, nonlinearity="tanh"):
+    """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward."""
+    y, h_n, _, ctx = _stack.stack_forward("rnn", x, params, h0, None, lengths, num_layers, bidirectional,
+                                          dropout, training, seed, nonlinearity)
+    return y, h_n, ctx
+
+
+def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
+    """dy (B, T, D*H); dh_n, dc_n (L*D, B, H) or None -> StackGrads."""
+    return _stack.stack_backward(ctx, dy, dh_n, dc_n)
