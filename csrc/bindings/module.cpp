@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/blas.h"
+#include "cpu/isa.h"
 #include "cpu/sequence.h"
 
 namespace py = pybind11;
@@ -192,15 +193,12 @@ py::dict build_info() {
 #else
   info["compiler"] = "unknown";
 #endif
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  info["simd"] = "x86-64 baseline (SSE2) with AVX2+FMA clones of the elementwise passes";
-  info["simd_active"] = avx2 ? "avx2+fma" : "sse2";
+#ifdef FUSEDRNN_X86_DISPATCH
+  info["simd"] = "x86-64 baseline, with AVX2+FMA and AVX-512 variants of the hot loops";
 #else
-  info["simd"] = "compiler auto-vectorization for the target's baseline";
-  info["simd_active"] = "baseline";
+  info["simd"] = "the target's baseline";
 #endif
+  info["simd_active"] = cpu::isa_name(cpu::best_isa());
   return info;
 }
 

@@ -1,17 +1,14 @@
 // One batch row of one time step: the fused elementwise pass of each cell over its H units.
-// The loops call the per-unit math of fusedrnn/cells.h and vectorize; each is compiled twice,
-// for the portable x86-64 baseline and for AVX2+FMA, and the loader picks the clone the CPU runs.
+// The loops call the per-unit math of fusedrnn/cells.h and vectorize; RowKernels compiles them for
+// each instruction set (isa.h) and hands out the best the CPU runs.
 #pragma once
 
 #include <cstdint>
 
+#include "cpu/isa.h"
 #include "fusedrnn/cells.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define FUSEDRNN_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define FUSEDRNN_SIMD_CLONES
-#endif
+#define FUSEDRNN_ROW static inline __attribute__((always_inline))
 
 namespace fusedrnn::cpu {
 
@@ -27,7 +24,7 @@ struct Rows;
 template <>
 struct Rows<LstmCell> {
   template <typename T>
-  FUSEDRNN_SIMD_CLONES static void forward(int64_t H, Activation, const T* __restrict b_ih,
+  FUSEDRNN_ROW void forward(int64_t H, Activation, const T* __restrict b_ih,
                                            const T* __restrict b_hh, T* __restrict gates,
                                            const T* __restrict gh, T* __restrict h, T* __restrict c,
                                            T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
@@ -44,7 +41,7 @@ struct Rows<LstmCell> {
   }
 
   template <typename T>
-  FUSEDRNN_SIMD_CLONES static void backward(int64_t H, Activation, const T* __restrict gates,
+  FUSEDRNN_ROW void backward(int64_t H, Activation, const T* __restrict gates,
                                             const T* __restrict aux, const T* __restrict,
                                             const T* __restrict dh, T* __restrict dc,
                                             T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
@@ -61,7 +58,7 @@ struct Rows<LstmCell> {
 template <>
 struct Rows<GruCell> {
   template <typename T>
-  FUSEDRNN_SIMD_CLONES static void forward(int64_t H, Activation, const T* __restrict b_ih,
+  FUSEDRNN_ROW void forward(int64_t H, Activation, const T* __restrict b_ih,
                                            const T* __restrict b_hh, T* __restrict gates,
                                            const T* __restrict gh, T* __restrict h, T* __restrict,
                                            T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
@@ -77,7 +74,7 @@ struct Rows<GruCell> {
   }
 
   template <typename T>
-  FUSEDRNN_SIMD_CLONES static void backward(int64_t H, Activation, const T* __restrict gates,
+  FUSEDRNN_ROW void backward(int64_t H, Activation, const T* __restrict gates,
                                             const T* __restrict aux, const T* __restrict h_prev,
                                             const T* __restrict dh, T* __restrict,
                                             T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
@@ -96,7 +93,7 @@ struct Rows<GruCell> {
 template <>
 struct Rows<RnnCell> {
   template <typename T>
-  FUSEDRNN_SIMD_CLONES static void forward(int64_t H, Activation act, const T* __restrict b_ih,
+  FUSEDRNN_ROW void forward(int64_t H, Activation act, const T* __restrict b_ih,
                                            const T* __restrict b_hh, T* __restrict gates,
                                            const T* __restrict gh, T* __restrict h, T* __restrict,
                                            T* __restrict, T* __restrict h_prev, T* __restrict y) {
@@ -108,13 +105,56 @@ struct Rows<RnnCell> {
   }
 
   template <typename T>
-  FUSEDRNN_SIMD_CLONES static void backward(int64_t H, Activation act, const T* __restrict gates,
+  FUSEDRNN_ROW void backward(int64_t H, Activation act, const T* __restrict gates,
                                             const T* __restrict, const T* __restrict,
                                             const T* __restrict dh, T* __restrict,
                                             T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
     for (int64_t j = 0; j < H; ++j) {
       dgi[j] = dgh[j] = RnnCell::backward(gates[j], dh[j], act);
       dh_direct[j] = T(0);
+    }
+  }
+};
+
+template <class Cell, typename T>
+struct RowKernels {
+  using Forward = void (*)(int64_t, Activation, const T*, const T*, T*, const T*, T*, T*, T*, T*, T*);
+  using Backward = void (*)(int64_t, Activation, const T*, const T*, const T*, const T*, T*, T*, T*, T*);
+
+  template <typename... A>
+  static void forward_baseline(A... a) { Rows<Cell>::forward(a...); }
+  template <typename... A>
+  static void backward_baseline(A... a) { Rows<Cell>::backward(a...); }
+#ifdef FUSEDRNN_X86_DISPATCH
+  template <typename... A>
+  FUSEDRNN_TARGET_AVX2 static void forward_avx2(A... a) { Rows<Cell>::forward(a...); }
+  template <typename... A>
+  FUSEDRNN_TARGET_AVX2 static void backward_avx2(A... a) { Rows<Cell>::backward(a...); }
+  template <typename... A>
+  FUSEDRNN_TARGET_AVX512 static void forward_avx512(A... a) { Rows<Cell>::forward(a...); }
+  template <typename... A>
+  FUSEDRNN_TARGET_AVX512 static void backward_avx512(A... a) { Rows<Cell>::backward(a...); }
+#endif
+
+  Forward forward;
+  Backward backward;
+
+  static RowKernels best() {
+    using F = int64_t;
+    using P = const T*;
+    using M = T*;
+    switch (best_isa()) {
+#ifdef FUSEDRNN_X86_DISPATCH
+      case Isa::avx512:
+        return {&forward_avx512<F, Activation, P, P, M, P, M, M, M, M, M>,
+                &backward_avx512<F, Activation, P, P, P, P, M, M, M, M>};
+      case Isa::avx2:
+        return {&forward_avx2<F, Activation, P, P, M, P, M, M, M, M, M>,
+                &backward_avx2<F, Activation, P, P, P, P, M, M, M, M>};
+#endif
+      default:
+        return {&forward_baseline<F, Activation, P, P, M, P, M, M, M, M, M>,
+                &backward_baseline<F, Activation, P, P, P, P, M, M, M, M>};
     }
   }
 };

@@ -1,7 +1,7 @@
 // Forward: one GEMM projects all of a thread's rows and steps through W_ih; then per step one
-// GEMM h @ W_hh^T and one fused pass per row (rows.h). Backward walks time in reverse: per step one
-// fused pass and one GEMM dgates @ W_hh; dx per thread, then W and b gradients as large GEMMs
-// and sums over all B*T rows.
+// product h @ W_hh^T against W_hh packed once (packed_gemm.h) and one fused pass per row (rows.h).
+// Backward walks time in reverse: per step one fused pass and one product dgates @ W_hh; dx per
+// thread, then W and b gradients as large GEMMs and sums over all B*T rows.
 #include "cpu/sequence.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "cpu/blas.h"
+#include "cpu/packed_gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/rows.h"
 
@@ -63,6 +64,8 @@ void sequence_forward(const ForwardArgs<T>& a) {
   auto gh = workspace<T>(d.batch * GH);  // (B, G*H) recurrent projection of the current step
   auto h = workspace<T>(d.batch * H);    // (B, H) running hidden state
   auto c = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) running cell state
+  const PackedMatrix<T> w_hh_t(a.w_hh, H, GH, 1, H);  // W_hh^T (H, G*H)
+  static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
   // Workers need single-threaded BLAS whenever more than one runs, or when the caller asked for
   // one thread (the two directions of a bidirectional layer each get one).
@@ -80,13 +83,13 @@ void sequence_forward(const ForwardArgs<T>& a) {
 
     const int64_t steps = longest(a.lengths, rows);
     for (int64_t s = 0; s < steps; ++s) {
-      gemm(false, true, n, GH, H, T(1), h_rows, H, a.w_hh, H, T(0), gh_rows, GH);
+      w_hh_t.multiply(h_rows, n, H, gh_rows, GH);
       for (int64_t b = rows.begin; b < rows.end; ++b) {
         const int64_t len = a.lengths[b];
         if (s >= len) continue;
         const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
         const int64_t r = b - rows.begin;
-        Rows<Cell>::forward(H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
+        rows_kernels.forward(H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
                             has_cell_state ? c_rows + r * H : nullptr, a.aux + bt * AH, a.h_prev + bt * H,
                             a.y + bt * H);
       }
@@ -115,6 +118,8 @@ void sequence_backward(const BackwardArgs<T>& a) {
   auto dh_direct = workspace<T>(d.batch * H);  // (B, H) dh_prev around W_hh (GRU's z*dh)
   auto dh = workspace<T>(d.batch * H);         // (B, H) whole gradient reaching h' at this step
   auto dc = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) gradient reaching c'
+  const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
+  static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
   {
     SerialBlas serial(ranges.size() > 1 || a.num_threads == 1);
@@ -140,13 +145,12 @@ void sequence_backward(const BackwardArgs<T>& a) {
           for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
           if (s == len - 1 && a.dh_n)
             for (int64_t j = 0; j < H; ++j) dh_b[j] += a.dh_n[b * H + j];
-          Rows<Cell>::backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
+          rows_kernels.backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
                                has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
                                dh_direct.get() + b * H);
           if (split_gate_grads) std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);
         }
-        gemm(false, false, n, H, GH, T(1), dgh_step.get() + rows.begin * GH, GH, a.w_hh, H, T(0),
-             dh_rec.get() + rows.begin * H, H);
+        w_hh.multiply(dgh_step.get() + rows.begin * GH, n, GH, dh_rec.get() + rows.begin * H, H);
       }
       for (int64_t i = rows.begin * H; i < rows.end * H; ++i) a.dh0[i] = dh_rec[i] + dh_direct[i];
       if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);

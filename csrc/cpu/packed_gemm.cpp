@@ -1,0 +1,149 @@
+// The kernel is written once over GCC vector types and compiled per instruction set (isa.h).
+#include "cpu/packed_gemm.h"
+
+#include "cpu/isa.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace fusedrnn::cpu {
+
+namespace {
+
+// MR rows of a times one panel (two vectors wide): c (MR, 2L) = a (MR, k) @ panel (k, 2L).
+// The 2*MR accumulators live in registers for the whole k loop.
+template <typename T, int Bytes, int MR>
+inline __attribute__((always_inline)) void micro_kernel(int64_t k, const T* a, int64_t lda, const T* panel,
+                                                        T* c, int64_t ldc) {
+  typedef T V __attribute__((vector_size(Bytes)));
+  constexpr int L = Bytes / sizeof(T);
+  V acc[MR][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = V{};
+  for (int64_t kk = 0; kk < k; ++kk) {
+    V b0, b1;
+    std::memcpy(&b0, panel + kk * 2 * L, Bytes);
+    std::memcpy(&b1, panel + kk * 2 * L + L, Bytes);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const T s = a[r * lda + kk];
+      acc[r][0] += s * b0;
+      acc[r][1] += s * b1;
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    std::memcpy(c + r * ldc, &acc[r][0], Bytes);
+    std::memcpy(c + r * ldc + L, &acc[r][1], Bytes);
+  }
+}
+
+// Rows m0.. m0+MR (or fewer, for the last block) times panel p; a panel past n goes through a
+// local buffer so that only the valid columns are stored.
+template <typename T, int Bytes, int MR>
+inline __attribute__((always_inline)) void row_block(const PackedMatrix<T>& b, int64_t p, const T* a,
+                                                     int64_t lda, T* c, int64_t ldc) {
+  constexpr int W = 2 * Bytes / sizeof(T);
+  const int64_t col = p * W, cols = std::min<int64_t>(W, b.n() - col);
+  if (cols == W) {
+    micro_kernel<T, Bytes, MR>(b.k(), a, lda, b.panel(p), c + col, ldc);
+    return;
+  }
+  T tmp[MR * W];
+  micro_kernel<T, Bytes, MR>(b.k(), a, lda, b.panel(p), tmp, W);
+  for (int r = 0; r < MR; ++r) std::memcpy(c + r * ldc + col, tmp + r * W, cols * sizeof(T));
+}
+
+template <typename T, int Bytes, int MR>
+inline __attribute__((always_inline)) void multiply_rows(const PackedMatrix<T>& b, const T* a, int64_t m,
+                                                         int64_t lda, T* c, int64_t ldc) {
+  const int64_t panels = (b.n() + b.panel_width() - 1) / b.panel_width();
+  const int64_t full = m - m % MR;
+  for (int64_t p = 0; p < panels; ++p) {  // panel outside: it stays in L1 while the rows pass
+    for (int64_t r = 0; r < full; r += MR) row_block<T, Bytes, MR>(b, p, a + r * lda, lda, c + r * ldc, ldc);
+    const T* a_rest = a + full * lda;
+    T* c_rest = c + full * ldc;
+    switch (m - full) {  // the remaining rows, fewer than MR, with a kernel of their exact height
+#define FUSEDRNN_REST(R) \
+  case R:                \
+    if constexpr (R < MR) row_block<T, Bytes, R>(b, p, a_rest, lda, c_rest, ldc); \
+    break;
+      FUSEDRNN_REST(1) FUSEDRNN_REST(2) FUSEDRNN_REST(3) FUSEDRNN_REST(4) FUSEDRNN_REST(5)
+      FUSEDRNN_REST(6) FUSEDRNN_REST(7)
+#undef FUSEDRNN_REST
+      default:
+        break;
+    }
+  }
+}
+
+// Instruction-set variants: vector bytes and row-block height fit each set's register file.
+#ifdef FUSEDRNN_X86_DISPATCH
+template <typename T>
+FUSEDRNN_TARGET_AVX512 void multiply_avx512(const PackedMatrix<T>& b, const T* a,
+                                                                           int64_t m, int64_t lda, T* c, int64_t ldc) {
+  multiply_rows<T, 64, 8>(b, a, m, lda, c, ldc);
+}
+template <typename T>
+FUSEDRNN_TARGET_AVX2 void multiply_avx2(const PackedMatrix<T>& b, const T* a, int64_t m,
+                                                       int64_t lda, T* c, int64_t ldc) {
+  multiply_rows<T, 32, 6>(b, a, m, lda, c, ldc);
+}
+#endif
+template <typename T>
+void multiply_baseline(const PackedMatrix<T>& b, const T* a, int64_t m, int64_t lda, T* c, int64_t ldc) {
+  multiply_rows<T, 16, 6>(b, a, m, lda, c, ldc);
+}
+
+template <typename T>
+struct Variant {
+  int64_t vector_bytes;
+  typename PackedMatrix<T>::Multiply multiply;
+};
+
+template <typename T>
+Variant<T> best_variant() {
+  switch (best_isa()) {
+#ifdef FUSEDRNN_X86_DISPATCH
+    case Isa::avx512:
+      return {64, &multiply_avx512<T>};
+    case Isa::avx2:
+      return {32, &multiply_avx2<T>};
+#endif
+    default:
+      return {16, &multiply_baseline<T>};
+  }
+}
+
+}  // namespace
+
+template <typename T>
+PackedMatrix<T>::PackedMatrix(const T* b, int64_t k, int64_t n, int64_t row_stride, int64_t col_stride)
+    : k_(k), n_(n) {
+  static const Variant<T> variant = best_variant<T>();
+  panel_width_ = 2 * variant.vector_bytes / static_cast<int64_t>(sizeof(T));
+  multiply_ = variant.multiply;
+  const int64_t panels = (n + panel_width_ - 1) / panel_width_;
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, panels * k * panel_width_)) * sizeof(T);
+  data_.reset(static_cast<T*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  if (!data_) throw std::bad_alloc();
+  for (int64_t p = 0; p < panels; ++p) {
+    T* out = data_.get() + p * k * panel_width_;
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < panel_width_; ++j) {
+        const int64_t nn = p * panel_width_ + j;
+        out[kk * panel_width_ + j] = nn < n ? b[kk * row_stride + nn * col_stride] : T(0);
+      }
+  }
+}
+
+template <typename T>
+void PackedMatrix<T>::multiply(const T* a, int64_t m, int64_t lda, T* c, int64_t ldc) const {
+  if (m > 0) multiply_(*this, a, m, lda, c, ldc);
+}
+
+template class PackedMatrix<float>;
+template class PackedMatrix<double>;
+
+}  // namespace fusedrnn::cpu
