@@ -18,8 +18,9 @@ struct Rows;
 // Forward arguments: gates (G*H) holds x W_ih^T on entry and the activations on exit; gh (G*H) is
 // h W_hh^T; h, c (H) are the running state, updated in place; aux (A*H), h_prev (H), y (H) are written.
 // Backward arguments: dh (H) is the whole gradient reaching h'; dc (H) the one reaching c', replaced
-// by the one reaching c; dgi, dgh (G*H) get the pre-activation gradients seen by W_ih and W_hh;
-// dh_direct (H) the part of dh_prev that does not pass through W_hh.
+// by the one reaching c; dgh (G*H) gets the pre-activation gradients seen by W_hh, and, for GRU
+// only, where the input side differs, dgi (G*H) those seen by W_ih and dh_direct (H) the part of
+// dh_prev that does not pass through W_hh. The other cells leave dgi and dh_direct alone.
 
 template <>
 struct Rows<LstmCell> {
@@ -43,15 +44,11 @@ struct Rows<LstmCell> {
   template <typename T>
   FUSEDRNN_ROW void backward(int64_t H, Activation, const T* __restrict gates,
                                             const T* __restrict aux, const T* __restrict,
-                                            const T* __restrict dh, T* __restrict dc,
-                                            T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
-    for (int64_t j = 0; j < H; ++j) {
-      T d[4];
+                                            const T* __restrict dh, T* __restrict dc, T* __restrict,
+                                            T* __restrict dgh, T* __restrict) {
+    for (int64_t j = 0; j < H; ++j)
       LstmCell::backward(gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j], aux[j], aux[H + j],
-                         dh[j], dc[j], d[0], d[1], d[2], d[3], dc[j]);
-      for (int k = 0; k < 4; ++k) dgi[k * H + j] = dgh[k * H + j] = d[k];
-      dh_direct[j] = T(0);
-    }
+                         dh[j], dc[j], dgh[j], dgh[H + j], dgh[2 * H + j], dgh[3 * H + j], dc[j]);
   }
 };
 
@@ -108,11 +105,8 @@ struct Rows<RnnCell> {
   FUSEDRNN_ROW void backward(int64_t H, Activation act, const T* __restrict gates,
                                             const T* __restrict, const T* __restrict,
                                             const T* __restrict dh, T* __restrict,
-                                            T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
-    for (int64_t j = 0; j < H; ++j) {
-      dgi[j] = dgh[j] = RnnCell::backward(gates[j], dh[j], act);
-      dh_direct[j] = T(0);
-    }
+                                            T* __restrict, T* __restrict dgh, T* __restrict) {
+    for (int64_t j = 0; j < H; ++j) dgh[j] = RnnCell::backward(gates[j], dh[j], act);
   }
 };
 

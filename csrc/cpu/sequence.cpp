@@ -148,7 +148,7 @@ void sequence_backward(const BackwardArgs<T>& a) {
           rows_kernels.backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
                                has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
                                dh_direct.get() + b * H);
-          if (split_gate_grads) std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);
+          std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);  // for LSTM and RNN, dgh is dgi
         }
         w_hh.multiply(dgh_step.get() + rows.begin * GH, n, GH, dh_rec.get() + rows.begin * H, H);
       }
@@ -167,7 +167,10 @@ void sequence_backward(const BackwardArgs<T>& a) {
   gemm(true, false, GH, d.input, bt_rows, T(1), dgi.get(), GH, a.x, d.input, T(0), a.dw_ih, d.input);
   gemm(true, false, GH, H, bt_rows, T(1), dgh, GH, a.h_prev, H, T(0), a.dw_hh, H);
   column_sums(dgi.get(), bt_rows, GH, a.db_ih);
-  column_sums(dgh, bt_rows, GH, a.db_hh);
+  if (split_gate_grads)
+    column_sums(dgh, bt_rows, GH, a.db_hh);
+  else
+    std::copy(a.db_ih, a.db_ih + GH, a.db_hh);
 }
 
 #define FUSEDRNN_INSTANTIATE(CELL, T)                                       \
