@@ -1,0 +1,100 @@
+"""The compiled CPU backend against fusedrnn.reference: every output and gradient, many shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusedrnn
+from conftest import (OP_IDS, OPS, REFERENCE_RTOL as RTOL, assert_close_scaled, backward, forward, make_cotangents,
+                      make_data, run_cell)
+
+# (B, T, I, H): single everything; B=1; T=1; H=37 and I=13 (not multiples of the SIMD width);
+# B=17 (not a multiple of the threads); H=1 and H=16 on other shapes.
+SHAPES = [(1, 1, 1, 1), (1, 5, 3, 7), (4, 1, 5, 3), (3, 7, 13, 37), (8, 6, 9, 16), (17, 5, 7, 33), (5, 4, 6, 1)]
+# (lengths?, reverse, h0/c0 given?): each option appears with each other option at least once.
+VARIANTS = [(False, False, False), (True, True, True), (True, False, False), (False, True, True)]
+VARIANT_IDS = ["plain", "len-rev-states", "len", "rev-states"]
+
+
+def random_lengths(rng, B, T):
+    """(B,) lengths in 1..T, unsorted, containing 1 and T whenever B >= 2."""
+    lengths = rng.integers(1, T + 1, B)
+    if B >= 2:
+        lengths[rng.permutation(B)[:2]] = (1, T)
+    return lengths
+
+
+def case(rng, cell, shape, dtype, with_lengths, with_states):
+    B, T, I, H = shape
+    x, params, h0, c0 = make_data(rng, cell, B, T, I, H, dtype, states=with_states)
+    lengths = random_lengths(rng, B, T) if with_lengths else None
+    dy, dh_n, dc_n = make_cotangents(rng, cell, B, T, H, dtype)
+    return x, params, h0, c0, lengths, dy, dh_n, dc_n
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_cpu_matches_reference(rng, cell, nonlinearity, dtype, shape, variant):
+    with_lengths, reverse, with_states = variant
+    x, params, h0, c0, lengths, dy, dh_n, dc_n = case(rng, cell, shape, dtype, with_lengths, with_states)
+    inputs_before = [a.copy() for a in (x, *params, dy)]
+    expected = run_cell("reference", cell, x, params, h0, c0, lengths, reverse, nonlinearity, dy, dh_n, dc_n)
+    actual = run_cell("cpu", cell, x, params, h0, c0, lengths, reverse, nonlinearity, dy, dh_n, dc_n)
+    for k, v in actual.items():
+        assert v.dtype == dtype and v.flags.c_contiguous, k
+    assert_close_scaled(actual, expected, RTOL[dtype], f"{cell} {shape}")
+    # The ops never write into their arguments.
+    for before, after in zip(inputs_before, (x, *params, dy)):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_padding_steps_are_zero_and_h_n_is_last_valid_step(rng, cell, nonlinearity, reverse):
+    B, T, I, H = 6, 5, 4, 8
+    x, params, h0, c0 = make_data(rng, cell, B, T, I, H)
+    lengths = np.array([5, 1, 3, 2, 5, 4])
+    out = run_cell("cpu", cell, x, params, h0, c0, lengths, reverse, nonlinearity,
+                   dy=rng.standard_normal((B, T, H)))
+    for b, n in enumerate(lengths):
+        # Exactly zero, not just small: padding steps are never computed.
+        assert np.all(out["y"][b, n:] == 0), b
+        assert np.all(out["dx"][b, n:] == 0), b
+        last = 0 if reverse else n - 1
+        np.testing.assert_array_equal(out["h_n"][b], out["y"][b, last])
+        assert np.any(out["y"][b, :n] != 0)
+
+
+@pytest.mark.parametrize("shape", [(17, 5, 7, 33), (8, 6, 9, 16), (2, 3, 4, 5)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_thread_count_does_not_change_results(rng, restore_threads, cell, nonlinearity, dtype, shape):
+    x, params, h0, c0, lengths, dy, dh_n, dc_n = case(rng, cell, shape, dtype, True, True)
+    results = {}
+    for n in (1, 2):
+        fusedrnn.set_num_threads(n)
+        assert fusedrnn.get_num_threads() == n
+        results[n] = run_cell("cpu", cell, x, params, h0, c0, lengths, True, nonlinearity, dy, dh_n, dc_n)
+    expected = run_cell("reference", cell, x, params, h0, c0, lengths, True, nonlinearity, dy, dh_n, dc_n)
+    # Splitting rows over threads may change only the order of the weight-gradient sums: rounding.
+    assert_close_scaled(results[2], results[1], RTOL[dtype], "2 threads vs 1")
+    assert_close_scaled(results[1], expected, RTOL[dtype], "1 thread vs reference")
+
+
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_backward_is_repeatable(rng, cell, nonlinearity):
+    x, params, h0, c0 = make_data(rng, cell, 4, 5, 3, 6)
+    dy, dh_n, dc_n = make_cotangents(rng, cell, 4, 5, 6)
+    *_, ctx = forward("cpu", cell, x, params, h0, c0, [5, 2, 4, 1], False, nonlinearity)
+    first = backward("cpu", cell, ctx, dy, dh_n, dc_n)
+    second = backward("cpu", cell, ctx, dy, dh_n, dc_n)
+    # The backward must not consume what the forward saved: same inputs, same arithmetic, same bits.
+    for name in ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
+        a, b = getattr(first, name), getattr(second, name)
+        if a is None:
+            assert b is None and cell != "lstm"
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)

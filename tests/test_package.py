@@ -1,0 +1,103 @@
+"""The package surface: build_info, thread control, and the NumPy fallback when _core is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import fusedrnn
+
+EXPECTED_KEYS = {"cpu", "cuda", "blas", "blas_version", "compiler", "simd", "simd_active", "backend", "num_threads"}
+
+
+def test_build_info_describes_the_compiled_cpu_module(monkeypatch):
+    monkeypatch.delenv("FUSEDRNN_BACKEND", raising=False)
+    info = fusedrnn.build_info()
+    assert EXPECTED_KEYS <= set(info), EXPECTED_KEYS - set(info)
+    assert info["cpu"] is True
+    assert isinstance(info["cuda"], bool)
+    assert info["backend"] == "cpu"
+    assert info["num_threads"] == fusedrnn.get_num_threads() >= 1
+    for key in ("blas", "blas_version", "compiler", "simd", "simd_active"):
+        assert isinstance(info[key], str) and info[key], key
+    # A stale compiled module next to newer Python code shows up as a version mismatch.
+    assert info.get("version", fusedrnn.__version__) == fusedrnn.__version__
+
+
+def test_build_info_reports_the_forced_backend(monkeypatch):
+    monkeypatch.setenv("FUSEDRNN_BACKEND", "numpy")
+    assert fusedrnn.build_info()["backend"] == "numpy"
+    monkeypatch.setenv("FUSEDRNN_BACKEND", "cpu")
+    assert fusedrnn.build_info()["backend"] == "cpu"
+
+
+def test_thread_count_round_trips(restore_threads):
+    for n in (1, 2, 3, 1):
+        fusedrnn.set_num_threads(n)
+        assert fusedrnn.get_num_threads() == n
+        assert fusedrnn.build_info()["num_threads"] == n
+
+
+FALLBACK = """
+    import importlib.abc, json, sys, warnings
+
+    class BlockCore(importlib.abc.MetaPathFinder):
+        # Makes `import fusedrnn._core` fail as it does when the compiled module was not built.
+        def find_spec(self, name, path=None, target=None):
+            if name == "fusedrnn._core":
+                raise ImportError("blocked by the test: no compiled module")
+            return None
+
+    sys.meta_path.insert(0, BlockCore())
+    import numpy as np
+    import fusedrnn
+    from fusedrnn import ops, reference
+
+    rng = np.random.default_rng(0)
+    B, T, I, H = 3, 4, 5, 6
+    args = [rng.standard_normal(s) for s in ((B, T, I), (4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # so that only the package can keep it to one warning
+        first = ops.lstm_forward(*args, lengths=[4, 1, 3])
+        second = ops.lstm_forward(*args, lengths=[4, 1, 3])
+        g = ops.lstm_backward(first[3], np.ones((B, T, H)))
+    expected = reference.lstm_forward(*args, None, None, np.array([4, 1, 3]))
+    g_expected = reference.lstm_backward(expected[3], np.ones((B, T, H)))
+    print(json.dumps({
+        "warnings": [[w.category.__name__, str(w.message)] for w in caught],
+        "same_as_reference": all(np.array_equal(a, b) for a, b in zip(first[:3], expected[:3]))
+                             and all(np.array_equal(a, b) for a, b in zip(second[:3], expected[:3]))
+                             and np.array_equal(g.dx, g_expected.dx) and np.array_equal(g.dw_hh, g_expected.dw_hh),
+        "backend": first[3].backend,
+        "info": {k: fusedrnn.build_info()[k] for k in ("cpu", "backend")},
+        "threads": fusedrnn.get_num_threads(),
+    }))
+"""
+
+
+def test_missing_compiled_module_falls_back_to_the_reference_with_one_warning():
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(FALLBACK)], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items() if k != "FUSEDRNN_BACKEND"})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["same_as_reference"]  # the fallback is the reference itself: same bits
+    assert result["backend"] == "numpy"
+    assert result["info"] == {"cpu": False, "backend": "numpy"}
+    assert result["threads"] >= 1
+    assert len(result["warnings"]) == 1, result["warnings"]  # one per process, not one per call
+    category, message = result["warnings"][0]
+    assert category == "RuntimeWarning"
+    assert "NumPy reference" in message
+
+
+def test_default_backend_is_the_compiled_module(monkeypatch):
+    monkeypatch.delenv("FUSEDRNN_BACKEND", raising=False)
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s) for s in ((2, 3, 4), (5, 4), (5, 5), (5,), (5,))]
+    *_, ctx = fusedrnn.ops.rnn_forward(*args)
+    assert ctx.backend == "cpu"
