@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,9 +59,19 @@ SeqDims dims_of(const py::array& x, const py::array& w_hh, int gates) {
   if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions (B, T, I)");
   if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2 dimensions (G*H, H)");
   SeqDims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
-  if (d.batch < 1 || d.steps < 1) throw py::value_error("x: batch and time sizes must be at least 1");
+  if (d.batch < 1 || d.steps < 1 || d.input < 1) throw py::value_error("x: B, T and I must be at least 1");
+  if (d.hidden < 1) throw py::value_error("w_hh: H must be at least 1");
   if (w_hh.shape(0) != gates * d.hidden) throw py::value_error("w_hh: expected shape (G*H, H)");
+  // scipy-openblas32 indexes with 32-bit integers.
+  if (d.batch * d.steps * std::max<int64_t>(d.input, gates * d.hidden) > INT32_MAX)
+    throw py::value_error("x: B*T*max(I, G*H) exceeds the 32-bit BLAS index limit");
   return d;
+}
+
+Activation checked_activation(int code) {
+  if (code != static_cast<int>(Activation::tanh) && code != static_cast<int>(Activation::relu))
+    throw py::value_error("activation: expected 0 (tanh) or 1 (relu)");
+  return static_cast<Activation>(code);
 }
 
 template <class Cell>
@@ -85,7 +97,7 @@ struct Binding {
     a.h0 = checked_optional<T>(h0, "h0", {B, H});
     a.lengths = checked_lengths(lengths, B, S);
     a.reverse = reverse;
-    a.act = static_cast<Activation>(act);
+    a.act = checked_activation(act);
     a.num_threads = std::max(1, num_threads);
     a.y = checked<T>(y, "y", {B, S, H}, true);
     a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
@@ -118,7 +130,7 @@ struct Binding {
     a.w_hh = checked<T>(w_hh, "w_hh", {GH, H});
     a.lengths = checked_lengths(lengths, B, S);
     a.reverse = reverse;
-    a.act = static_cast<Activation>(act);
+    a.act = checked_activation(act);
     a.num_threads = std::max(1, num_threads);
     a.gates = checked<T>(gates, "gates", {B, S, GH});
     a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H});

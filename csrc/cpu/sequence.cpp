@@ -118,6 +118,11 @@ void sequence_backward(const BackwardArgs<T>& a) {
   auto dh_direct = workspace<T>(d.batch * H);  // (B, H) dh_prev around W_hh (GRU's z*dh)
   auto dh = workspace<T>(d.batch * H);         // (B, H) whole gradient reaching h' at this step
   auto dc = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) gradient reaching c'
+  // dW_ih sums over padding steps too, where the gate gradients are zero; x there may hold
+  // anything (NaN from np.empty), and 0 * NaN = NaN, so padded batches use x with zeroed padding.
+  const bool padded = std::any_of(a.lengths, a.lengths + d.batch, [&](int64_t len) { return len < d.steps; });
+  auto x_zero_padded = workspace<T>(padded ? d.batch * d.steps * d.input : 0);  // (B, T, I)
+  const T* x_for_dw = padded ? x_zero_padded.get() : a.x;
   const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
@@ -140,11 +145,13 @@ void sequence_backward(const BackwardArgs<T>& a) {
           const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
           T* dh_b = dh.get() + b * H;
           const T* dy_b = a.dy + bt * H;
-          const T* rec_b = dh_rec.get() + b * H;
-          const T* direct_b = dh_direct.get() + b * H;
-          for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
-          if (s == len - 1 && a.dh_n)
-            for (int64_t j = 0; j < H; ++j) dh_b[j] += a.dh_n[b * H + j];
+          if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
+            for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[b * H + j] : T(0));
+          } else {
+            const T* rec_b = dh_rec.get() + b * H;
+            const T* direct_b = dh_direct.get() + b * H;
+            for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
+          }
           rows_kernels.backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
                                has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
                                dh_direct.get() + b * H);
@@ -158,13 +165,19 @@ void sequence_backward(const BackwardArgs<T>& a) {
       if (split_gate_grads) zero_padding(dgh, GH, d, a.lengths, rows);
       gemm(false, false, n * d.steps, d.input, GH, T(1), dgi.get() + rows.begin * d.steps * GH, GH, a.w_ih,
            d.input, T(0), a.dx + rows.begin * d.steps * d.input, d.input);
+      zero_padding(a.dx, d.input, d, a.lengths, rows);  // exact zeros even if W_ih holds inf or NaN
+      if (padded) {
+        const int64_t first = rows.begin * d.steps * d.input, last = rows.end * d.steps * d.input;
+        std::copy(a.x + first, a.x + last, x_zero_padded.get() + first);
+        zero_padding(x_zero_padded.get(), d.input, d, a.lengths, rows);
+      }
     });
   }
   // Weight gradients: sums over every (b, t) at once, as large GEMMs (multithreaded BLAS unless
   // the caller asked for one thread).
   SerialBlas serial(a.num_threads == 1);
   const int64_t bt_rows = d.batch * d.steps;
-  gemm(true, false, GH, d.input, bt_rows, T(1), dgi.get(), GH, a.x, d.input, T(0), a.dw_ih, d.input);
+  gemm(true, false, GH, d.input, bt_rows, T(1), dgi.get(), GH, x_for_dw, d.input, T(0), a.dw_ih, d.input);
   gemm(true, false, GH, H, bt_rows, T(1), dgh, GH, a.h_prev, H, T(0), a.dw_hh, H);
   column_sums(dgi.get(), bt_rows, GH, a.db_ih);
   if (split_gate_grads)

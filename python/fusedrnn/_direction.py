@@ -36,16 +36,9 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
     a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity)
     backend = _native.choose_backend(a.x)
     if backend == "numpy":
-        c_n = None
         ref_lengths = None if lengths is None else a.lengths
-        if cell == "lstm":
-            y, h_n, c_n, saved = reference.lstm_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0,
-                                                        ref_lengths, a.reverse)
-        elif cell == "gru":
-            y, h_n, saved = reference.gru_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, ref_lengths, a.reverse)
-        else:
-            y, h_n, saved = reference.rnn_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, ref_lengths,
-                                                  a.reverse, a.nonlinearity)
+        with np.errstate(all="ignore"):  # NaN and inf propagate quietly, as in the compiled kernels
+            y, h_n, c_n, saved = _reference_forward(cell, a, ref_lengths)
     else:
         B, T, H, dtype = a.batch, a.steps, a.hidden, a.x.dtype
         y = np.empty((B, T, H), dtype)
@@ -61,12 +54,25 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
     return y, h_n, c_n, ctx
 
 
+def _reference_forward(cell, a, lengths):
+    """-> y, h_n, c_n (None but for LSTM), reference context."""
+    if cell == "lstm":
+        return reference.lstm_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, lengths, a.reverse)
+    if cell == "gru":
+        y, h_n, saved = reference.gru_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse)
+    else:
+        y, h_n, saved = reference.rnn_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse,
+                                              a.nonlinearity)
+    return y, h_n, None, saved
+
+
 def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = None) -> Grads:
     dy, dh_n, dc_n = _validate.backward_args(cell, ctx, Context, dy, dh_n, dc_n)
     if ctx.backend == "numpy":
-        if cell == "lstm":
-            return reference.lstm_backward(ctx.saved, dy, dh_n, dc_n)
-        return getattr(reference, f"{cell}_backward")(ctx.saved, dy, dh_n)
+        with np.errstate(all="ignore"):
+            if cell == "lstm":
+                return reference.lstm_backward(ctx.saved, dy, dh_n, dc_n)
+            return getattr(reference, f"{cell}_backward")(ctx.saved, dy, dh_n)
     x, w_ih, w_hh = ctx.x, ctx.w_ih, ctx.w_hh
     B, _, H = dy.shape
     g = Grads(dx=np.empty_like(x), dw_ih=np.empty_like(w_ih), dw_hh=np.empty_like(w_hh),

@@ -58,17 +58,39 @@ def _int_arg(name, value, minimum):
 
 
 def _params_arg(params, count, gates):
+    """Checks the list structure and that every entry has the same H; returns H."""
     if not isinstance(params, (list, tuple)):
         raise TypeError(f"params: expected a list of (w_ih, w_hh, b_ih, b_hh), got {type(params).__name__}")
     if len(params) != count:
         raise ValueError(f"params: expected num_layers * num_directions = {count} entries, got {len(params)}")
+    hidden = None
     for k, p in enumerate(params):
         if not isinstance(p, (list, tuple)) or len(p) != 4:
             raise TypeError(f"params[{k}]: expected a tuple (w_ih, w_hh, b_ih, b_hh)")
-    w_hh = params[0][1]
-    if not _validate.is_array(w_hh) or w_hh.ndim != 2:
-        raise TypeError(f"params[0]: w_hh must be a 2-D array ({gates}*H, H)")
-    return w_hh.shape[1]
+        w_hh = p[1]
+        if not _validate.is_array(w_hh) or w_hh.ndim != 2:
+            raise TypeError(f"params[{k}]: w_hh must be a 2-D array ({gates}*H, H)")
+        if hidden is not None and w_hh.shape[1] != hidden:
+            raise ValueError(f"params[{k}]: w_hh has H = {w_hh.shape[1]}, params[0] has H = {hidden}; "
+                             "every layer and direction must have the same hidden size")
+        hidden = w_hh.shape[1]
+    return hidden
+
+
+def _dropout_arg(dropout):
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout: expected a number in [0, 1), got {type(dropout).__name__}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+def _seed_arg(seed):
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed: expected None or a non-negative int, got {type(seed).__name__}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"seed: expected None or a non-negative int, got {seed}")
+    return seed
 
 
 def _in_params(k, layer, direction, fn, *args, **kwargs):
@@ -87,8 +109,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
     num_layers = _int_arg("num_layers", num_layers, 1)
     bidirectional = _validate.bool_arg("bidirectional", bidirectional)
     training = _validate.bool_arg("training", training)
-    if not isinstance(dropout, (float, int)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+    dropout = _dropout_arg(dropout)
     D = 2 if bidirectional else 1
     hidden = _params_arg(params, num_layers * D, gates)
     x = _validate.array_arg("x", x, 3, "(B, T, I)")
@@ -99,7 +120,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
     if cell == "lstm":
         c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype)
     backend = _native.choose_backend(x)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed_arg(seed))
 
     contexts, masks, h_n, c_n = [], [], [], []
     layer_input = x

@@ -18,7 +18,9 @@ def is_array(a) -> bool:
 
 
 def array_arg(name, a, ndim, layout, dtype=None):
-    """``a`` as a C-contiguous array of ``ndim`` dims and a float dtype (``dtype`` if given)."""
+    """Checks ``a`` is an array of ``ndim`` dims and a float dtype (``dtype`` if given).
+
+    Returns it as it is: ``contiguous`` copies, once every size has been checked."""
     if not is_array(a):
         raise TypeError(f"{name}: expected a NumPy array {layout}, got {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
@@ -27,9 +29,12 @@ def array_arg(name, a, ndim, layout, dtype=None):
         raise TypeError(f"{name}: dtype {a.dtype} does not match x's dtype {dtype}")
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions {layout}, got shape {tuple(a.shape)}")
-    if not a.flags.c_contiguous:
-        a = a.copy(order="C")
     return a
+
+
+def contiguous(a):
+    """``a`` in C order (a copy only if needed), for the native kernels."""
+    return a if a is None or a.flags.c_contiguous else a.copy(order="C")
 
 
 def optional_array_arg(name, a, shape, layout, dtype):
@@ -37,7 +42,7 @@ def optional_array_arg(name, a, shape, layout, dtype):
         return None
     a = array_arg(name, a, len(shape), layout, dtype)
     expect_shape(name, a, shape, layout)
-    return a
+    return contiguous(a)
 
 
 def expect_shape(name, a, shape, layout):
@@ -95,6 +100,7 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
         c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    x, w_ih, w_hh, b_ih, b_hh = map(contiguous, (x, w_ih, w_hh, b_ih, b_hh))
     return SimpleNamespace(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0,
                            lengths=lengths_arg(lengths, batch, steps), reverse=bool_arg("reverse", reverse),
                            nonlinearity=nonlinearity, batch=batch, steps=steps, inputs=inputs, hidden=hidden)
@@ -108,6 +114,7 @@ def backward_args(cell, ctx, context_type, dy, dh_n, dc_n):
     hidden = ctx.w_hh.shape[1]
     dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype)
     expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
+    dy = contiguous(dy)
     dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype)
     if cell == "lstm":
         dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype)

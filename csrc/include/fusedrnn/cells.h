@@ -80,10 +80,11 @@ struct RnnCell {
     return act == Activation::relu ? relu(pre) : tanh_act(pre);
   }
 
-  // The derivative from the output alone: tanh' = 1 - h^2, relu' = [h > 0].
+  // The derivative from the output alone: tanh' = 1 - h^2, relu' = [h > 0] (a product, so that
+  // a NaN dh stays NaN).
   template <typename T>
   FUSEDRNN_HD static T backward(T h, T dh, Activation act) {
-    return act == Activation::relu ? (h > T(0) ? dh : T(0)) : dh * (T(1) - h * h);
+    return act == Activation::relu ? dh * (h > T(0) ? T(1) : T(0)) : dh * (T(1) - h * h);
   }
 };
 
