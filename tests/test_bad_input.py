@@ -311,10 +311,7 @@ def test_stack_rejects_bad_arguments(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_stack_rejects_hidden_size_mismatch_between_entries(cell):
-    """Every params entry must have the same H (states are (L*D, B, H)): a mismatch names params.
-
-    Currently fails: _stack.stack_forward only reads H from params[0] and np.stack of the final
-    states raises 'all input arrays must have the same shape' without naming any argument."""
+    """Every params entry must have the same H (states are (L*D, B, H)): a mismatch names params."""
     rng = np.random.default_rng(3)
     x = np.ones((B, T, I))
     bidir = [make_params(rng, cell, I, H), make_params(rng, cell, I, H + 1)]
@@ -327,7 +324,7 @@ def test_stack_rejects_hidden_size_mismatch_between_entries(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_stack_rejects_bad_seed_naming_it(cell):
-    """Currently fails: seed goes straight to np.random.default_rng, whose TypeError does not name it."""
+    """A bad seed is rejected by the op, naming seed, not by np.random.default_rng."""
     with pytest.raises((TypeError, ValueError), match="seed"):
         stack_call(cell, np.ones((B, T, I)), stack_params(cell, 2), num_layers=2, dropout=0.5, seed="abc")
 
@@ -335,8 +332,7 @@ def test_stack_rejects_bad_seed_naming_it(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_stack_accepts_numpy_scalar_dropout(cell):
     """NumPy scalars are accepted for num_layers (np.integer) and bools (np.bool_); dropout must accept
-    np.float32 like np.float64 and give the same masks. Currently fails: the check is
-    isinstance(dropout, (float, int)), and np.float32 is not a float subclass."""
+    np.float32 like np.float64 and give the same masks."""
     x = np.random.default_rng(4).standard_normal((B, T, I))
     params = stack_params(cell, 2)
     expected = stack_call(cell, x, params, num_layers=np.int64(2), dropout=0.25, seed=5)[0]
@@ -502,10 +498,8 @@ def test_non_finite_inputs_match_the_reference(cell, nonlinearity, value, where)
 
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
 def test_non_finite_padding_is_never_read(backend, cell, nonlinearity):
-    """Steps t >= len are padding: whatever x holds there (NaN from np.empty, inf) changes nothing.
-
-    Currently fails on the cpu backend: dw_ih is NaN, because the backward's dW_ih GEMM runs over all
-    B*T rows of x, padding included (0 * NaN = NaN), csrc/cpu/sequence.cpp sequence_backward."""
+    """Steps t >= len are padding: whatever x holds there (NaN from np.empty, inf) changes nothing,
+    not even dW_ih, whose GEMM sums 0 * x over the padding rows."""
     rng = np.random.default_rng(11)
     x, params, h0, c0 = make_data(rng, cell, 3, 5, 4, 6)
     lengths = [5, 2, 3]
@@ -684,10 +678,9 @@ def test_crash_prone_calls_raise_or_finish_in_a_subprocess():
 def test_huge_broadcast_x_is_rejected_before_it_is_copied():
     """x past the BLAS index limit (B*T*I = 2**32) must raise the package's ValueError naming x.
 
-    Currently fails: _validate.array_arg copies a non-contiguous x to C order (here 32 GiB) before
-    forward_args checks B*T*max(I, G*H) against MAX_BLAS_DIM. Without a memory limit, a view whose copy
-    fits in virtual memory but not in RAM gets the process killed. The subprocess caps its address
-    space at 3 GiB so that this test cannot hurt the machine."""
+    The sizes are checked before the non-contiguous view is copied (here 32 GiB): otherwise a view
+    whose copy fits in virtual memory but not in RAM gets the process killed. The subprocess caps its
+    address space at 3 GiB so that this test cannot hurt the machine."""
     results = run_isolated("""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
