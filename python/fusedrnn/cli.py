@@ -1,0 +1,42 @@
+"""The ``fusedrnn`` command line: ``fusedrnn <subcommand> [options]``.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> exit status`` and whose docstring's first line is the subcommand's help. Adding one
+(``demo``, ``ade``) is one entry in SUBCOMMANDS. Modules are imported only to build the parser:
+they keep heavy imports (torch) inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+
+import fusedrnn
+
+# subcommand name -> module (relative to this package)
+SUBCOMMANDS = {
+    "bench": ".bench",  # side-by-side CPU benchmark against the NumPy reference and PyTorch
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusedrnn", description="Fused RNN, LSTM and GRU layers.")
+    parser.add_argument("--version", action="version", version=f"fusedrnn {fusedrnn.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name, __package__)
+        summary = (module.__doc__ or "").strip().split("\n")[0]
+        sub = subparsers.add_parser(name, help=summary, description=summary)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parses ``argv`` (default: sys.argv[1:]) and runs the subcommand -> exit status."""
+    args = build_parser().parse_args(argv)
+    # What a saved result records as the command that produced it.
+    args.command_line = shlex.join(sys.orig_argv) if argv is None else shlex.join(["fusedrnn", *argv])
+    return args.run(args)
