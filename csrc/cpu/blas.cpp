@@ -45,8 +45,7 @@ void set_blas_num_threads(int n) {
 
 const char* blas_config() { return scipy_openblas_get_config(); }
 
-SerialBlas::SerialBlas(bool active) : active_(active) {
-  if (!active_) return;
+SerialBlas::SerialBlas() {
   std::lock_guard<std::mutex> lock(serial_mutex);
   if (serial_depth++ == 0) {
     saved_threads = scipy_openblas_get_num_threads();
@@ -55,7 +54,6 @@ SerialBlas::SerialBlas(bool active) : active_(active) {
 }
 
 SerialBlas::~SerialBlas() {
-  if (!active_) return;
   std::lock_guard<std::mutex> lock(serial_mutex);
   if (--serial_depth == 0) scipy_openblas_set_num_threads(saved_threads);
 }

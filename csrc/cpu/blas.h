@@ -16,19 +16,16 @@ int blas_num_threads();
 void set_blas_num_threads(int n);
 const char* blas_config();
 
-// While alive (and constructed active), OpenBLAS runs every call on the calling thread. Our workers each own a core, and a
-// multithreaded GEMM inside one of them would fight the others. Nested and concurrent guards
-// (two directions of a bidirectional layer in two threads) restore the setting only when the
-// last one ends.
+// While alive, OpenBLAS runs every call on the calling thread. The kernels split their work over
+// their own threads, each calling single-threaded BLAS: OpenBLAS's own pool, once woken, spins for
+// a while after each call and takes a core from our workers. Nested and concurrent guards (two
+// directions of a bidirectional layer in two threads) restore the setting when the last one ends.
 class SerialBlas {
  public:
-  explicit SerialBlas(bool active);
+  SerialBlas();
   ~SerialBlas();
   SerialBlas(const SerialBlas&) = delete;
   SerialBlas& operator=(const SerialBlas&) = delete;
-
- private:
-  bool active_;
 };
 
 }  // namespace fusedrnn::cpu

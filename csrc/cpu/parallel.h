@@ -1,5 +1,6 @@
-// Splitting a batch over threads. Rows of a batch are independent through the whole recurrence,
-// so each thread walks all time steps for its own rows with no synchronisation between steps.
+// Splitting work over threads: batch rows in the time loop (rows are independent through the whole
+// recurrence, so each thread walks all steps for its own rows with no synchronisation between
+// steps), and output rows of the weight-gradient GEMMs after it.
 #pragma once
 
 #include <algorithm>
@@ -14,10 +15,11 @@ struct RowRange {
   int64_t begin, end;
 };
 
-inline std::vector<RowRange> split_rows(int64_t batch, int num_threads) {
-  int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads, batch));
+// [0, n) in at most num_threads contiguous, nearly equal, non-empty parts.
+inline std::vector<RowRange> split_rows(int64_t n, int num_threads) {
+  int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads, n));
   std::vector<RowRange> ranges;
-  for (int64_t p = 0; p < parts; ++p) ranges.push_back({batch * p / parts, batch * (p + 1) / parts});
+  for (int64_t p = 0; p < parts; ++p) ranges.push_back({n * p / parts, n * (p + 1) / parts});
   return ranges;
 }
 

@@ -1,7 +1,8 @@
 // Forward: one GEMM projects all of a thread's rows and steps through W_ih; then per step one
 // product h @ W_hh^T against W_hh packed once (packed_gemm.h) and one fused pass per row (rows.h).
 // Backward walks time in reverse: per step one fused pass and one product dgates @ W_hh; dx per
-// thread, then W and b gradients as large GEMMs and sums over all B*T rows.
+// thread; then W and b gradients as large GEMMs and sums over all B*T rows, split by gate rows.
+// Every BLAS call is single-threaded, on threads of our own (blas.h says why).
 #include "cpu/sequence.h"
 
 #include <algorithm>
@@ -47,11 +48,12 @@ void zero_padding(T* array, int64_t width, const SeqDims& d, const int64_t* leng
     std::fill(array + (b * d.steps + lengths[b]) * width, array + (b + 1) * d.steps * width, T(0));
 }
 
+// sums[j] = sum over r of matrix[r, j], for the columns j in `cols` of a (rows, width) matrix.
 template <typename T>
-void column_sums(const T* matrix, int64_t rows, int64_t cols, T* sums) {
-  std::fill(sums, sums + cols, T(0));
+void column_sums(const T* matrix, int64_t rows, int64_t width, RowRange cols, T* sums) {
+  std::fill(sums + cols.begin, sums + cols.end, T(0));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) sums[j] += matrix[r * cols + j];
+    for (int64_t j = cols.begin; j < cols.end; ++j) sums[j] += matrix[r * width + j];
 }
 
 }  // namespace
@@ -67,9 +69,7 @@ void sequence_forward(const ForwardArgs<T>& a) {
   const PackedMatrix<T> w_hh_t(a.w_hh, H, GH, 1, H);  // W_hh^T (H, G*H)
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
-  // Workers need single-threaded BLAS whenever more than one runs, or when the caller asked for
-  // one thread (the two directions of a bidirectional layer each get one).
-  SerialBlas serial(ranges.size() > 1 || a.num_threads == 1);
+  SerialBlas serial;
 
   for_each_range(ranges, [&](RowRange rows) {
     const int64_t n = rows.end - rows.begin;
@@ -126,64 +126,65 @@ void sequence_backward(const BackwardArgs<T>& a) {
   const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
-  {
-    SerialBlas serial(ranges.size() > 1 || a.num_threads == 1);
-    for_each_range(ranges, [&](RowRange rows) {
-      const int64_t n = rows.end - rows.begin;
-      std::fill(dh_rec.get() + rows.begin * H, dh_rec.get() + rows.end * H, T(0));
-      std::fill(dh_direct.get() + rows.begin * H, dh_direct.get() + rows.end * H, T(0));
-      if (has_cell_state) copy_or_zero(a.dc_n ? a.dc_n + rows.begin * H : nullptr, dc.get() + rows.begin * H, n * H);
+  SerialBlas serial;
+  for_each_range(ranges, [&](RowRange rows) {
+    const int64_t n = rows.end - rows.begin;
+    std::fill(dh_rec.get() + rows.begin * H, dh_rec.get() + rows.end * H, T(0));
+    std::fill(dh_direct.get() + rows.begin * H, dh_direct.get() + rows.end * H, T(0));
+    if (has_cell_state) copy_or_zero(a.dc_n ? a.dc_n + rows.begin * H : nullptr, dc.get() + rows.begin * H, n * H);
 
-      for (int64_t s = longest(a.lengths, rows) - 1; s >= 0; --s) {
-        for (int64_t b = rows.begin; b < rows.end; ++b) {
-          const int64_t len = a.lengths[b];
-          T* dgh_b = dgh_step.get() + b * GH;
-          if (s >= len) {  // not started yet: contributes nothing to this step's GEMM
-            std::fill(dgh_b, dgh_b + GH, T(0));
-            continue;
-          }
-          const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
-          T* dh_b = dh.get() + b * H;
-          const T* dy_b = a.dy + bt * H;
-          if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
-            for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[b * H + j] : T(0));
-          } else {
-            const T* rec_b = dh_rec.get() + b * H;
-            const T* direct_b = dh_direct.get() + b * H;
-            for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
-          }
-          rows_kernels.backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
-                               has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
-                               dh_direct.get() + b * H);
-          std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);  // for LSTM and RNN, dgh is dgi
+    for (int64_t s = longest(a.lengths, rows) - 1; s >= 0; --s) {
+      for (int64_t b = rows.begin; b < rows.end; ++b) {
+        const int64_t len = a.lengths[b];
+        T* dgh_b = dgh_step.get() + b * GH;
+        if (s >= len) {  // not started yet: contributes nothing to this step's GEMM
+          std::fill(dgh_b, dgh_b + GH, T(0));
+          continue;
         }
-        w_hh.multiply(dgh_step.get() + rows.begin * GH, n, GH, dh_rec.get() + rows.begin * H, H);
+        const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
+        T* dh_b = dh.get() + b * H;
+        const T* dy_b = a.dy + bt * H;
+        if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
+          for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[b * H + j] : T(0));
+        } else {
+          const T* rec_b = dh_rec.get() + b * H;
+          const T* direct_b = dh_direct.get() + b * H;
+          for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
+        }
+        rows_kernels.backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
+                             has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
+                             dh_direct.get() + b * H);
+        std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);  // for LSTM and RNN, dgh is dgi
       }
-      for (int64_t i = rows.begin * H; i < rows.end * H; ++i) a.dh0[i] = dh_rec[i] + dh_direct[i];
-      if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);
-      zero_padding(dgi.get(), GH, d, a.lengths, rows);
-      if (split_gate_grads) zero_padding(dgh, GH, d, a.lengths, rows);
-      gemm(false, false, n * d.steps, d.input, GH, T(1), dgi.get() + rows.begin * d.steps * GH, GH, a.w_ih,
-           d.input, T(0), a.dx + rows.begin * d.steps * d.input, d.input);
-      zero_padding(a.dx, d.input, d, a.lengths, rows);  // exact zeros even if W_ih holds inf or NaN
-      if (padded) {
-        const int64_t first = rows.begin * d.steps * d.input, last = rows.end * d.steps * d.input;
-        std::copy(a.x + first, a.x + last, x_zero_padded.get() + first);
-        zero_padding(x_zero_padded.get(), d.input, d, a.lengths, rows);
-      }
-    });
-  }
-  // Weight gradients: sums over every (b, t) at once, as large GEMMs (multithreaded BLAS unless
-  // the caller asked for one thread).
-  SerialBlas serial(a.num_threads == 1);
+      w_hh.multiply(dgh_step.get() + rows.begin * GH, n, GH, dh_rec.get() + rows.begin * H, H);
+    }
+    for (int64_t i = rows.begin * H; i < rows.end * H; ++i) a.dh0[i] = dh_rec[i] + dh_direct[i];
+    if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);
+    zero_padding(dgi.get(), GH, d, a.lengths, rows);
+    if (split_gate_grads) zero_padding(dgh, GH, d, a.lengths, rows);
+    gemm(false, false, n * d.steps, d.input, GH, T(1), dgi.get() + rows.begin * d.steps * GH, GH, a.w_ih,
+         d.input, T(0), a.dx + rows.begin * d.steps * d.input, d.input);
+    zero_padding(a.dx, d.input, d, a.lengths, rows);  // exact zeros even if W_ih holds inf or NaN
+    if (padded) {
+      const int64_t first = rows.begin * d.steps * d.input, last = rows.end * d.steps * d.input;
+      std::copy(a.x + first, a.x + last, x_zero_padded.get() + first);
+      zero_padding(x_zero_padded.get(), d.input, d, a.lengths, rows);
+    }
+  });
+  // Weight gradients: sums over every (b, t) at once, as large GEMMs, each thread taking a block of
+  // gate rows of dW and db.
   const int64_t bt_rows = d.batch * d.steps;
-  gemm(true, false, GH, d.input, bt_rows, T(1), dgi.get(), GH, x_for_dw, d.input, T(0), a.dw_ih, d.input);
-  gemm(true, false, GH, H, bt_rows, T(1), dgh, GH, a.h_prev, H, T(0), a.dw_hh, H);
-  column_sums(dgi.get(), bt_rows, GH, a.db_ih);
-  if (split_gate_grads)
-    column_sums(dgh, bt_rows, GH, a.db_hh);
-  else
-    std::copy(a.db_ih, a.db_ih + GH, a.db_hh);
+  for_each_range(split_rows(GH, a.num_threads), [&](RowRange g) {
+    const int64_t n = g.end - g.begin;
+    gemm(true, false, n, d.input, bt_rows, T(1), dgi.get() + g.begin, GH, x_for_dw, d.input, T(0),
+         a.dw_ih + g.begin * d.input, d.input);
+    gemm(true, false, n, H, bt_rows, T(1), dgh + g.begin, GH, a.h_prev, H, T(0), a.dw_hh + g.begin * H, H);
+    column_sums(dgi.get(), bt_rows, GH, g, a.db_ih);
+    if (split_gate_grads)
+      column_sums(dgh, bt_rows, GH, g, a.db_hh);
+    else
+      std::copy(a.db_ih + g.begin, a.db_ih + g.end, a.db_hh + g.begin);
+  });
 }
 
 #define FUSEDRNN_INSTANTIATE(CELL, T)                                       \

@@ -508,7 +508,8 @@ def run(args) -> int:
         return 2
     print("\n".join([*header_lines(r), "", *table_lines(r), "", *footer_lines(r)]))
     if args.save:
-        print(f"saved {save(r, args.save, getattr(args, 'command_line', None) or shlex.join(sys.orig_argv))}")
+        command = getattr(args, "command_line", None) or shlex.join(["fusedrnn", "bench", *sys.argv[1:]])
+        print(f"saved {save(r, args.save, command)}")
     if args.json:
         print(json.dumps(r))
     return 0 if all(row["check_ok"] for row in r["rows"]) else 1
@@ -518,7 +519,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusedrnn.bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    args.command_line = shlex.join(sys.orig_argv) if argv is None else shlex.join([parser.prog, *argv])
+    # The command as a user would type it: no interpreter or install paths.
+    args.command_line = shlex.join(["python", "-m", "fusedrnn.bench", *(sys.argv[1:] if argv is None else argv)])
     return run(args)
 
 

@@ -38,5 +38,6 @@ def main(argv=None) -> int:
     """Parses ``argv`` (default: sys.argv[1:]) and runs the subcommand -> exit status."""
     args = build_parser().parse_args(argv)
     # What a saved result records as the command that produced it.
-    args.command_line = shlex.join(sys.orig_argv) if argv is None else shlex.join(["fusedrnn", *argv])
+    # The command as a user would type it: no interpreter or install paths.
+    args.command_line = shlex.join(["fusedrnn", *(sys.argv[1:] if argv is None else argv)])
     return args.run(args)
