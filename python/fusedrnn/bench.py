@@ -414,7 +414,7 @@ def table_lines(r):
             f"**FAIL** {row['max_rel_diff']:.1e} ({row['worst_at']})"
         cells = [row["row"], check,
                  *(_ms(ms[peer][kind]) for peer in ("ours", "numpy", "torch") for kind in ("fwd", "fwd+bwd")),
-                 *(f"{row['gflops']['ours'][kind]:.1f}" for kind in ("fwd", "fwd+bwd")),
+                 *(f"{row['gflops']['ours'][kind]:.3g}" for kind in ("fwd", "fwd+bwd")),  # tiny shapes too
                  *(_fmt(ratio[peer][kind]) for peer in ("torch", "numpy") for kind in ("fwd", "fwd+bwd"))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
