@@ -20,7 +20,7 @@ def forward_args(cell, B=2, T=3, I=4, H=5, dtype=np.float64, seed=0):
     G = GATES[cell]
     draw = lambda *shape: (0.5 * rng.standard_normal(shape)).astype(dtype)  # noqa: E731
     return dict(x=draw(B, T, I), w_ih=draw(G * H, I), w_hh=draw(G * H, H), b_ih=draw(G * H), b_hh=draw(G * H),
-                h0=None, c0=None, lengths=np.full(B, T, np.int64), reverse=False, activation=0, num_threads=1,
+                h0=None, c0=None, lengths=np.full(B, T, np.int64), recurrent_mask=None, reverse=False, activation=0, num_threads=1,
                 y=np.empty((B, T, H), dtype), h_n=np.empty((B, H), dtype),
                 c_n=np.empty((B, H), dtype) if cell == "lstm" else None,
                 gates=np.empty((B, T, G * H), dtype), aux=np.empty((B, T, AUX[cell] * H), dtype),
@@ -34,7 +34,7 @@ def backward_args(core, cell, **shape):
     getattr(core, f"{cell}_forward")(**f)
     x, w_ih, w_hh = f["x"], f["w_ih"], f["w_hh"]
     B, H = f["h_n"].shape
-    return dict(x=x, w_ih=w_ih, w_hh=w_hh, lengths=f["lengths"], reverse=False, activation=0, num_threads=1,
+    return dict(x=x, w_ih=w_ih, w_hh=w_hh, lengths=f["lengths"], recurrent_mask=None, reverse=False, activation=0, num_threads=1,
                 gates=f["gates"], aux=f["aux"], h_prev=f["h_prev"], dy=np.ones_like(f["y"]), dh_n=None, dc_n=None,
                 dx=np.empty_like(x), dw_ih=np.empty_like(w_ih), dw_hh=np.empty_like(w_hh),
                 db_ih=np.empty(w_ih.shape[0], x.dtype), db_hh=np.empty(w_hh.shape[0], x.dtype),

@@ -81,8 +81,9 @@ struct Binding {
   template <typename T>
   static void forward_typed(const py::array& x, const py::array& w_ih, const py::array& w_hh,
                             const py::array& b_ih, const py::array& b_hh, const std::optional<py::array>& h0,
-                            const std::optional<py::array>& c0, const py::array& lengths, bool reverse,
-                            int act, int num_threads, const py::array& y, const py::array& h_n,
+                            const std::optional<py::array>& c0, const py::array& lengths,
+                            const std::optional<py::array>& recurrent_mask, bool reverse, int act, int num_threads,
+                            const py::array& y, const py::array& h_n,
                             const std::optional<py::array>& c_n, const py::array& gates,
                             const py::array& aux, const py::array& h_prev) {
     const SeqDims d = dims_of(x, w_hh, Cell::gates);
@@ -96,6 +97,7 @@ struct Binding {
     a.b_hh = checked<T>(b_hh, "b_hh", {GH});
     a.h0 = checked_optional<T>(h0, "h0", {B, H});
     a.lengths = checked_lengths(lengths, B, S);
+    a.recurrent_mask = checked_optional<T>(recurrent_mask, "recurrent_mask", {B, H});
     a.reverse = reverse;
     a.act = checked_activation(act);
     a.num_threads = std::max(1, num_threads);
@@ -115,8 +117,8 @@ struct Binding {
 
   template <typename T>
   static void backward_typed(const py::array& x, const py::array& w_ih, const py::array& w_hh,
-                             const py::array& lengths, bool reverse, int act, int num_threads,
-                             const py::array& gates, const py::array& aux, const py::array& h_prev,
+                             const py::array& lengths, const std::optional<py::array>& recurrent_mask,
+                             bool reverse, int act, int num_threads, const py::array& gates, const py::array& aux, const py::array& h_prev,
                              const py::array& dy, const std::optional<py::array>& dh_n,
                              const std::optional<py::array>& dc_n, const py::array& dx,
                              const py::array& dw_ih, const py::array& dw_hh, const py::array& db_ih,
@@ -129,6 +131,7 @@ struct Binding {
     a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.input});
     a.w_hh = checked<T>(w_hh, "w_hh", {GH, H});
     a.lengths = checked_lengths(lengths, B, S);
+    a.recurrent_mask = checked_optional<T>(recurrent_mask, "recurrent_mask", {B, H});
     a.reverse = reverse;
     a.act = checked_activation(act);
     a.num_threads = std::max(1, num_threads);
@@ -170,18 +173,20 @@ struct Binding {
     using A = const py::array&;
     using O = const std::optional<py::array>&;
     m.def((std::string(name) + "_forward").c_str(),
-          &forward<A, A, A, A, O, O, A, bool, int, int, A, A, O, A, A, A>,
+          &forward<A, A, A, A, O, O, A, O, bool, int, int, A, A, O, A, A, A>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(), py::arg("h0").noconvert().none(true),
-          py::arg("c0").noconvert().none(true), py::arg("lengths").noconvert(), py::arg("reverse"),
+          py::arg("c0").noconvert().none(true), py::arg("lengths").noconvert(),
+          py::arg("recurrent_mask").noconvert().none(true), py::arg("reverse"),
           py::arg("activation"), py::arg("num_threads"), py::arg("y").noconvert(), py::arg("h_n").noconvert(),
           py::arg("c_n").noconvert().none(true), py::arg("gates").noconvert(), py::arg("aux").noconvert(),
           py::arg("h_prev").noconvert(),
           "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev.");
     m.def((std::string(name) + "_backward").c_str(),
-          &backward<A, A, A, bool, int, int, A, A, A, A, O, O, A, A, A, A, A, A, O>,
+          &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, A, A, A, A, A, A, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
-          py::arg("lengths").noconvert(), py::arg("reverse"), py::arg("activation"), py::arg("num_threads"),
+          py::arg("lengths").noconvert(), py::arg("recurrent_mask").noconvert().none(true), py::arg("reverse"),
+          py::arg("activation"), py::arg("num_threads"),
           py::arg("gates").noconvert(), py::arg("aux").noconvert(), py::arg("h_prev").noconvert(),
           py::arg("dy").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dc_n").noconvert().none(true),
           py::arg("dx").noconvert(), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),

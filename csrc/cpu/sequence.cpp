@@ -65,6 +65,7 @@ void sequence_forward(const ForwardArgs<T>& a) {
   const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
   auto gh = workspace<T>(d.batch * GH);  // (B, G*H) recurrent projection of the current step
   auto h = workspace<T>(d.batch * H);    // (B, H) running hidden state
+  auto h_masked = workspace<T>(a.recurrent_mask ? d.batch * H : 0);  // (B, H) h * mask, W_hh's input
   auto c = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) running cell state
   const PackedMatrix<T> w_hh_t(a.w_hh, H, GH, 1, H);  // W_hh^T (H, G*H)
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
@@ -83,7 +84,14 @@ void sequence_forward(const ForwardArgs<T>& a) {
 
     const int64_t steps = longest(a.lengths, rows);
     for (int64_t s = 0; s < steps; ++s) {
-      w_hh_t.multiply(h_rows, n, H, gh_rows, GH);
+      const T* h_in = h_rows;
+      if (a.recurrent_mask) {
+        T* masked = h_masked.get() + rows.begin * H;
+        const T* mask = a.recurrent_mask + rows.begin * H;
+        for (int64_t i = 0; i < n * H; ++i) masked[i] = h_rows[i] * mask[i];
+        h_in = masked;
+      }
+      w_hh_t.multiply(h_in, n, H, gh_rows, GH);
       for (int64_t b = rows.begin; b < rows.end; ++b) {
         const int64_t len = a.lengths[b];
         if (s >= len) continue;
@@ -123,6 +131,8 @@ void sequence_backward(const BackwardArgs<T>& a) {
   const bool padded = std::any_of(a.lengths, a.lengths + d.batch, [&](int64_t len) { return len < d.steps; });
   auto x_zero_padded = workspace<T>(padded ? d.batch * d.steps * d.input : 0);  // (B, T, I)
   const T* x_for_dw = padded ? x_zero_padded.get() : a.x;
+  auto h_prev_masked = workspace<T>(a.recurrent_mask ? d.batch * d.steps * H : 0);  // (B, T, H)
+  const T* h_prev_for_dw = a.recurrent_mask ? h_prev_masked.get() : a.h_prev;
   const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
@@ -157,6 +167,8 @@ void sequence_backward(const BackwardArgs<T>& a) {
         std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);  // for LSTM and RNN, dgh is dgi
       }
       w_hh.multiply(dgh_step.get() + rows.begin * GH, n, GH, dh_rec.get() + rows.begin * H, H);
+      if (a.recurrent_mask)
+        for (int64_t i = rows.begin * H; i < rows.end * H; ++i) dh_rec[i] *= a.recurrent_mask[i];
     }
     for (int64_t i = rows.begin * H; i < rows.end * H; ++i) a.dh0[i] = dh_rec[i] + dh_direct[i];
     if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);
@@ -170,6 +182,11 @@ void sequence_backward(const BackwardArgs<T>& a) {
       std::copy(a.x + first, a.x + last, x_zero_padded.get() + first);
       zero_padding(x_zero_padded.get(), d.input, d, a.lengths, rows);
     }
+    if (a.recurrent_mask)  // dW_hh sums dgates^T (h_prev * mask); padding rows of h_prev are zeros
+      for (int64_t b = rows.begin; b < rows.end; ++b)
+        for (int64_t t = 0; t < d.steps; ++t)
+          for (int64_t j = 0; j < H; ++j)
+            h_prev_masked[(b * d.steps + t) * H + j] = a.h_prev[(b * d.steps + t) * H + j] * a.recurrent_mask[b * H + j];
   });
   // Weight gradients: sums over every (b, t) at once, as large GEMMs, each thread taking a block of
   // gate rows of dW and db.
@@ -178,7 +195,7 @@ void sequence_backward(const BackwardArgs<T>& a) {
     const int64_t n = g.end - g.begin;
     gemm(true, false, n, d.input, bt_rows, T(1), dgi.get() + g.begin, GH, x_for_dw, d.input, T(0),
          a.dw_ih + g.begin * d.input, d.input);
-    gemm(true, false, n, H, bt_rows, T(1), dgh + g.begin, GH, a.h_prev, H, T(0), a.dw_hh + g.begin * H, H);
+    gemm(true, false, n, H, bt_rows, T(1), dgh + g.begin, GH, h_prev_for_dw, H, T(0), a.dw_hh + g.begin * H, H);
     column_sums(dgi.get(), bt_rows, GH, g, a.db_ih);
     if (split_gate_grads)
       column_sums(dgh, bt_rows, GH, g, a.db_hh);

@@ -25,15 +25,17 @@ class Context:
     w_ih: Any  # (G*H, I)
     w_hh: Any  # (G*H, H)
     lengths: np.ndarray  # (B,) int64
+    recurrent_mask: Any  # (B, H) or None
     reverse: bool
     nonlinearity: str
     saved: Any  # native: (gates, aux, h_prev); numpy: reference.Context
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
-            nonlinearity="tanh", num_threads: Optional[int] = None):
+            nonlinearity="tanh", num_threads: Optional[int] = None, recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), c_n (B, H) or None, Context."""
-    a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity)
+    a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity,
+                               recurrent_mask)
     backend = _native.choose_backend(a.x)
     if backend == "numpy":
         ref_lengths = None if lengths is None else a.lengths
@@ -48,21 +50,23 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
                  np.empty((B, T, AUX[cell] * H), dtype),  # aux
                  np.empty((B, T, H), dtype))  # h_prev
         kernel = getattr(_native.core(), f"{cell}_forward")
-        kernel(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, a.lengths, a.reverse,
+        kernel(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, a.lengths, a.recurrent_mask, a.reverse,
                ACTIVATION_CODE[a.nonlinearity], num_threads or _native.get_num_threads(), y, h_n, c_n, *saved)
-    ctx = Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.reverse, a.nonlinearity, saved)
+    ctx = Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse, a.nonlinearity,
+                  saved)
     return y, h_n, c_n, ctx
 
 
 def _reference_forward(cell, a, lengths):
     """-> y, h_n, c_n (None but for LSTM), reference context."""
+    mask = a.recurrent_mask
     if cell == "lstm":
-        return reference.lstm_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, lengths, a.reverse)
+        return reference.lstm_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, lengths, a.reverse, mask)
     if cell == "gru":
-        y, h_n, saved = reference.gru_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse)
+        y, h_n, saved = reference.gru_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse, mask)
     else:
         y, h_n, saved = reference.rnn_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse,
-                                              a.nonlinearity)
+                                              a.nonlinearity, mask)
     return y, h_n, None, saved
 
 
@@ -79,7 +83,7 @@ def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = N
               db_ih=np.empty(w_ih.shape[0], x.dtype), db_hh=np.empty(w_hh.shape[0], x.dtype),
               dh0=np.empty((B, H), x.dtype), dc0=np.empty((B, H), x.dtype) if cell == "lstm" else None)
     kernel = getattr(_native.core(), f"{cell}_backward")
-    kernel(x, w_ih, w_hh, ctx.lengths, ctx.reverse, ACTIVATION_CODE[ctx.nonlinearity],
+    kernel(x, w_ih, w_hh, ctx.lengths, ctx.recurrent_mask, ctx.reverse, ACTIVATION_CODE[ctx.nonlinearity],
            num_threads or _native.get_num_threads(), *ctx.saved, dy, dh_n, dc_n,
            g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
     return g

@@ -75,7 +75,7 @@ def bool_arg(name, value):
     return bool(value)
 
 
-def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity):
+def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity, recurrent_mask=None):
     """Checks one direction's forward arguments; returns them normalised in a namespace."""
     gates = GATES[cell]
     x = array_arg("x", x, 3, "(B, T, I)")
@@ -98,11 +98,13 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype)
     if cell == "lstm":
         c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype)
+    recurrent_mask = optional_array_arg("recurrent_mask", recurrent_mask, (batch, hidden), "(B, H)", x.dtype)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     x, w_ih, w_hh, b_ih, b_hh = map(contiguous, (x, w_ih, w_hh, b_ih, b_hh))
     return SimpleNamespace(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0,
-                           lengths=lengths_arg(lengths, batch, steps), reverse=bool_arg("reverse", reverse),
+                           lengths=lengths_arg(lengths, batch, steps), recurrent_mask=recurrent_mask,
+                           reverse=bool_arg("reverse", reverse),
                            nonlinearity=nonlinearity, batch=batch, steps=steps, inputs=inputs, hidden=hidden)
 
 

@@ -2,7 +2,8 @@
 
 One direction (DESIGN.md)::
 
-    y, h_n, c_n, ctx = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False)
+    y, h_n, c_n, ctx = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
+                                    recurrent_mask=None)
     g = lstm_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx g.dw_ih g.dw_hh g.db_ih g.db_hh g.dh0 g.dc0
     y, h_n, ctx = gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False)
     g = gru_backward(ctx, dy, dh_n=None)
@@ -20,7 +21,9 @@ Stacked and bidirectional, PyTorch's semantics (params in torch's order, states 
 Shapes: x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
 b_ih, b_hh (G*H,) with G = 4 (LSTM, gates i f g o), 3 (GRU, r z n), 1 (RNN). ``lengths (B,)``:
 integers in 1..T; steps past a row's length give zeros in y and leave its state unchanged, and a
-reverse pass starts at the row's last valid step. ``None`` gradients mean zero.
+reverse pass starts at the row's last valid step. ``recurrent_mask (B, H)``, optional: W_hh sees
+``h * mask`` at every step (variational recurrent dropout, Keras's ``recurrent_dropout``); the
+state itself is not masked. ``None`` gradients mean zero.
 float32 and float64; every array of a call has the same dtype. Invalid arguments raise
 ``TypeError`` or ``ValueError`` naming the argument. NaN and inf propagate through valid steps.
 The forward keeps references to x and the weights for the backward: do not change them in place
@@ -37,9 +40,10 @@ __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_
            "lstm", "gru", "rnn", "stack_backward", "Grads", "StackGrads"]
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False):
+def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx."""
-    return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse)
+    return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
+                              recurrent_mask=recurrent_mask)
 
 
 def lstm_backward(ctx, dy, dh_n=None, dc_n=None) -> Grads:
@@ -47,9 +51,10 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None) -> Grads:
     return _direction.backward("lstm", ctx, dy, dh_n, dc_n)
 
 
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False):
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), ctx."""
-    y, h_n, _, ctx = _direction.forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse)
+    y, h_n, _, ctx = _direction.forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
+                                        recurrent_mask=recurrent_mask)
     return y, h_n, ctx
 
 
@@ -58,10 +63,11 @@ def gru_backward(ctx, dy, dh_n=None) -> Grads:
     return _direction.backward("gru", ctx, dy, dh_n)
 
 
-def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh"):
+def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh",
+                recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), ctx. nonlinearity: "tanh" or "relu"."""
     y, h_n, _, ctx = _direction.forward("rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
-                                        nonlinearity)
+                                        nonlinearity, recurrent_mask=recurrent_mask)
     return y, h_n, ctx
 
 

@@ -5,7 +5,9 @@ Plain array code, one step at a time, written for clarity. The same functions ru
 PyTorch weight layout ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``b_ih, b_hh (G*H,)``;
 gate orders LSTM i, f, g, o and GRU r, z, n (reset applied after the recurrent product).
 ``lengths (B,)``: steps ``t >= len`` give zeros in ``y`` and leave the state alone; a reverse pass
-starts at each row's own last valid step. Arguments are trusted: ``fusedrnn.ops`` validates them.
+starts at each row's own last valid step. ``recurrent_mask (B, H)``: W_hh sees ``h * mask`` at
+every step (variational recurrent dropout); the state and GRU's ``z * h`` see ``h`` unmasked.
+Arguments are trusted: ``fusedrnn.ops`` validates them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Context:
     w_ih: object  # (G*H, I)
     w_hh: object  # (G*H, H)
     nonlinearity: str = "tanh"
+    recurrent_mask: object = None  # (B, H) or None
     steps: list = field(default_factory=list)  # per step: (rows, t, h_prev, saved activations...)
 
 
@@ -59,6 +62,11 @@ def _steps(xp, lengths, batch, steps, reverse):
         rows = xp.nonzero(lengths > s)[0]
         t = lengths[rows] - 1 - s if reverse else xp.full(rows.shape, s)
         yield rows, t
+
+
+def _recurrent_input(h_prev, mask, rows):
+    """What W_hh multiplies: h_prev (N, H), masked for the running rows when there is a mask."""
+    return h_prev if mask is None else h_prev * mask[rows]
 
 
 def _initial(xp, state, batch, hidden, dtype):
@@ -82,7 +90,7 @@ def gru_cell(xp, gi, gh, h_prev):
     return r, z, n, (1.0 - z) * n + z * h_prev
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False):
+def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx."""
     xp = array_module(x)
     batch, steps, _ = x.shape
@@ -90,10 +98,10 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reve
     h = _initial(xp, h0, batch, hidden, x.dtype)
     c = _initial(xp, c0, batch, hidden, x.dtype)
     y = xp.zeros((batch, steps, hidden), x.dtype)
-    ctx = Context("lstm", x, w_ih, w_hh)
+    ctx = Context("lstm", x, w_ih, w_hh, recurrent_mask=recurrent_mask)
     for rows, t in _steps(xp, lengths, batch, steps, reverse):
         h_prev, c_prev = h[rows], c[rows]
-        pre = x[rows, t] @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
+        pre = x[rows, t] @ w_ih.T + b_ih + _recurrent_input(h_prev, recurrent_mask, rows) @ w_hh.T + b_hh
         i, f, g, o, c_new = lstm_cell(xp, pre, c_prev)
         h_new = o * xp.tanh(c_new)
         h[rows], c[rows], y[rows, t] = h_new, c_new, h_new
@@ -120,17 +128,17 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
     return g
 
 
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False):
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), ctx."""
     xp = array_module(x)
     batch, steps, _ = x.shape
     hidden = w_hh.shape[1]
     h = _initial(xp, h0, batch, hidden, x.dtype)
     y = xp.zeros((batch, steps, hidden), x.dtype)
-    ctx = Context("gru", x, w_ih, w_hh)
+    ctx = Context("gru", x, w_ih, w_hh, recurrent_mask=recurrent_mask)
     for rows, t in _steps(xp, lengths, batch, steps, reverse):
         h_prev = h[rows]
-        gh = h_prev @ w_hh.T + b_hh
+        gh = _recurrent_input(h_prev, recurrent_mask, rows) @ w_hh.T + b_hh
         r, z, n, h_new = gru_cell(xp, x[rows, t] @ w_ih.T + b_ih, gh, h_prev)
         h[rows], y[rows, t] = h_new, h_new
         ctx.steps.append((rows, t, h_prev, r, z, n, gh[:, 2 * hidden:]))
@@ -154,17 +162,19 @@ def gru_backward(ctx, dy, dh_n=None):
     return g
 
 
-def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh"):
+def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh",
+                recurrent_mask=None):
     """-> y (B, T, H), h_n (B, H), ctx."""
     xp = array_module(x)
     batch, steps, _ = x.shape
     hidden = w_hh.shape[1]
     h = _initial(xp, h0, batch, hidden, x.dtype)
     y = xp.zeros((batch, steps, hidden), x.dtype)
-    ctx = Context("rnn", x, w_ih, w_hh, nonlinearity)
+    ctx = Context("rnn", x, w_ih, w_hh, nonlinearity, recurrent_mask)
     for rows, t in _steps(xp, lengths, batch, steps, reverse):
         h_prev = h[rows]
-        h_new = activation(xp, nonlinearity, x[rows, t] @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh)
+        h_rec = _recurrent_input(h_prev, recurrent_mask, rows)
+        h_new = activation(xp, nonlinearity, x[rows, t] @ w_ih.T + b_ih + h_rec @ w_hh.T + b_hh)
         h[rows], y[rows, t] = h_new, h_new
         ctx.steps.append((rows, t, h_prev, h_new))
     return y, h, ctx
@@ -192,13 +202,14 @@ def _zero_grads(xp, ctx, dy, with_cell):
 
 
 def _accumulate(g, ctx, rows, t, h_prev, d_input_side, d_recurrent_side):
-    """Adds one step's weight, bias and input gradients; returns dh_prev through W_hh.
+    """Adds one step's weight, bias and input gradients; returns dh_prev through W_hh (and the mask).
 
     d_input_side, d_recurrent_side (N, G*H): pre-activation gradients as seen by W_ih and W_hh.
     """
     g.dx[rows, t] = d_input_side @ ctx.w_ih
     g.dw_ih += d_input_side.T @ ctx.x[rows, t]
     g.db_ih += d_input_side.sum(axis=0)
-    g.dw_hh += d_recurrent_side.T @ h_prev
+    g.dw_hh += d_recurrent_side.T @ _recurrent_input(h_prev, ctx.recurrent_mask, rows)
     g.db_hh += d_recurrent_side.sum(axis=0)
-    return d_recurrent_side @ ctx.w_hh
+    dh_prev = d_recurrent_side @ ctx.w_hh
+    return dh_prev if ctx.recurrent_mask is None else dh_prev * ctx.recurrent_mask[rows]

@@ -6,6 +6,8 @@
 //
 // Time: step s of row b works on time index t = s (forward) or t = len_b - 1 - s (reverse) for
 // s < len_b. Rows at t >= len_b get zeros in y and in every saved array and keep their state.
+// A recurrent mask m (B, H) replaces h by h * m where it meets W_hh, the same for every step
+// (variational dropout); the state itself, and GRU's z*h path, see h unmasked.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +31,7 @@ struct ForwardArgs {
   const T* h0;             // (B, H)
   const T* c0;             // (B, H), LSTM only
   const int64_t* lengths;  // (B), 1 <= len <= T
+  const T* recurrent_mask; // (B, H) or null: W_hh sees h * mask (variational recurrent dropout)
   bool reverse;
   Activation act;          // RNN only
   int num_threads;
@@ -47,6 +50,7 @@ struct BackwardArgs {
   const T* w_ih;           // (G*H, I)
   const T* w_hh;           // (G*H, H)
   const int64_t* lengths;  // (B)
+  const T* recurrent_mask; // (B, H) or null, as in forward
   bool reverse;
   Activation act;          // RNN only
   int num_threads;
