@@ -1,0 +1,193 @@
+"""Coarse differentiable operations: each computes its output and records one backward.
+
+Shapes in comments: B batch, T steps, I input features, U units, H hidden, V vocabulary.
+Every function takes and returns ``Tensor`` objects (arrays are wrapped with ``as_tensor``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from .autograd import Tensor, as_tensor, record, record_many
+
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+
+
+def _sigmoid(xp, a):
+    return 0.5 * (1.0 + xp.tanh(0.5 * a))  # no overflow for large |a|
+
+
+def _softmax(xp, a, axis=-1):
+    e = xp.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x (..., I) @ kernel (I, U) + bias (U,) -> (..., U)."""
+    x, kernel = as_tensor(x), as_tensor(kernel)
+    out = x.data @ kernel.data
+    if bias is not None:
+        out = out + bias.data
+
+    def backward(g):  # g (..., U)
+        flat_x = x.data.reshape(-1, x.shape[-1])
+        flat_g = g.reshape(-1, g.shape[-1])
+        return (g @ kernel.data.T, flat_x.T @ flat_g, None if bias is None else flat_g.sum(axis=0))
+    return record(out, (x, kernel, bias), backward)
+
+
+def activation(x: Tensor, name: str) -> Tensor:
+    """Elementwise activation (softmax over the last axis)."""
+    x = as_tensor(x)
+    xp = x.xp
+    if name == "linear":
+        return x
+    if name == "relu":
+        out = xp.maximum(x.data, 0)
+        return record(out, (x,), lambda g: (g * (x.data > 0),))
+    if name == "tanh":
+        out = xp.tanh(x.data)
+        return record(out, (x,), lambda g: (g * (1.0 - out * out),))
+    if name == "sigmoid":
+        out = _sigmoid(xp, x.data)
+        return record(out, (x,), lambda g: (g * out * (1.0 - out),))
+    if name == "softmax":
+        out = _softmax(xp, x.data)
+        return record(out, (x,), lambda g: (out * (g - (g * out).sum(axis=-1, keepdims=True)),))
+    raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
+
+
+def add(a: Tensor, b: Tensor) -> Tensor:
+    """a + b, same shapes."""
+    a, b = as_tensor(a), as_tensor(b)
+    return record(a.data + b.data, (a, b), lambda g: (g, g))
+
+
+def multiply(a: Tensor, b: Tensor) -> Tensor:
+    """a * b, same shapes."""
+    a, b = as_tensor(a), as_tensor(b)
+    return record(a.data * b.data, (a, b), lambda g: (g * b.data, g * a.data))
+
+
+def scale(a: Tensor, factor: float) -> Tensor:
+    a = as_tensor(a)
+    return record(a.data * factor, (a,), lambda g: (g * factor,))
+
+
+def concat(tensors, axis: int = -1) -> Tensor:
+    """Concatenation along ``axis``."""
+    tensors = [as_tensor(t) for t in tensors]
+    xp = tensors[0].xp
+    sizes = [t.shape[axis] for t in tensors]
+    bounds = np.cumsum(sizes)[:-1].tolist()
+    return record(xp.concatenate([t.data for t in tensors], axis=axis), tensors,
+                  lambda g: tuple(xp.split(g, bounds, axis=axis)))
+
+
+def slice_last(x: Tensor, start: int, stop: int) -> Tensor:
+    """x[..., start:stop]."""
+    x = as_tensor(x)
+    xp = x.xp
+
+    def backward(g):
+        full = xp.zeros(x.shape, g.dtype)
+        full[..., start:stop] = g
+        return (full,)
+    return record(x.data[..., start:stop], (x,), backward)
+
+
+def embedding(ids, table: Tensor) -> Tensor:
+    """ids (...,) integers < V, table (V, U) -> (..., U). Repeated ids add their gradients."""
+    table = as_tensor(table)
+    xp = table.xp
+    ids = xp.asarray(ids)
+
+    def backward(g):
+        grad = xp.zeros(table.shape, g.dtype)
+        xp.add.at(grad, ids.reshape(-1), g.reshape(-1, table.shape[1]))
+        return (grad,)
+    return record(table.data[ids], (table,), backward)
+
+
+def dropout(x: Tensor, rate: float, rng) -> Tensor:
+    """Inverted dropout: zero a fraction ``rate``, scale the rest by 1 / (1 - rate)."""
+    x = as_tensor(x)
+    if rate <= 0.0:
+        return x
+    mask = dropout_mask(x.xp, x.shape, rate, rng, x.dtype)
+    return record(x.data * mask, (x,), lambda g: (g * mask,))
+
+
+def dropout_mask(xp, shape, rate, rng, dtype):
+    """Zeros with probability ``rate``, else 1 / (1 - rate); drawn on the host, moved to ``xp``."""
+    keep = (rng.random(shape) >= rate).astype(dtype) / dtype.type(1.0 - rate)
+    return xp.asarray(keep)
+
+
+def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+              h0: Tensor | None = None, c0: Tensor | None = None, lengths=None, reverse: bool = False,
+              nonlinearity: str = "tanh", recurrent_mask=None):
+    """One direction of a fused recurrent layer over the whole sequence, as one graph node.
+
+    x (B, T, I); weights in the op layout (fusedrnn.ops); lengths (B,) or None.
+    -> y (B, T, H), h_n (B, H), c_n (B, H) (None but for LSTM)."""
+    x, w_ih, w_hh, b_ih, b_hh = (as_tensor(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
+    h0 = None if h0 is None else as_tensor(h0)
+    c0 = None if c0 is None else as_tensor(c0)
+    if cell == "lstm":
+        y, h_n, c_n, ctx = ops.lstm_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
+                                            None if h0 is None else h0.data, None if c0 is None else c0.data,
+                                            lengths, reverse, recurrent_mask)
+    elif cell == "gru":
+        y, h_n, ctx = ops.gru_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
+                                      None if h0 is None else h0.data, lengths, reverse, recurrent_mask)
+        c_n = None
+    else:
+        y, h_n, ctx = ops.rnn_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
+                                      None if h0 is None else h0.data, lengths, reverse, nonlinearity,
+                                      recurrent_mask)
+        c_n = None
+
+    def backward(grads):  # [dy, dh_n, dc_n], None where an output was not used
+        dy, dh_n, dc_n = grads
+        if dy is None:
+            dy = x.xp.zeros(y.shape, y.dtype)
+        if cell == "lstm":
+            g = ops.lstm_backward(ctx, dy, dh_n, dc_n)
+        else:
+            g = getattr(ops, f"{cell}_backward")(ctx, dy, dh_n)
+        return (g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
+
+    outputs = record_many([y, h_n, c_n], (x, w_ih, w_hh, b_ih, b_hh, h0, c0), backward)
+    return outputs[0], outputs[1], (outputs[2] if cell == "lstm" else None)
+
+
+def sequence_mask(xp, lengths, steps, dtype):
+    """(B, T) with 1 at t < len_b, else 0."""
+    return (xp.arange(steps)[None, :] < xp.asarray(lengths)[:, None]).astype(dtype)
+
+
+def masked_mean(y: Tensor, lengths) -> Tensor:
+    """Mean over the valid steps of y (B, T, H) -> (B, H); all steps when lengths is None."""
+    y = as_tensor(y)
+    xp = y.xp
+    B, T, _ = y.shape
+    weights = (sequence_mask(xp, lengths, T, y.dtype) if lengths is not None else xp.ones((B, T), y.dtype))
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    return record((y.data * weights[:, :, None]).sum(axis=1), (y,), lambda g: (g[:, None, :] * weights[:, :, None],))
+
+
+def last_valid(y: Tensor, lengths) -> Tensor:
+    """y[b, len_b - 1] for each row of y (B, T, H) -> (B, H); the last step when lengths is None."""
+    y = as_tensor(y)
+    xp = y.xp
+    B, T, _ = y.shape
+    t = xp.full((B,), T - 1) if lengths is None else xp.asarray(lengths) - 1
+    rows = xp.arange(B)
+
+    def backward(g):
+        full = xp.zeros(y.shape, g.dtype)
+        full[rows, t] = g
+        return (full,)
+    return record(y.data[rows, t], (y,), backward)
