@@ -1,0 +1,328 @@
+"""Weight conversion between our recurrent layers, PyTorch's and Keras's.
+
+Ours (the op layout, fusedrnn.ops; per direction): ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``b_ih (G*H,)``,
+``b_hh (G*H,)``; gates LSTM i f g o, GRU r z n (reset after the recurrent product), RNN one block.
+
+- PyTorch ``nn.LSTM/GRU/RNN`` use the same layout and gate order: only the names differ
+  (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``, ``_reverse`` for the
+  backward direction), and a stack is a list in the ops' order (layer 0 forward, layer 0 reverse,
+  layer 1 forward, ...). ``bias=False`` modules convert with zero biases; ``proj_size`` is not supported.
+- Keras keeps ``kernel (I, G*H)`` and ``recurrent_kernel (H, G*H)`` (our matrices transposed) and
+  orders the GRU's gates z r h. LSTM and SimpleRNN have one bias (G*H,), which is b_ih + b_hh:
+  ours to Keras sums them, Keras to ours puts it in b_ih and zeros in b_hh (the same outputs). GRU
+  ``reset_after=True`` has ``bias (2, G*H)``: row 0 the input bias, row 1 the recurrent bias. A
+  ``reset_after=False`` GRU computes something else and is refused. A Keras ``Bidirectional``
+  layer's weight list is its forward layer's followed by its backward layer's.
+
+The functions on plain arrays work on NumPy or CuPy arrays and return new arrays; the helpers on
+layers read and write a layer's ``cell`` ("lstm"/"gru"/"rnn"), ``w_ih``, ``w_hh``, ``b_ih``, ``b_hh``
+(Tensors), or a Bidirectional wrapper's ``forward_layer`` and ``backward_layer``. Writing to a layer
+checks shapes, casts to the layer's dtype and device and assigns in place. The RNN's nonlinearity
+(tanh/relu) is not part of the weights: keep it the same on both sides. torch is imported only
+where torch tensors are made.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import numpy as np
+
+from ..reference import array_module
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# Our gate block k is Keras's block KERAS_BLOCKS[cell][k] (GRU: our r z n = Keras's blocks 1 0 2 of z r h).
+# This table is the only place the gate orders meet.
+KERAS_BLOCKS = {"lstm": (0, 1, 2, 3), "gru": (1, 0, 2), "rnn": (0,)}
+PARAM_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")
+_TORCH_KEY = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+
+
+def _gates(cell) -> int:
+    if cell not in GATES:
+        raise ValueError(f"cell: expected one of {', '.join(GATES)}, got {cell!r}")
+    return GATES[cell]
+
+
+def _reorder(xp, a, blocks):
+    """The gate blocks of ``a`` (G*H, ...) along axis 0 taken in the order ``blocks``."""
+    hidden = a.shape[0] // len(blocks)
+    index = np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in blocks])
+    return xp.ascontiguousarray(a[xp.asarray(index)])
+
+
+def _to_keras_blocks(cell):
+    """The inverse permutation: Keras's block j is our block _to_keras_blocks(cell)[j]."""
+    return tuple(int(k) for k in np.argsort(KERAS_BLOCKS[cell]))
+
+
+def check_params(cell, params, where="params"):
+    """Checks one direction's (w_ih, w_hh, b_ih, b_hh) against the op layout; returns (I, H)."""
+    G = _gates(cell)
+    if not isinstance(params, (tuple, list)) or len(params) != 4:
+        raise TypeError(f"{where}: expected a tuple (w_ih, w_hh, b_ih, b_hh)")
+    w_ih, w_hh, b_ih, b_hh = params
+    if getattr(w_hh, "ndim", None) != 2 or w_hh.shape[0] != G * w_hh.shape[1]:
+        raise ValueError(f"{where}: w_hh must be ({G}*H, H) for {cell}, got {getattr(w_hh, 'shape', None)}")
+    H = w_hh.shape[1]
+    if getattr(w_ih, "ndim", None) != 2 or w_ih.shape[0] != G * H:
+        raise ValueError(f"{where}: w_ih must be ({G * H}, I), got {getattr(w_ih, 'shape', None)}")
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if getattr(b, "shape", None) != (G * H,):
+            raise ValueError(f"{where}: {name} must be ({G * H},), got {getattr(b, 'shape', None)}")
+    return w_ih.shape[1], H
+
+
+# ---------------------------------------------------------------------------------------------- Keras
+
+
+def keras_to_params(cell, weights):
+    """A Keras LSTM / GRU (reset_after=True) / SimpleRNN weight list ``[kernel (I, G*H),
+    recurrent_kernel (H, G*H), bias]`` (bias may be absent: use_bias=False) -> (w_ih, w_hh, b_ih, b_hh)."""
+    G = _gates(cell)
+    weights = list(weights)
+    if len(weights) not in (2, 3):
+        raise ValueError(f"weights: expected [kernel, recurrent_kernel, bias] (or without bias), "
+                         f"got {len(weights)} arrays")
+    kernel, recurrent = weights[0], weights[1]
+    bias = weights[2] if len(weights) == 3 else None
+    xp = array_module(kernel)
+    if getattr(recurrent, "ndim", None) != 2 or recurrent.shape[1] != G * recurrent.shape[0]:
+        raise ValueError(f"recurrent_kernel: must be (H, {G}*H) for {cell}, got {getattr(recurrent, 'shape', None)}")
+    H = recurrent.shape[0]
+    if getattr(kernel, "ndim", None) != 2 or kernel.shape[1] != G * H:
+        raise ValueError(f"kernel: must be (I, {G * H}) for {cell} with H = {H}, got {getattr(kernel, 'shape', None)}")
+    order = KERAS_BLOCKS[cell]
+    w_ih = _reorder(xp, xp.asarray(kernel).T, order)
+    w_hh = _reorder(xp, xp.asarray(recurrent).T, order)
+    zeros = xp.zeros(G * H, w_ih.dtype)
+    if bias is None:
+        return w_ih, w_hh, zeros, zeros.copy()
+    bias = xp.asarray(bias)
+    if cell == "gru":
+        if bias.shape == (G * H,):
+            raise ValueError("bias: a GRU bias of shape (3H,) is Keras's reset_after=False GRU, which applies the "
+                             "reset gate before the recurrent product; only reset_after=True (bias (2, 3H)) converts")
+        if bias.shape != (2, G * H):
+            raise ValueError(f"bias: must be (2, {G * H}) for a reset_after=True GRU, got {bias.shape}")
+        return w_ih, w_hh, _reorder(xp, bias[0], order), _reorder(xp, bias[1], order)
+    if bias.shape != (G * H,):
+        raise ValueError(f"bias: must be ({G * H},) for {cell}, got {bias.shape}")
+    return w_ih, w_hh, _reorder(xp, bias, order), zeros
+
+
+def params_to_keras(cell, params):
+    """(w_ih, w_hh, b_ih, b_hh) -> the Keras weight list [kernel, recurrent_kernel, bias]."""
+    check_params(cell, params)
+    w_ih, w_hh, b_ih, b_hh = params
+    xp = array_module(w_ih)
+    order = _to_keras_blocks(cell)
+    kernel = xp.ascontiguousarray(_reorder(xp, w_ih, order).T)
+    recurrent = xp.ascontiguousarray(_reorder(xp, w_hh, order).T)
+    if cell == "gru":
+        bias = xp.stack([_reorder(xp, b_ih, order), _reorder(xp, b_hh, order)])
+    else:
+        bias = _reorder(xp, b_ih + b_hh, order)
+    return [kernel, recurrent, bias]
+
+
+# -------------------------------------------------------------------------------------------- PyTorch
+
+
+def torch_keys(layer: int, reverse: bool):
+    """PyTorch's names for (w_ih, w_hh, b_ih, b_hh) of one layer and direction."""
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    return tuple(f"{kind}_{side}{suffix}" for kind, side in
+                 (("weight", "ih"), ("weight", "hh"), ("bias", "ih"), ("bias", "hh")))
+
+
+def _host_copy(value):
+    """A NumPy copy of a torch tensor or an array."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy().copy()
+    if hasattr(value, "get"):
+        return value.get()
+    return np.array(value)
+
+
+def torch_state_dict_to_params(cell, state_dict, num_layers=None, bidirectional=None, prefix=""):
+    """A ``torch.nn.LSTM/GRU/RNN`` state dict -> [(w_ih, w_hh, b_ih, b_hh), ...] in the ops' order
+    (NumPy copies, the tensors' dtype). ``num_layers`` and ``bidirectional`` are read from the keys
+    and, when given, checked. ``prefix``: the module's name in a larger state dict (e.g. "rnn.")."""
+    _gates(cell)
+    entries = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    unknown = [prefix + k for k in entries if not _TORCH_KEY.match(k)]
+    if unknown:
+        raise ValueError(f"state_dict: keys a plain {cell.upper()} does not have (proj_size is not supported): "
+                         f"{', '.join(sorted(unknown))}")
+    if not entries:
+        raise ValueError(f"state_dict: no weight_ih_l0 / weight_hh_l0 keys{f' under {prefix!r}' if prefix else ''}")
+    layers = 1 + max(int(_TORCH_KEY.match(k).group(3)) for k in entries)
+    reverse = any(k.endswith("_reverse") for k in entries)
+    if num_layers is not None and num_layers != layers:
+        raise ValueError(f"num_layers: {num_layers} given, the state dict has {layers} layers")
+    if bidirectional is not None and bool(bidirectional) != reverse:
+        raise ValueError(f"bidirectional: {bidirectional} given, the state dict is "
+                         f"{'bidirectional' if reverse else 'unidirectional'}")
+    params, hidden, expected_keys = [], None, set()
+    for layer in range(layers):
+        for direction in range(2 if reverse else 1):
+            keys = torch_keys(layer, direction == 1)
+            expected_keys.update(keys)
+            has_bias = [k in entries for k in keys[2:]]
+            required = keys if any(has_bias) else keys[:2]  # no bias at all: a bias=False module
+            missing = [prefix + k for k in required if k not in entries]
+            if missing:
+                raise ValueError(f"state_dict: missing {', '.join(missing)}")
+            w_ih, w_hh = _host_copy(entries[keys[0]]), _host_copy(entries[keys[1]])
+            if all(has_bias):
+                b_ih, b_hh = _host_copy(entries[keys[2]]), _host_copy(entries[keys[3]])
+            else:  # bias=False
+                b_ih, b_hh = np.zeros(w_ih.shape[:1], w_ih.dtype), np.zeros(w_ih.shape[:1], w_ih.dtype)
+            where = f"state_dict layer {layer}{' reverse' if direction else ''}"
+            inputs, H = check_params(cell, (w_ih, w_hh, b_ih, b_hh), where)
+            if hidden is not None and H != hidden:
+                raise ValueError(f"{where}: hidden size {H}, layer 0 has {hidden}")
+            hidden = H
+            if layer > 0 and inputs != (2 if reverse else 1) * H:
+                raise ValueError(f"{where}: w_ih has {inputs} inputs, expected the previous layer's "
+                                 f"{(2 if reverse else 1) * H} outputs")
+            params.append((w_ih, w_hh, b_ih, b_hh))
+    stray = sorted(prefix + k for k in set(entries) - expected_keys)
+    if stray:
+        raise ValueError(f"state_dict: keys outside the {layers} layer(s) found: {', '.join(stray)}")
+    return params
+
+
+def params_to_torch_state_dict(cell, params, num_layers=None, bidirectional=False, prefix="", tensors="torch"):
+    """[(w_ih, w_hh, b_ih, b_hh), ...] in the ops' order -> an ordered state dict for
+    ``torch.nn.LSTM/GRU/RNN`` (``module.load_state_dict``). ``tensors``: "torch" (CPU tensors, the
+    arrays' dtype) or "numpy"."""
+    if tensors not in ("torch", "numpy"):
+        raise ValueError(f"tensors: expected 'torch' or 'numpy', got {tensors!r}")
+    directions = 2 if bidirectional else 1
+    params = list(params)
+    if num_layers is None:
+        num_layers = len(params) // directions
+    if len(params) != num_layers * directions or not params:
+        raise ValueError(f"params: expected num_layers * directions = {num_layers} * {directions} entries, "
+                         f"got {len(params)}")
+    convert = _torch_tensor if tensors == "torch" else _host_copy
+    state = OrderedDict()
+    for k, p in enumerate(params):
+        layer, direction = divmod(k, directions)
+        check_params(cell, p, f"params[{k}]")
+        for key, value in zip(torch_keys(layer, direction == 1), p):
+            state[prefix + key] = convert(value)
+    return state
+
+
+def _torch_tensor(value):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(_host_copy(value)))
+
+
+# -------------------------------------------------------------------------------------------- layers
+
+
+def _directions(layer):
+    """The one-direction layers of ``layer``: itself, or a Bidirectional's forward and backward layers."""
+    if hasattr(layer, "forward_layer"):
+        return [layer.forward_layer, layer.backward_layer]
+    return [layer]
+
+
+def _layer_cell(layer):
+    cell = getattr(_directions(layer)[0], "cell", None)
+    _gates(cell)
+    return cell
+
+
+def get_layer_params(layer):
+    """[(w_ih, w_hh, b_ih, b_hh)] per direction of a layer, as NumPy copies."""
+    out = []
+    for direction in _directions(layer):
+        tensors = [getattr(direction, name, None) for name in PARAM_NAMES]
+        if any(t is None for t in tensors):
+            raise ValueError(f"{type(direction).__name__}: no weights yet (build the layer, e.g. call it on data, first)")
+        out.append(tuple(_host_copy(t.data) for t in tensors))
+    return out
+
+
+def set_layer_params(layer, params):
+    """Sets a layer's weights in place from [(w_ih, w_hh, b_ih, b_hh)] per direction (cast to the
+    layer's dtype and device); checks every shape before changing anything."""
+    directions = _directions(layer)
+    params = list(params)
+    if len(params) != len(directions):
+        raise ValueError(f"params: the layer has {len(directions)} direction(s), got {len(params)} entries")
+    cell = _layer_cell(layer)
+    targets = []
+    for d, (direction, p) in enumerate(zip(directions, params)):
+        label = ("forward_layer", "backward_layer")[d] if len(directions) == 2 else "layer"
+        check_params(cell, p, f"params for {label}")
+        for name, value in zip(PARAM_NAMES, p):
+            tensor = getattr(direction, name, None)
+            if tensor is None:
+                raise ValueError(f"{label}: no weights yet (build the layer, e.g. call it on data, first)")
+            if tuple(value.shape) != tuple(tensor.data.shape):
+                raise ValueError(f"{label}.{name}: shape {tuple(value.shape)} given, "
+                                 f"{tuple(tensor.data.shape)} in the layer")
+            targets.append((tensor, value))
+    for tensor, value in targets:
+        xp = array_module(tensor.data)
+        same_device = array_module(value) is xp and not hasattr(value, "detach")
+        tensor.data[...] = xp.asarray(value if same_device else _host_copy(value), dtype=tensor.data.dtype)
+
+
+def layer_to_keras(layer):
+    """The Keras weight list of a layer (a Bidirectional: forward's then backward's)."""
+    cell = _layer_cell(layer)
+    return [w for p in get_layer_params(layer) for w in params_to_keras(cell, p)]
+
+
+def layer_from_keras(layer, weights):
+    """Sets a layer from a Keras weight list (a Bidirectional's: forward's then backward's)."""
+    cell = _layer_cell(layer)
+    weights = list(weights)
+    count = len(_directions(layer))
+    if len(weights) % count:
+        raise ValueError(f"weights: {len(weights)} arrays do not split into {count} direction(s)")
+    per = len(weights) // count
+    set_layer_params(layer, [keras_to_params(cell, weights[d * per:(d + 1) * per]) for d in range(count)])
+
+
+def _stack(layers):
+    """layers: one layer or a list of stacked layers -> (list, cell, bidirectional)."""
+    layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+    if not layers:
+        raise ValueError("layers: expected at least one recurrent layer")
+    cells = {_layer_cell(layer) for layer in layers}
+    counts = {len(_directions(layer)) for layer in layers}
+    if len(cells) != 1 or len(counts) != 1:
+        raise ValueError("layers: a torch module's stack has one cell type and one direction count throughout")
+    return layers, cells.pop(), counts.pop() == 2
+
+
+def layers_to_torch_state_dict(layers, prefix="", tensors="torch"):
+    """The state dict of the ``torch.nn.LSTM/GRU/RNN`` (num_layers = len(layers), bidirectional
+    when they are Bidirectional wrappers) equivalent to a stack of our layers."""
+    layers, cell, bidirectional = _stack(layers)
+    params = [p for layer in layers for p in get_layer_params(layer)]
+    return params_to_torch_state_dict(cell, params, len(layers), bidirectional, prefix, tensors)
+
+
+def layers_from_torch(layers, source, prefix=""):
+    """Sets a stack of our layers from a ``torch.nn.LSTM/GRU/RNN`` module or its state dict."""
+    layers, cell, bidirectional = _stack(layers)
+    if hasattr(source, "state_dict"):
+        kind = type(source).__name__.lower()
+        if kind in GATES and kind != cell:
+            raise ValueError(f"source: a torch {type(source).__name__} cannot fill {cell} layers")
+        source = source.state_dict()
+    params = torch_state_dict_to_params(cell, source, len(layers), bidirectional, prefix)
+    directions = 2 if bidirectional else 1
+    for k, layer in enumerate(layers):
+        set_layer_params(layer, params[k * directions:(k + 1) * directions])
