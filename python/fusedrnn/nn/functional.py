@@ -191,3 +191,87 @@ def last_valid(y: Tensor, lengths) -> Tensor:
         full[rows, t] = g
         return (full,)
     return record(y.data[rows, t], (y,), backward)
+
+
+def multiply_constant(x: Tensor, constant) -> Tensor:
+    """x * constant, where ``constant`` is an array broadcastable to x (a dropout mask (B, 1, I), a
+    sequence mask (B, T, 1)); no gradient flows to the constant."""
+    x = as_tensor(x)
+    return record(x.data * constant, (x,), lambda g: (g * constant,))
+
+
+def reshape(x: Tensor, shape) -> Tensor:
+    """x viewed with a new shape of the same size."""
+    x = as_tensor(x)
+    return record(x.data.reshape(shape), (x,), lambda g: (g.reshape(x.shape),))
+
+
+def identity(x: Tensor) -> Tensor:
+    """A new tensor with x's data (gradient passed through): somewhere to attach other ``lengths``
+    without changing the caller's tensor."""
+    x = as_tensor(x)
+    return record(x.data, (x,), lambda g: (g,))
+
+
+def reverse_sequence(x: Tensor, lengths) -> Tensor:
+    """Each row's valid steps in reverse order: out[b, t] = x[b, len_b - 1 - t] for t < len_b; the
+    padding steps t >= len_b stay where they are. x (B, T, ...); all T steps when lengths is None.
+    A permutation of the steps that is its own inverse, so the backward is the same gather."""
+    x = as_tensor(x)
+    xp = x.xp
+    B, T = x.shape[:2]
+    if lengths is None:
+        # copies, not reversed views: the fused kernels want C-contiguous arrays
+        return record(xp.ascontiguousarray(x.data[:, ::-1]), (x,), lambda g: (xp.ascontiguousarray(g[:, ::-1]),))
+    steps = xp.arange(T)[None, :]  # (1, T)
+    lens = xp.asarray(lengths)[:, None]  # (B, 1)
+    index = xp.where(steps < lens, lens - 1 - steps, steps)  # (B, T)
+    rows = xp.arange(B)[:, None]
+    return record(x.data[rows, index], (x,), lambda g: (g[rows, index],))
+
+
+def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, forward_params, backward_params,
+                            forward_states=(None, None), backward_states=(None, None), lengths=None,
+                            nonlinearity: str = "tanh", recurrent_masks=(None, None)):
+    """Both directions of a bidirectional fused layer as one graph node: the forward pass over
+    x_forward (B, T, I) and the reverse pass (each row from its own last valid step) over x_backward
+    (the same tensor unless each direction has its own input dropout). On the CPU backend the two
+    directions run at the same time, each on half of the threads, forward and backward (what
+    ``ops.lstm(..., bidirectional=True)`` does).
+
+    params: (w_ih, w_hh, b_ih, b_hh) per direction; states: (h0, c0) per direction (None: zeros);
+    recurrent_masks: (B, H) or None per direction.
+    -> [y_f, h_f, c_f, y_b, h_b, c_b]: y (B, T, H) in input order, h, c (B, H); c None but for LSTM."""
+    from .. import _direction, _native
+    from .._stack import _run_directions
+
+    xs = (as_tensor(x_forward), as_tensor(x_backward))
+    params = tuple(tuple(as_tensor(p) for p in ps) for ps in (forward_params, backward_params))
+    states = tuple(tuple(None if s is None else as_tensor(s) for s in ss) for ss in (forward_states, backward_states))
+    backend = _native.choose_backend(xs[0].data)
+
+    def forward_job(d, threads):
+        h0, c0 = states[d]
+        return _direction.forward(cell, xs[d].data, *(p.data for p in params[d]), None if h0 is None else h0.data,
+                                  None if c0 is None else c0.data, lengths, bool(d), nonlinearity, num_threads=threads,
+                                  recurrent_mask=recurrent_masks[d])
+    results = _run_directions(backend, [lambda n, d=d: forward_job(d, n) for d in range(2)])
+    contexts = [r[3] for r in results]
+
+    def backward(grads):  # [dy_f, dh_f, dc_f, dy_b, dh_b, dc_b], None where unused
+        def job(d, threads):
+            dy, dh_n, dc_n = grads[3 * d:3 * d + 3]
+            y = results[d][0]
+            if dy is None:
+                dy = xs[d].xp.zeros(y.shape, y.dtype)
+            return _direction.backward(cell, contexts[d], dy, dh_n, dc_n, num_threads=threads)
+        g = _run_directions(backend, [lambda n, d=d: job(d, n) for d in range(2)])
+        return tuple(out for d in range(2)
+                     for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh, g[d].dh0, g[d].dc0))
+
+    parents = tuple(t for d in range(2) for t in (xs[d],) + params[d] + states[d])
+    outputs = record_many([results[0][0], results[0][1], results[0][2], results[1][0], results[1][1], results[1][2]],
+                          parents, backward)
+    if cell != "lstm":
+        outputs[2] = outputs[5] = None
+    return outputs

@@ -1,0 +1,195 @@
+"""Recurrent layers: SimpleRNN, LSTM and GRU over the fused sequence ops (one graph node per direction,
+no Python loop over time).
+
+Weights live in the op layout (fusedrnn.ops, PyTorch's): ``w_ih (G*H, I)``, ``w_hh (G*H, H)``,
+``b_ih (G*H,)``, ``b_hh (G*H,)`` with G = 4 (LSTM, gates i f g o), 3 (GRU, r z n, reset applied
+after the recurrent product: Keras's ``reset_after=True``), 1 (SimpleRNN). They are initialised as
+Keras initialises its kernel (I, G*H) and recurrent kernel (H, G*H), then transposed. Keras has one
+bias for LSTM and SimpleRNN: ``bias_initializer`` fills ``b_ih`` and ``b_hh`` starts at zero; GRU's
+two biases are both Keras's. So an LSTM has 4*H*(I+H) + 8*H parameters, as torch.nn.LSTM.
+
+Padding: the input's ``lengths`` reach the kernels; steps past a row's length give zeros in the
+output sequence and leave the state alone, so ``h`` is the state after each row's last valid step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .. import initializers
+from .base import Layer
+from .core import _positive_int, _rate_arg
+
+__all__ = ["SimpleRNN", "LSTM", "GRU"]
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _transposed(initializer):
+    """An initializer for an op-layout weight (G*H, K) that draws the Keras-shaped (K, G*H) one."""
+    init = initializers.get(initializer)
+
+    def draw(shape, dtype, rng):
+        return np.ascontiguousarray(init((shape[1], shape[0]), dtype, rng).T)
+    return draw
+
+
+class _RNN(Layer):
+    """Shared by SimpleRNN, LSTM and GRU (``cell`` is "rnn", "lstm" or "gru")."""
+
+    cell = ""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = _positive_int("units", units)
+        allowed = ("tanh", "relu") if self.cell == "rnn" else ("tanh",)
+        if activation not in allowed:
+            raise ValueError(f"{self.name}: activation must be one of {', '.join(allowed)} (the fused kernels' "
+                             f"nonlinearities), got {activation!r}")
+        if recurrent_activation != "sigmoid":
+            raise ValueError(f"{self.name}: recurrent_activation must be 'sigmoid', got {recurrent_activation!r}")
+        for flag, value, needed in (("use_bias", use_bias, True), ("stateful", stateful, False),
+                                    ("unroll", unroll, False)):
+            if bool(value) != needed:
+                raise ValueError(f"{self.name}: {flag}={value!r} is not supported (only {needed})")
+        self.activation = activation
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.dropout = _rate_arg("dropout", dropout)
+        self.recurrent_dropout = _rate_arg("recurrent_dropout", recurrent_dropout)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self._config = dict(units=units, activation=activation, kernel_initializer=kernel_initializer,
+                            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+                            dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                            return_state=return_state, dtype=self.dtype, trainable=self.trainable)
+
+    @property
+    def state_count(self) -> int:
+        return 2 if self.cell == "lstm" else 1
+
+    def _clone(self, name, go_backwards, seed):
+        """A fresh, unbuilt layer of the same configuration (for Bidirectional)."""
+        return type(self)(**self._config, **self._extra_config(), go_backwards=go_backwards, name=name, seed=seed)
+
+    def _extra_config(self) -> dict:
+        return {}
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"{self.name}: expected input (batch, steps, features) with known features, "
+                             f"got shape {tuple(input_shape)}")
+        features, gh = int(input_shape[-1]), GATES[self.cell] * self.units
+        self.w_ih = self.add_weight("w_ih", (gh, features), _transposed(self.kernel_initializer))
+        self.w_hh = self.add_weight("w_hh", (gh, self.units), _transposed(self.recurrent_initializer))
+        self.b_ih = self.add_weight("b_ih", (gh,), self._input_bias_initializer())
+        self.b_hh = self.add_weight("b_hh", (gh,), self.bias_initializer if self.cell == "gru" else "zeros")
+
+    def _input_bias_initializer(self):
+        return self.bias_initializer
+
+    def call(self, inputs, training=False, initial_state=None):
+        lengths = inputs.lengths
+        y, h, c = self.sequence(inputs, lengths, initial_state, training, reverse=self.go_backwards)
+        if self.return_sequences:
+            if self.go_backwards:  # Keras returns the sequence in the order it was processed
+                y = F.reverse_sequence(y, lengths)
+            y.lengths = lengths
+            output = y
+        else:
+            output = h
+        if not self.return_state:
+            return output
+        return [output, h, c] if self.cell == "lstm" else [output, h]
+
+    def sequence(self, x, lengths, initial_state, training, reverse):
+        """One fused pass over x (B, T, I) -> y (B, T, H) in input order, h (B, H), c (B, H) or None."""
+        x, h0, c0, recurrent_mask = self.prepare(x, initial_state, training)
+        return F.recurrent(self.cell, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, h0, c0, lengths, reverse,
+                           self.activation, recurrent_mask)
+
+    def prepare(self, x, initial_state, training):
+        """-> (x after input dropout, h0, c0, recurrent mask): what one fused pass needs. Dropout
+        (training only): one input mask (B, 1, I) per sequence, and a variational mask (B, H) on the
+        state W_hh sees, both drawn once per batch."""
+        xp, batch = x.xp, x.shape[0]
+        if x.ndim != 3:
+            raise ValueError(f"{self.name}: expected input (batch, steps, features), got shape {tuple(x.shape)}")
+        if training and self.dropout > 0.0:
+            x = F.multiply_constant(x, F.dropout_mask(xp, (batch, 1, x.shape[2]), self.dropout, self.rng, x.dtype))
+        recurrent_mask = None
+        if training and self.recurrent_dropout > 0.0:
+            recurrent_mask = F.dropout_mask(xp, (batch, self.units), self.recurrent_dropout, self.rng, x.dtype)
+        h0, c0 = self._initial_states(initial_state, batch)
+        return x, h0, c0, recurrent_mask
+
+    def _initial_states(self, initial_state, batch):
+        if initial_state is None:
+            return None, None
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != self.state_count:
+            raise ValueError(f"{self.name}: initial_state needs {self.state_count} tensor(s) "
+                             f"({'[h, c]' if self.cell == 'lstm' else '[h]'}), got {len(states)}")
+        states = [s if hasattr(s, "data") else F.as_tensor(np.asarray(s, self.dtype)) for s in states]
+        for s in states:
+            if tuple(s.shape) != (batch, self.units):
+                raise ValueError(f"{self.name}: initial states must have shape (B, units) = ({batch}, {self.units}), "
+                                 f"got {tuple(s.shape)}")
+        return states[0], (states[1] if self.cell == "lstm" else None)
+
+    def compute_output_shape(self, input_shape):
+        batch, steps = input_shape[0], input_shape[1]
+        state = (batch, self.units)
+        output = (batch, steps, self.units) if self.return_sequences else state
+        return [output] + [state] * self.state_count if self.return_state else output
+
+
+class SimpleRNN(_RNN):
+    """A fully-connected recurrent layer: ``h' = activation(W_ih x + b_ih + W_hh h + b_hh)``,
+    activation "tanh" or "relu"."""
+
+    cell = "rnn"
+
+
+class LSTM(_RNN):
+    """Long short-term memory (gates i f g o). ``unit_forget_bias`` sets the forget-gate slice of
+    ``b_ih`` to 1 at initialisation, as Keras does."""
+
+    cell = "lstm"
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _extra_config(self):
+        return {"unit_forget_bias": self.unit_forget_bias}
+
+    def _input_bias_initializer(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        units, base = self.units, self.bias_initializer
+
+        def draw(shape, dtype, rng):
+            bias = np.array(base(shape, dtype, rng))
+            bias[units:2 * units] = 1.0
+            return bias
+        return draw
+
+
+class GRU(_RNN):
+    """Gated recurrent unit with the reset gate after the recurrent product (cuDNN's and Keras's
+    ``reset_after=True``, the only variant the kernels implement); gates r z n."""
+
+    cell = "gru"
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        if not reset_after:
+            raise ValueError("GRU: reset_after=False is not supported (the fused kernels implement reset_after=True)")
+        super().__init__(units, **kwargs)
+

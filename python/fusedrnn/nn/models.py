@@ -1,0 +1,733 @@
+"""Models: ``Sequential``, the functional ``Model(inputs, outputs)`` (or a subclass with its own ``call``),
+and the Keras training API: compile, fit, evaluate, predict, summary, save_weights/load_weights.
+
+One training step: forward (training=True) -> loss per output (masked over padding by the output's
+``lengths``) -> backward -> ``optimizer.apply_gradients`` on the trainable weights -> grads cleared.
+
+Data: ``x`` and ``y`` are arrays, or lists of arrays for several inputs/outputs, with the samples
+on axis 0. ``lengths`` (B,) marks the valid steps of a padded sequence input (a list aligned with
+the inputs for several; None entries for inputs that are not sequences); ``Embedding(mask_zero=True)``
+finds them itself. Progress (tqdm) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import functools
+import glob
+import os
+import sys
+
+import numpy as np
+
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optimizers as _optimizers
+from . import saving as _saving
+from . import functional as F
+from .autograd import Tensor, no_grad
+from .callbacks import CallbackList
+from .history import History
+from .layers.base import Input, InputLayer, Layer, SymbolicTensor, is_array, map_structure, unique_name
+from .layers.core import Embedding
+
+__all__ = ["Model", "Sequential"]
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _format_shape(shape):
+    if isinstance(shape, list):
+        return ", ".join(_format_shape(s) for s in shape)
+    return "?" if shape is None else str(tuple(shape)).replace(",)", ")")
+
+
+_numpy_blas_threads = None  # (get, set) of numpy's own OpenBLAS, False if not found; looked up once
+
+
+def _find_numpy_openblas():
+    """ctypes getters/setters of the thread count of the OpenBLAS numpy's wheels bundle, or False."""
+    import numpy
+
+    pattern = os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*")
+    for path in glob.glob(pattern):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by numpy: the same handle
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+            getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if getter is not None and setter is not None:
+                setter.argtypes = [ctypes.c_int]
+                return getter, setter
+    return False
+
+
+@contextlib.contextmanager
+def single_threaded_numpy_blas():
+    """numpy's own BLAS on one thread while the training loop runs. Its OpenBLAS pool, once woken by a
+    Dense layer's matmul, spins for ~0.1 s on every core and slows the fused kernels' threads that run
+    next by up to 2x (measured at the tagger's shape); the training layer's matmuls are small, so one
+    thread costs them little. Restored afterwards; a no-op where numpy uses another BLAS."""
+    global _numpy_blas_threads
+    if _numpy_blas_threads is None:
+        _numpy_blas_threads = _find_numpy_openblas()
+    if not _numpy_blas_threads:
+        yield
+        return
+    get, set_ = _numpy_blas_threads
+    before = get()
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(before)
+
+
+def _serial_numpy_blas(method):
+    """Runs ``method`` under single_threaded_numpy_blas (fit, evaluate, predict, train_on_batch)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with single_threaded_numpy_blas():
+            return method(*args, **kwargs)
+    return wrapper
+
+
+class Model(Layer):
+    """The functional model ``Model(inputs, outputs)``: inputs from ``Input``, outputs from calling
+    layers on them (several of each allowed, as lists). Without inputs/outputs, subclass and define
+    ``call(self, inputs, training=False)``; layers held in attributes are tracked."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(name=name if name is not None else unique_name(_default_name(self)), **kwargs)
+        self.stop_training = False
+        self.optimizer = None
+        self.history = None
+        self._compiled = None
+        self._resolved = None
+        self._functional = inputs is not None or outputs is not None
+        if not self._functional:
+            return
+        if inputs is None or outputs is None:
+            raise ValueError("Model: give both inputs and outputs (or neither, to subclass)")
+        self._single_input = not isinstance(inputs, (list, tuple))
+        self._single_output = not isinstance(outputs, (list, tuple))
+        self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
+        for t in self.inputs:
+            if not (isinstance(t, SymbolicTensor) and isinstance(t.node.layer, InputLayer)):
+                raise TypeError(f"Model: inputs must come from Input(...), got {t!r}")
+        for t in self.outputs:
+            if not isinstance(t, SymbolicTensor):
+                raise TypeError(f"Model: outputs must be symbolic tensors from calling layers on Inputs, got {t!r}")
+        self._nodes = _topological_nodes(self.outputs)
+        given = {id(t) for t in self.inputs}
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer) and id(node.outputs[0]) not in given:
+                raise ValueError(f"Model: the outputs depend on input {node.layer.name!r}, which is not in inputs")
+        self._model_layers = []
+        for node in [t.node for t in self.inputs] + self._nodes:
+            if node.layer not in self._model_layers:
+                self._model_layers.append(node.layer)
+        _check_unique_names(self._model_layers)
+        self.built = True
+        self.input_shape = [t.shape for t in self.inputs] if not self._single_input else self.inputs[0].shape
+        self.output_shape = self.compute_output_shape(self.input_shape)
+
+    # -- structure
+
+    @property
+    def layers(self) -> list:
+        return list(self._model_layers) if self._functional else self._sublayers()
+
+    def get_layer(self, name=None, index=None) -> Layer:
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{self.name}: no layer named {name!r} (have {', '.join(l.name for l in self.layers)})")
+
+    def named_weights(self) -> list:
+        """[("layername/weightname", Tensor)] over the layers, in order, each weight once: the names
+        that save_weights writes."""
+        named = [(f"{self.name}/{n}", t) for n, t, _ in self._own_weights]
+        for layer in self.layers:
+            named.extend(layer.named_weights())
+        seen, out = set(), []
+        for name, tensor in named:
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                out.append((name, tensor))
+        return out
+
+    @property
+    def output_names(self) -> list:
+        if self._functional:
+            names = [t.node.layer.name if len(t.node.outputs) == 1 else f"{t.node.layer.name}_{t.index}"
+                     for t in self.outputs]
+        else:
+            names = [f"output_{i + 1}" for i in range(self._output_count())]
+        return names if len(set(names)) == len(names) else [f"{n}_{i}" for i, n in enumerate(names)]
+
+    def _output_count(self) -> int:
+        return len(self.outputs) if self._functional else getattr(self, "_outputs_seen", 1)
+
+    # -- running
+
+    def call(self, inputs, training=False):
+        if not self._functional:
+            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define call()")
+        values = self._bind_inputs(inputs)
+        lookup = lambda t: values[id(t)] if isinstance(t, SymbolicTensor) else t  # noqa: E731
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            kwargs = map_structure(lookup, node.kwargs)
+            kwargs.setdefault("training", training)
+            out = node.layer(map_structure(lookup, node.inputs), **kwargs)
+            for symbol, value in zip(node.outputs, _as_list(out)):
+                values[id(symbol)] = value
+        outputs = [values[id(t)] for t in self.outputs]
+        return outputs[0] if self._single_output else outputs
+
+    def _bind_inputs(self, inputs):
+        given = _as_list(inputs)
+        if len(given) != len(self.inputs):
+            raise ValueError(f"{self.name}: expected {len(self.inputs)} input(s), got {len(given)}")
+        values = {}
+        for symbol, value in zip(self.inputs, given):
+            _check_input_shape(self, symbol, value)
+            values[id(symbol)] = value
+        return values
+
+    def _convert_inputs(self, inputs):
+        if not self._functional:
+            return super()._convert_inputs(inputs)
+        converted = [_convert_to(value, symbol.dtype) for value, symbol in zip(_as_list(inputs), self.inputs)]
+        return converted[0] if not isinstance(inputs, (list, tuple)) else converted
+
+    def compute_output_shape(self, input_shape):
+        if not self._functional:
+            return super().compute_output_shape(input_shape)
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if self._single_output else shapes
+
+    # -- compile
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """optimizer: a name ("adam", "sgd", "rmsprop") or an Optimizer. loss: a name, Loss or callable,
+        or a list/dict (by output name) for several outputs. metrics: a list applied to every output,
+        or a list of lists / dict per output. loss_weights: a list/dict of factors for the total loss."""
+        if loss is None:
+            raise ValueError("compile: a loss is required")
+        self.optimizer = _optimizers.get(optimizer)
+        self._compiled = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
+        self._resolved = None
+
+    def _check_compiled(self):
+        if self._compiled is None:
+            raise RuntimeError(f"{self.name}: compile the model before fit/evaluate")
+
+    def _resolve(self):
+        """Per-output losses, weights and metrics, once the number of outputs is known (after a first call)."""
+        self._check_compiled()
+        if self._resolved is not None:
+            return self._resolved
+        names = self.output_names
+        spec = self._compiled
+        losses = [_losses.get(x) for x in _per_output(spec["loss"], names, "loss")]
+        weights = [1.0] * len(names) if spec["loss_weights"] is None else [
+            float(w) for w in _per_output(spec["loss_weights"], names, "loss_weights", broadcast=False)]
+        metrics_spec = spec["metrics"] or []
+        if isinstance(metrics_spec, dict):
+            per_output = [_as_list(metrics_spec.get(n, [])) for n in names]
+        elif metrics_spec and all(isinstance(m, (list, tuple)) for m in metrics_spec):
+            if len(metrics_spec) != len(names):
+                raise ValueError(f"metrics: {len(metrics_spec)} lists for {len(names)} outputs")
+            per_output = [list(m) for m in metrics_spec]
+        else:
+            per_output = [list(_as_list(metrics_spec))] * len(names)
+        metrics = []
+        for i, (specs, loss) in enumerate(zip(per_output, losses)):
+            made = []
+            for m in specs:
+                metric = _metrics.get(m, loss=loss)
+                made.append(copy.deepcopy(metric) if metric is m and i > 0 else metric)
+            metrics.append(made)
+        prefix = [(n + "_") if len(names) > 1 else "" for n in names]
+        self._resolved = {"names": names, "losses": losses, "weights": weights, "metrics": metrics, "prefix": prefix}
+        return self._resolved
+
+    @property
+    def metrics_names(self) -> list:
+        r = self._resolve()
+        names = ["loss"] + ([p + "loss" for p in r["prefix"]] if len(r["names"]) > 1 else [])
+        return names + [p + m.name for p, ms in zip(r["prefix"], r["metrics"]) for m in ms]
+
+    # -- training
+
+    def _forward(self, xs, lengths, training):
+        outputs = self(xs if len(xs) > 1 else xs[0], training=training,
+                       **({} if lengths is None else {"lengths": lengths if len(xs) > 1 else lengths[0]}))
+        outputs = _as_list(outputs)
+        if not self._functional:
+            self._outputs_seen = len(outputs)
+        return outputs
+
+    def _losses_of(self, ys, outputs):
+        r = self._resolve()
+        if len(ys) != len(outputs):
+            raise ValueError(f"{self.name}: {len(outputs)} output(s) but {len(ys)} target array(s)")
+        parts = [loss(y, out) for loss, y, out in zip(r["losses"], ys, outputs)]
+        total = parts[0] if r["weights"][0] == 1.0 else F.scale(parts[0], r["weights"][0])
+        for part, weight in zip(parts[1:], r["weights"][1:]):
+            total = F.add(total, part if weight == 1.0 else F.scale(part, weight))
+        return total, parts
+
+    def _update_metrics(self, ys, outputs):
+        for metrics, y, out in zip(self._resolved["metrics"], ys, outputs):
+            for metric in metrics:
+                metric.update(y, out)
+
+    def _logs(self, loss_sum, part_sums, count):
+        r = self._resolved
+        logs = {"loss": loss_sum / count}
+        if len(r["names"]) > 1:
+            logs.update({p + "loss": s / count for p, s in zip(r["prefix"], part_sums)})
+        for prefix, metrics in zip(r["prefix"], r["metrics"]):
+            logs.update({prefix + m.name: m.result() for m in metrics})
+        return logs
+
+    def _reset_metrics(self):
+        for metrics in self._resolved["metrics"]:
+            for metric in metrics:
+                metric.reset()
+
+    @_serial_numpy_blas
+    def train_on_batch(self, x, y, lengths=None) -> float:
+        """One training step on one batch; returns its loss."""
+        self._check_compiled()
+        xs, ys, ls = _prepare(x, y, lengths)
+        self._ensure_built(xs, ls)
+        self._resolve()
+        return self._train_step(xs, ys, ls, self.trainable_weights)[0]
+
+    def _train_step(self, xs, ys, ls, params):
+        outputs = self._forward(xs, ls, training=True)
+        total, parts = self._losses_of(ys, outputs)
+        total.backward()
+        self.optimizer.apply_gradients(params)
+        for p in params:
+            p.grad = None
+        self._update_metrics(ys, outputs)
+        return float(total.data), [float(p.data) for p in parts]
+
+    def _ensure_built(self, xs, ls):
+        """Builds the layers from a first batch (a forward without a graph), so the weights exist to train."""
+        if not self.built:
+            with no_grad():
+                self._forward([a[:1] for a in xs], None if ls is None else [None if l is None else l[:1] for l in ls],
+                              training=False)
+            self.built = True
+
+    @_serial_numpy_blas
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0, seed=None, lengths=None) -> History:
+        """Trains for ``epochs`` epochs over (x, y) in batches; returns a History.
+
+        validation_data: (x_val, y_val) or (x_val, y_val, lengths_val); validation_split: the last
+        fraction of the samples (taken before shuffling) is held out instead. shuffle: a new order each
+        epoch. seed: makes the shuffling and every layer's dropout masks reproducible. verbose: 0
+        silent, 1 a progress bar per epoch (loss and metrics per batch, val_* at the end), 2 one line
+        per epoch."""
+        self._check_compiled()
+        xs, ys, ls = _prepare(x, y, lengths)
+        if validation_data is not None:
+            val = _prepare(*_split_validation_data(validation_data))
+        elif validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
+            split = int(len(xs[0]) * (1.0 - validation_split))
+            if split == 0 or split == len(xs[0]):
+                raise ValueError(f"validation_split={validation_split} leaves an empty training or validation set "
+                                 f"from {len(xs[0])} samples")
+            val = _slice_all((xs, ys, ls), slice(split, None))
+            xs, ys, ls = _slice_all((xs, ys, ls), slice(0, split))
+        else:
+            val = None
+        batch_size = _positive(batch_size or 32, "batch_size")
+        rng = np.random.default_rng(seed)
+        if seed is not None:
+            self._reseed_dropout(seed)
+        self._ensure_built(xs, ls)
+        r = self._resolve()
+        params = self.trainable_weights
+        count = len(xs[0])
+        steps = -(-count // batch_size)
+        self.history = History()
+        cbs = CallbackList([self.history] + list(callbacks or []), self,
+                           {"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            self._reset_metrics()
+            order = rng.permutation(count) if shuffle else None
+            bar = _progress(verbose, steps, f"Epoch {epoch + 1}/{epochs}")
+            loss_sum, part_sums, seen, logs = 0.0, [0.0] * len(r["names"]), 0, {}
+            for step in range(steps):
+                rows = slice(step * batch_size, (step + 1) * batch_size)
+                if order is not None:
+                    rows = order[rows]
+                batch = _slice_all((xs, ys, ls), rows)
+                cbs.on_train_batch_begin(step)
+                loss, parts = self._train_step(*batch, params)
+                size = len(batch[0][0])
+                seen += size
+                loss_sum += loss * size
+                part_sums = [s + p * size for s, p in zip(part_sums, parts)]
+                logs = self._logs(loss_sum, part_sums, seen)
+                if bar is not None:
+                    bar.set_postfix_str(_format_logs(logs), refresh=False)
+                    bar.update(1)
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None:
+                epoch_logs.update({"val_" + k: v for k, v in self._evaluate_arrays(*val, batch_size).items()})
+            if bar is not None:
+                bar.set_postfix_str(_format_logs(epoch_logs))
+                bar.close()
+            elif verbose == 2:
+                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(epoch_logs)}", file=sys.stderr)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        return self.history
+
+    def _reseed_dropout(self, seed):
+        for k, layer in enumerate(_all_layers(self)):
+            layer.rng = np.random.default_rng([seed, k])
+
+    def _evaluate_arrays(self, xs, ys, ls, batch_size):
+        self._check_compiled()
+        self._ensure_built(xs, ls)
+        self._resolve()
+        self._reset_metrics()
+        loss_sum, part_sums, count = 0.0, None, len(xs[0])
+        with no_grad():
+            for start in range(0, count, batch_size):
+                bx, by, bl = _slice_all((xs, ys, ls), slice(start, start + batch_size))
+                outputs = self._forward(bx, bl, training=False)
+                total, parts = self._losses_of(by, outputs)
+                size = len(bx[0])
+                loss_sum += float(total.data) * size
+                values = [float(p.data) * size for p in parts]
+                part_sums = values if part_sums is None else [a + b for a, b in zip(part_sums, values)]
+                self._update_metrics(by, outputs)
+        return self._logs(loss_sum, part_sums, count)
+
+    @_serial_numpy_blas
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, lengths=None, return_dict=False):
+        """The loss (and metrics) over (x, y), in inference mode. Returns a float when there is only
+        the loss, else a list in the order of ``metrics_names``, or a dict with ``return_dict=True``."""
+        xs, ys, ls = _prepare(x, y, lengths)
+        logs = self._evaluate_arrays(xs, ys, ls, _positive(batch_size or 32, "batch_size"))
+        if verbose:
+            print(_format_logs(logs), file=sys.stderr)
+        if return_dict:
+            return logs
+        values = [logs[k] for k in self.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    @_serial_numpy_blas
+    def predict(self, x, batch_size=32, verbose=0, lengths=None):
+        """The outputs for x in inference mode (no dropout, no graph), as NumPy arrays (a list for
+        several outputs), batch by batch."""
+        xs, _, ls = _prepare(x, None, lengths)
+        batch_size = _positive(batch_size or 32, "batch_size")
+        count = len(xs[0])
+        chunks = None
+        bar = _progress(verbose, -(-count // batch_size), "predict")
+        with no_grad():
+            for start in range(0, count, batch_size):
+                bx, _, bl = _slice_all((xs, [], ls), slice(start, start + batch_size))
+                outputs = [o.numpy() for o in self._forward(bx, bl, training=False)]
+                chunks = [[o] for o in outputs] if chunks is None else [c + [o] for c, o in zip(chunks, outputs)]
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+        if chunks is None:
+            raise ValueError("predict: x has no samples")
+        results = [np.concatenate(c, axis=0) for c in chunks]
+        return results[0] if len(results) == 1 else results
+
+    # -- inspection and persistence
+
+    def summary(self, print_fn=print):
+        """Prints each layer's name, type, output shape and parameter count, then the totals.
+
+        Counts are of the arrays we hold. The recurrent layers keep two bias vectors (b_ih and b_hh,
+        as PyTorch and cuDNN do), so an LSTM has 4*H*(I+H) + 8*H parameters (GRU 3*H*(I+H) + 6*H,
+        SimpleRNN H*(I+H) + 2*H): torch.nn's counts, H more per gate than Keras's single-bias LSTM."""
+        if not self.built:
+            raise ValueError(f"{self.name}: the model is not built yet, so its shapes and parameters are unknown; "
+                             "start it with an Input (or give the first layer input_shape=...) or call it on data")
+        rows = [(f"{layer.name} ({type(layer).__name__})", _format_shape(layer.output_shape),
+                 str(layer.count_params() if layer.built else 0)) for layer in self.layers]
+        header = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max(len(r[i]) for r in rows + [header]) + 2 for i in range(3)]
+        line = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+        rule = "=" * sum(widths)
+        weights = self.weights
+        trainable = sum(int(t.data.size) for t in weights if t.requires_grad)
+        total = sum(int(t.data.size) for t in weights)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(rule)
+        print_fn(line(header))
+        print_fn(rule)
+        for row in rows:
+            print_fn(line(row))
+        print_fn(rule)
+        print_fn(f"Total params: {total:,}")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {total - trainable:,}")
+
+    def save_weights(self, path):
+        """Writes every weight under its "layername/weightname" (fusedrnn.nn.saving; atomic .npz)."""
+        if not self.built:
+            raise ValueError(f"{self.name}: the model is not built yet: there are no weights to save")
+        _saving.save_weights(self.named_weights(), path)
+
+    def load_weights(self, path, allow_float_cast=False, by_name=False):
+        """Sets the weights from a file save_weights wrote; nothing changes if it does not match this
+        model (the error says what differs). Weights are matched by name; when the names differ (the
+        same architecture built again in one session gets "lstm_1" for "lstm") but the file holds the
+        same weights in the same order (same weight names within each layer, same shapes), they are
+        matched by position, as Keras matches by topology. ``by_name=True``: names only."""
+        if not self.built:
+            raise ValueError(f"{self.name}: build the model (Input, input_shape or a call on data) before loading")
+        named = self.named_weights()
+        saved = _saving.read_weights(path)
+        if not by_name and set(saved) != {n for n, _ in named} and _same_structure(saved, named):
+            named = [(file_name, tensor) for file_name, (_, tensor) in zip(saved, named)]
+        _saving.load_weights(named, path, allow_float_cast=allow_float_cast)
+
+
+class Sequential(Model):
+    """A stack of single-input, single-output layers. Start it with ``Input(shape)`` (or give the
+    first layer ``input_shape=``) to build it at once, or let the first batch build it. ``seed``
+    reseeds the initial weights and dropout of the layers added that have no seed of their own."""
+
+    def __init__(self, layers=None, name=None, seed=None):
+        super().__init__(name=name)
+        self._layers: list = []
+        self._input = None
+        self._output = None
+        self._model_seed = seed
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if isinstance(layer, SymbolicTensor):
+            if self._layers or self._input is not None or not isinstance(layer.node.layer, InputLayer):
+                raise ValueError("Sequential: an Input(...) may only come first")
+            self._input = self._output = layer
+            return
+        if isinstance(layer, InputLayer):
+            raise TypeError("Sequential: use Input(shape) (the tensor it returns), not an InputLayer")
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential: expected a layer, got {type(layer).__name__}")
+        if any(layer.name == other.name for other in self._layers):
+            raise ValueError(f"Sequential: two layers named {layer.name!r}")
+        if self._model_seed is not None and layer.seed is None and not layer.built:
+            layer._reseed(np.random.SeedSequence([self._model_seed, len(self._layers)]))
+        self._layers.append(layer)
+        if self._input is None and len(self._layers) == 1 and layer._batch_input_shape is not None:
+            self._input = self._output = _input_for(layer, layer._batch_input_shape)
+        if self._output is not None:
+            self._output = layer(self._output)
+            if isinstance(self._output, list):
+                raise ValueError(f"Sequential: {layer.name} has several outputs; use the functional Model")
+            self.built = True
+
+    @property
+    def layers(self) -> list:
+        return list(self._layers)
+
+    @property
+    def output_names(self) -> list:
+        return [self._layers[-1].name] if self._layers else ["output_1"]
+
+    def _output_count(self) -> int:
+        return 1
+
+    def build(self, input_shape):
+        if self._input is None:
+            self._input = self._output = _input_for(self._layers[0] if self._layers else None, input_shape,
+                                                    from_data=True)
+            for layer in self._layers:
+                self._output = layer(self._output)
+
+    def call(self, inputs, training=False):
+        if not self._layers:
+            raise ValueError(f"{self.name}: no layers")
+        if self._input is not None:
+            _check_input_shape(self, self._input, inputs)
+        x = inputs
+        for layer in self._layers:
+            x = layer(x, training=training)
+            if isinstance(x, list):
+                raise ValueError(f"Sequential: {layer.name} has several outputs; use the functional Model")
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+def _default_name(model):
+    return "sequential" if isinstance(model, Sequential) else "model" if type(model) is Model else \
+        type(model).__name__.lower()
+
+
+def _input_for(first_layer, batch_shape, from_data=False):
+    """The Input a Sequential starts from: integer ids for an Embedding, floats otherwise. Built from
+    a batch of data, only the feature axis is fixed (later batches may have other step counts)."""
+    if isinstance(first_layer, Embedding):
+        shape = (None,) * len(batch_shape) if from_data else tuple(batch_shape)
+        return Input(batch_shape=(None,) + shape[1:], dtype="int64")
+    if from_data and len(batch_shape) > 2:
+        batch_shape = (None,) * (len(batch_shape) - 1) + tuple(batch_shape[-1:])
+    return Input(batch_shape=(None,) + tuple(batch_shape[1:]))
+
+
+def _same_structure(saved: dict, named: list) -> bool:
+    """The file's weights and the model's pair up by position: same count, shapes and last name parts."""
+    return len(saved) == len(named) and all(
+        file_name.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1] and tuple(array.shape) == tuple(tensor.shape)
+        for (file_name, array), (name, tensor) in zip(saved.items(), named))
+
+
+def _check_input_shape(model, symbol, value):
+    expected = symbol.shape
+    if value.ndim != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], value.shape[1:])):
+        raise ValueError(f"{model.name}: input {symbol.node.layer.name!r} expects shape {expected}, "
+                         f"got {tuple(value.shape)}")
+
+
+def _convert_to(value, dtype):
+    if isinstance(value, Tensor):
+        return value
+    if not is_array(value):
+        value = np.asarray(value)
+    if value.dtype != dtype and (dtype.kind == "f" or value.dtype.kind == "f"):
+        value = value.astype(dtype)
+    return Tensor(value)
+
+
+def _topological_nodes(outputs):
+    order, seen = [], set()
+    stack = [(t.node, False) for t in reversed(outputs)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((p.node, False) for p in reversed(node.parents()) if id(p.node) not in seen)
+    return order
+
+
+def _check_unique_names(layers):
+    seen = set()
+    for layer in layers:
+        if layer.name in seen:
+            raise ValueError(f"Model: two different layers are named {layer.name!r}; layer names must be unique")
+        seen.add(layer.name)
+
+
+def _all_layers(layer):
+    out = []
+    for sub in layer._sublayers():
+        out.append(sub)
+        out.extend(_all_layers(sub))
+    return out
+
+
+def _per_output(spec, names, what, broadcast=True):
+    if isinstance(spec, dict):
+        missing = [n for n in names if n not in spec]
+        if missing:
+            raise ValueError(f"{what}: no entry for output(s) {', '.join(missing)} (outputs: {', '.join(names)})")
+        return [spec[n] for n in names]
+    if isinstance(spec, (list, tuple)):
+        if len(spec) != len(names):
+            raise ValueError(f"{what}: {len(spec)} entries for {len(names)} output(s) ({', '.join(names)})")
+        return list(spec)
+    if not broadcast and len(names) > 1:
+        raise ValueError(f"{what}: give a list or dict for {len(names)} outputs")
+    return [spec] * len(names)
+
+
+def _prepare(x, y, lengths):
+    """Lists of arrays (x per input, y per output, lengths per input or None), same sample counts."""
+    if x is None:
+        raise ValueError("x: no input data given")
+    xs = [np.asarray(a) if not is_array(a) else a for a in _as_list(x)]
+    ys = [] if y is None else [np.asarray(a) if not is_array(a) else a for a in _as_list(y)]
+    ls = None
+    if lengths is not None:
+        ls = list(lengths) if isinstance(lengths, (list, tuple)) and len(xs) > 1 else [lengths]
+        ls = [None if l is None else np.asarray(l) for l in ls]
+        ls += [None] * (len(xs) - len(ls))
+    counts = {len(a) for a in xs + ys + [l for l in (ls or []) if l is not None]}
+    if len(counts) != 1:
+        raise ValueError(f"x, y and lengths must have the same number of samples on axis 0, got {sorted(counts)}")
+    return xs, ys, ls
+
+
+def _split_validation_data(data):
+    if not isinstance(data, (list, tuple)) or len(data) not in (2, 3):
+        raise ValueError("validation_data: expected (x_val, y_val) or (x_val, y_val, lengths_val)")
+    return tuple(data) if len(data) == 3 else (data[0], data[1], None)
+
+
+def _slice_all(parts, rows):
+    xs, ys, ls = parts
+    return ([a[rows] for a in xs], [a[rows] for a in ys],
+            None if ls is None else [None if l is None else l[rows] for l in ls])
+
+
+def _positive(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _format_logs(logs):
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+def _progress(verbose, steps, desc):
+    if verbose != 1:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=steps, desc=desc, unit="batch", file=sys.stderr, leave=True, dynamic_ncols=True)
+
