@@ -18,6 +18,7 @@ import fusedrnn
 # subcommand name -> module (relative to this package)
 SUBCOMMANDS = {
     "bench": ".bench",  # side-by-side CPU benchmark against the NumPy reference and PyTorch
+    "demo": ".demo",  # the chapter's examples: rnn-step, count-ones, seq2seq
 }
 
 
