@@ -300,9 +300,9 @@ def test_progress_bar_and_errors(rng, capsys):
 
 def test_numpy_blas_is_single_threaded_while_training(rng):
     """numpy's OpenBLAS pool would spin against the fused kernels' threads: one thread inside fit, restored after."""
-    from fusedrnn.nn import models
+    from fusedrnn.nn import _numpy_blas
 
-    found = models._find_numpy_openblas()
+    found = _numpy_blas._find_numpy_openblas()
     if not found:
         pytest.skip("numpy is not using the OpenBLAS its wheels bundle")
     get, set_ = found
