@@ -16,18 +16,11 @@ Dense(3, softmax) head, sparse categorical cross-entropy, Adam, float32. Peers, 
 The target (issue 3) is fit step / bare ops.lstm <= 1.15. The model's output is checked against
 the bare op with the same weights before anything is timed. Peers run interleaved, round after
 round in a rotating order, with one untimed call first; times are medians over the rounds.
-
-The table is measured twice: with NumPy's own OpenBLAS (the one behind ``@`` in the Dense head and
-the loss, not fusedrnn's) at its default thread count, as a user gets it, and with it set to one
-thread. After a multi-threaded call OpenBLAS's idle workers spin on every core for a while
-(DESIGN.md), which is time taken from the fused kernels' own threads that run right after.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import glob
 import json
 import os
 import statistics
@@ -45,21 +38,6 @@ from fusedrnn.nn.optimizers import Adam
 B, T, I, H, CLASSES = 32, 30, 200, 300, 3
 FIT_BATCHES = 8
 TARGET = 1.15
-
-
-def numpy_blas_threads(threads=None):
-    """The thread count of NumPy's bundled OpenBLAS (set first when ``threads`` is given), through its
-    C API as threadpoolctl does; None when this NumPy has no bundled OpenBLAS."""
-    for path in glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")):
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", "64_"), ("openblas_", "")):
-            setter = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
-            getter = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-            if setter is not None and getter is not None:
-                if threads is not None:
-                    setter(int(threads))
-                return int(getter())
-    return None
 
 
 def build(seed=0):
@@ -129,41 +107,28 @@ def main(argv=None):
              "bare directions": bare_directions}
     names = list(peers)
 
-    default_blas = numpy_blas_threads()
-    configs = {"default": default_blas, "1 thread": 1} if default_blas is not None else {"default": None}
-    times = {label: {name: [] for name in names} for label in configs}
-    for r in range(args.rounds):  # both configurations in every round: the machine's noise falls on both
-        for label, blas in configs.items():
-            if blas is not None:
-                numpy_blas_threads(blas)
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                peers[name]()  # untimed: the same warm state for every peer
-                start = time.perf_counter()
-                steps = peers[name]()
-                times[label][name].append((time.perf_counter() - start) / steps)
-    if default_blas is not None:
-        numpy_blas_threads(default_blas)
-    results = {label: {name: 1e3 * statistics.median(v) for name, v in per.items()} for label, per in times.items()}
+    times = {name: [] for name in names}
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            peers[name]()  # untimed: the same warm state for every peer
+            start = time.perf_counter()
+            steps = peers[name]()
+            times[name].append((time.perf_counter() - start) / steps)
+    median = {name: 1e3 * statistics.median(values) for name, values in times.items()}
+    base = median["bare ops.lstm"]
 
     print(f"fit overhead: B={B} T={T} I={I} H={H} bidirectional LSTM + TimeDistributed Dense({CLASSES}), float32, "
-          f"{threads} kernel threads, {args.rounds} rounds (check: max |model - ops.lstm| = {diff:.2g}); "
+          f"{threads} threads, {args.rounds} rounds (check: max |model - ops.lstm| = {diff:.2g}); "
           f"load average {os.getloadavg()[0]:.2f}")
-    labels = list(results)
-    print("| peer | " + " | ".join(f"ms/step, NumPy BLAS {label} | / bare ops.lstm" for label in labels) + " |")
-    print("|---|" + "---:|---:|" * len(labels))
+    print("| peer | median ms/step | / bare ops.lstm |")
+    print("|---|---:|---:|")
     for name in names:
-        cells = [f"{results[label][name]:.1f} | {results[label][name] / results[label]['bare ops.lstm']:.2f}"
-                 for label in labels]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    ratios = {label: results[label]["fit step"] / results[label]["bare ops.lstm"] for label in labels}
-    for label, ratio in ratios.items():
-        print(f"fit step / bare forward+backward, NumPy BLAS {label} "
-              f"({default_blas if label == 'default' else 1} threads): {ratio:.2f} "
-              f"(target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
+        print(f"| {name} | {median[name]:.1f} | {median[name] / base:.2f} |")
+    ratio = median["fit step"] / base
+    print(f"fit step / bare forward+backward = {ratio:.2f} (target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
     if args.json:
         print(json.dumps({"benchmark": "fit_overhead", "threads": threads, "rounds": args.rounds,
-                          "numpy_blas_default_threads": default_blas, "median_ms": results, "ratio": ratios,
-                          "target": TARGET}))
+                          "median_ms": median, "ratio": ratio, "target": TARGET}))
     return 0
 
 

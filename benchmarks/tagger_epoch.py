@@ -9,11 +9,9 @@ LSTM 300 (return_sequences, concat) -> Dropout 0.2 -> TimeDistributed Dense 60 s
 Synthetic data of the tagger's size: sentences x 30 token ids from a 10,000-word vocabulary (no
 padding, so both sides do the same work), 3 classes. Both sides: float32, the same threads, the
 same batches in the same order (no shuffling). Before timing, torch's model gets our initial weights
-and both must give the same probabilities (dropout off). Ours runs twice per round: with NumPy's
-own OpenBLAS (behind ``@`` in the Dense layers) at its default threads, as a user gets it, and at one
-thread (see fit_overhead.py: its idle workers spin on the cores the fused kernels need). Rounds
-rotate the order; each time is the median over rounds, scaled to a 4000-sentence epoch when
---sentences is smaller.
+and both must give the same probabilities (dropout off). Rounds alternate the order; each side's
+time is the median over rounds, scaled to a 4000-sentence epoch when --sentences is smaller. torch's
+threads suffer most from other work on a shared machine: the load average is printed with the table.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import time
 import numpy as np
 
 import fusedrnn
-from fit_overhead import numpy_blas_threads
 from fusedrnn.nn import layers
 from fusedrnn.nn.models import Sequential
 from fusedrnn.nn.optimizers import Adam
@@ -130,18 +127,7 @@ def main(argv=None):
             loss.backward()
             optimizer.step()
 
-    default_blas = numpy_blas_threads()
-
-    def run_ours_one_thread(count):
-        numpy_blas_threads(1)
-        try:
-            run_ours(count)
-        finally:
-            numpy_blas_threads(default_blas)
-
     peers = {"ours": run_ours, "torch": run_torch}
-    if default_blas is not None:
-        peers["ours, NumPy BLAS 1 thread"] = run_ours_one_thread
     names = list(peers)
     warm = min(args.sentences, 4 * args.batch_size)
     for run in peers.values():
@@ -153,7 +139,7 @@ def main(argv=None):
             peers[name](args.sentences)
             seconds[name].append(time.perf_counter() - start)
 
-    load = os.getloadavg()[0]  # others' work on a shared machine: torch's threads suffer most from it
+    load = os.getloadavg()[0]
     scale = EPOCH_SENTENCES / args.sentences
     per_epoch = {name: statistics.median(values) * scale for name, values in seconds.items()}
     print(f"tagger epoch: batch {args.batch_size}, {args.sentences} sentences timed x {STEPS} steps, vocabulary "
@@ -164,13 +150,12 @@ def main(argv=None):
     ratio = {name: per_epoch[name] / per_epoch["torch"] for name in names}
     for name in names:
         print(f"| {args.batch_size} | {args.sentences} | {name} | {per_epoch[name]:.1f} | {ratio[name]:.2f} |")
-    print(f"(NumPy's OpenBLAS default: {default_blas} threads)")
     if scale != 1:
         print(f"(s/epoch: the time for {args.sentences} sentences x {scale:g}, a {EPOCH_SENTENCES}-sentence epoch)")
     if args.json:
         print(json.dumps({"benchmark": "tagger_epoch", "batch_size": args.batch_size, "sentences": args.sentences,
                           "threads": threads, "rounds": args.rounds, "seconds_per_epoch": per_epoch,
-                          "ours_over_torch": ratio, "raw_seconds": seconds, "load_average": load}))
+                          "over_torch": ratio, "raw_seconds": seconds, "load_average": load}))
     return 0
 
 
