@@ -22,6 +22,11 @@ feeding back the argmax until every row has said ``<DONE>``.
 
 Exact-match accuracy (the whole output sequence right) is reported per source length for each
 model, as a table and a PNG plot; the attention model's weights on one example go to a heat map.
+Reversal is where attention shows: without it every digit must survive in the final state (default
+run, seed 0: 1.00 / 0.96 / 0.68 / 0.11 exact match at lengths 5 / 10 / 15 / 20; dot attention 1.00 at
+all four). Sorting is the contrast: the digit counts are a summary that fits in the final state, so
+both models reach 1.00 at every length in the default run (under --quick the attention model is the
+slower learner there).
 """
 
 from __future__ import annotations
