@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/adam.h"
 #include "cpu/blas.h"
 #include "cpu/isa.h"
 #include "cpu/sequence.h"
@@ -196,6 +197,28 @@ struct Binding {
   }
 };
 
+template <typename T>
+void adam_update_typed(const py::array& var, const py::array& grad, const py::array& m, const py::array& v,
+                       double alpha, double beta1, double beta2, double epsilon) {
+  if (var.ndim() < 0) throw py::value_error("var: not an array");
+  Shape shape(var.shape(), var.shape() + var.ndim());
+  T* var_data = checked<T>(var, "var", shape, true);
+  const T* grad_data = checked<T>(grad, "grad", shape);
+  T* m_data = checked<T>(m, "m", shape, true);
+  T* v_data = checked<T>(v, "v", shape, true);
+  const int64_t n = var.size();
+  py::gil_scoped_release release;
+  cpu::adam_update<T>(n, var_data, grad_data, m_data, v_data, static_cast<T>(alpha), static_cast<T>(beta1),
+                      static_cast<T>(beta2), static_cast<T>(epsilon));
+}
+
+void adam_update(const py::array& var, const py::array& grad, const py::array& m, const py::array& v, double alpha,
+                 double beta1, double beta2, double epsilon) {
+  if (var.dtype().is(py::dtype::of<float>())) return adam_update_typed<float>(var, grad, m, v, alpha, beta1, beta2, epsilon);
+  if (var.dtype().is(py::dtype::of<double>())) return adam_update_typed<double>(var, grad, m, v, alpha, beta1, beta2, epsilon);
+  throw py::type_error("var: dtype must be float32 or float64");
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = FUSEDRNN_VERSION;
@@ -226,6 +249,9 @@ PYBIND11_MODULE(_core, m) {
   Binding<LstmCell>::define(m, "lstm");
   Binding<GruCell>::define(m, "gru");
   Binding<RnnCell>::define(m, "rnn");
+  m.def("adam_update", &adam_update, py::arg("var").noconvert(), py::arg("grad").noconvert(),
+        py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
+        py::arg("epsilon"), "Adam's update of var, m and v in place, in one pass (Keras's form).");
   m.def("build_info", &build_info, "What this module was compiled with.");
   m.def("get_num_threads", &cpu::blas_num_threads, "Threads the kernels use (OpenBLAS's setting).");
   m.def("set_num_threads", [](int n) {

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import _native
 from ..reference import array_module
 from . import schedules as _schedules
 
@@ -166,8 +169,11 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
         m, v = slots["m"], slots["v"]
-        # In place, with two temporaries: the update runs on every weight every step, and each
-        # temporary array is a full pass over memory (measured: 5.9 -> 2 ms at the tagger's 1.2M weights).
+        core = _native.core()
+        if core is not None and not self.amsgrad and isinstance(var, np.ndarray) and var.flags.c_contiguous:
+            # One fused pass (csrc/cpu/adam.h): the array form below makes a dozen passes over memory.
+            core.adam_update(var, np.ascontiguousarray(grad), m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
+            return
         tmp = grad * (1.0 - self.beta_1)
         m *= self.beta_1
         m += tmp
