@@ -110,8 +110,10 @@ class _Outputs(Tensor):
         return [a if b is None else b if a is None else a + b for a, b in zip(total, more)]
 
 
-def _topological_order(root):
-    order, seen, stack = [], set(), [(root, False)]
+def topological_order(roots, parents_of):
+    """Nodes reachable from ``roots``, each after all its parents (``parents_of(node)``), iteratively:
+    graphs can be deeper than Python's recursion limit."""
+    order, seen, stack = [], set(), [(node, False) for node in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -121,8 +123,12 @@ def _topological_order(root):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        stack.extend((p, False) for p in node.parents if p is not None and p.requires_grad and id(p) not in seen)
+        stack.extend((p, False) for p in reversed(parents_of(node)) if id(p) not in seen)
     return order
+
+
+def _topological_order(root):
+    return topological_order([root], lambda node: [p for p in node.parents if p is not None and p.requires_grad])
 
 
 def record(data, parents: Sequence[Optional[Tensor]], backward: Callable, name: Optional[str] = None) -> Tensor:

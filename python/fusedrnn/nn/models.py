@@ -23,11 +23,11 @@ from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import saving as _saving
 from . import functional as F
-from .autograd import Tensor, no_grad
+from .autograd import Tensor, no_grad, topological_order
 from .callbacks import CallbackList
 from ._numpy_blas import single_threaded_numpy_blas
 from .history import History
-from .layers.base import Input, InputLayer, Layer, SymbolicTensor, is_array, map_structure, unique_name
+from .layers.base import Input, InputLayer, Layer, SymbolicTensor, _unique, is_array, map_structure, unique_name
 from .layers.core import Embedding
 
 __all__ = ["Model", "Sequential"]
@@ -112,12 +112,7 @@ class Model(Layer):
         named = [(f"{self.name}/{n}", t) for n, t, _ in self._own_weights]
         for layer in self.layers:
             named.extend(layer.named_weights())
-        seen, out = set(), []
-        for name, tensor in named:
-            if id(tensor) not in seen:
-                seen.add(id(tensor))
-                out.append((name, tensor))
-        return out
+        return _unique(named)
 
     @property
     def output_names(self) -> list:
@@ -593,19 +588,7 @@ def _convert_to(value, dtype):
 
 
 def _topological_nodes(outputs):
-    order, seen = [], set()
-    stack = [(t.node, False) for t in reversed(outputs)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((p.node, False) for p in reversed(node.parents()) if id(p.node) not in seen)
-    return order
+    return topological_order([t.node for t in outputs], lambda node: [p.node for p in node.parents()])
 
 
 def _check_unique_names(layers):
