@@ -1,1 +1,1 @@
-"""The ADE adverse-effect tagger: corpus, tokens, splits and evaluation (models and CLI come later)."""
+"""The ADE adverse-effect tagger: corpus, tokens, splits, evaluation, embeddings, models and CLI (``fusedrnn ade``)."""

@@ -1,9 +1,25 @@
-"""The ADE adverse-effect corpus: download it, or read it and print its counts.
+"""The ADE adverse-effect tagger: download the corpus, print its counts, train, evaluate, predict.
 
 ``fusedrnn ade download [--dir DIR] [--url URL]`` fetches the corpus files and verifies their sha256;
 ``fusedrnn ade stats [--data DIR] [--negatives]`` reads the corpus and prints what the reader found
-(sentences, mentions, failed offset mappings, drug-inside-ADE relations, skipped lines). Training,
-evaluation and prediction subcommands come with the models.
+(sentences, mentions, failed offset mappings, drug-inside-ADE relations, skipped lines).
+
+``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--data DIR] [--test-pmids FILE] [--seed N]
+[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH]``: holds out the documents of
+``--test-pmids`` (default: a seeded 10% of the documents, written to MODEL_DIR/test_pmids.txt), trains
+on the rest, saves the model folder, and writes MODEL_DIR/metrics.json (test scores, history, timings)
+and MODEL_DIR/learning_curve.png.
+
+``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE]``: strict span
+scores per type and micro, and the chapter's token metrics, as JSON (default test set: the model's
+test_pmids.txt).
+
+``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE.jsonl``: one sentence per input line
+(UTF-8; a trailing "\r" is dropped); one JSON object per non-empty line,
+``{"line": n, "text": ..., "spans": [{"start", "end", "label", "text"}]}`` with character offsets into the
+line. Empty or blank lines are skipped and counted (reported on stderr).
+
+``fusedrnn ade cv`` (10-fold document cross-validation) is not there yet.
 """
 
 from __future__ import annotations
@@ -21,6 +37,35 @@ def add_arguments(parser):
     st.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
     st.add_argument("--negatives", action="store_true", help="also read ADE-NEG.txt")
     st.set_defaults(ade_run=_stats)
+
+    tr = sub.add_parser("train", help="train a tagger preset and save the model folder")
+    tr.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
+    tr.add_argument("--preset", choices=["chapter", "best"], required=True)
+    tr.add_argument("--out", required=True, help="model folder to write")
+    tr.add_argument("--test-pmids", default=None, help="file of PubMed IDs (one per line) to hold out")
+    tr.add_argument("--test-fraction", type=float, default=0.1,
+                    help="without --test-pmids: the seeded share of documents held out (default 0.1)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    tr.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    tr.add_argument("--units", type=int, default=None, help="override the preset's LSTM units")
+    tr.add_argument("--limit", type=int, default=None, help="use only the first N DRUG-AE sentences (short runs)")
+    tr.add_argument("--embeddings", default=None, help="word2vec binary or text file (default: corpus Word2Vec)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(ade_run=_train)
+
+    ev = sub.add_parser("evaluate", help="score a saved model on held-out documents (JSON)")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--data", default=None)
+    ev.add_argument("--test-pmids", default=None, help="default: the model folder's test_pmids.txt")
+    ev.add_argument("--output", default=None, help="also write the JSON here")
+    ev.set_defaults(ade_run=_evaluate)
+
+    pr = sub.add_parser("predict", help="tag sentences, one per line, into JSON lines")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--input", required=True)
+    pr.add_argument("--output", required=True)
+    pr.set_defaults(ade_run=_predict)
 
 
 def _download(args) -> int:
@@ -40,6 +85,156 @@ def _stats(args) -> int:
         print(f"skipped {where}: {why}")
     for failed in stats.failed:
         print(f"failed mapping: {failed}")
+    return 0
+
+
+def _positive_arg(name, value):
+    if value is not None and value < 1:
+        raise ValueError(f"--{name} must be a positive integer, got {value}")
+
+
+def _train(args) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from .. import nn
+    from .corpus import read_corpus, resolve_data_dir
+    from .embeddings import Word2VecParams, corpus_vectors, load_vectors, sentences_of
+    from .model import Tagger, chapter_split, preset
+    from .splits import document_split, heldout_split, read_pmid_file
+
+    for name in ("epochs", "batch_size", "units", "limit"):
+        _positive_arg(name.replace("_", "-"), getattr(args, name))
+    config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units)
+    data_dir = resolve_data_dir(args.data)
+    test_pmids = read_pmid_file(args.test_pmids) if args.test_pmids else None
+    embeddings = load_vectors(args.embeddings) if args.embeddings else None
+    out = Path(args.out)
+    records, _ = read_corpus(data_dir, negatives=True)
+    positives = [r for r in records if not r.negative]
+    if args.limit:
+        positives = positives[: args.limit]
+    if test_pmids is not None:
+        train_idx, test_idx = heldout_split(positives, test_pmids)
+        if not test_idx:
+            raise ValueError(f"{args.test_pmids}: none of its PubMed IDs is in the corpus")
+    else:
+        train_idx, test_idx = document_split(positives, args.test_fraction, seed=args.seed)
+    train_all = [positives[i] for i in train_idx]
+    test = [positives[i] for i in test_idx]
+    if config.validation == "first":
+        fit_idx, val_idx = chapter_split(len(train_all), config.train_first)
+    else:
+        fit_idx, val_idx = document_split(train_all, config.inner_fraction, seed=args.seed)
+    fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    if embeddings is None:
+        kv, w2v = corpus_vectors(data_dir, records, Word2VecParams(seed=args.seed), log=log)
+        tagger_vocab = None
+    else:
+        kv, w2v = embeddings, {"file": str(args.embeddings)}
+        tagger_vocab = sentences_of(records)
+    nn.set_random_seed(args.seed)
+    tagger = Tagger.from_vectors(config, kv, tagger_vocab)
+    log(f"{args.preset}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
+        f"vocabulary {len(tagger.words)}")
+    start = time.perf_counter()
+    history = tagger.fit(fit_records, val_records, seed=args.seed, verbose=0 if args.quiet else 1)
+    seconds = time.perf_counter() - start
+    tagger.save(out)
+    (out / "test_pmids.txt").write_text("".join(f"{p}\n" for p in sorted({r.pmid for r in test})), encoding="utf-8")
+    history.plot(out / "learning_curve.png", title=f"ADE tagger, preset {args.preset}")
+    metrics = {
+        "command": args.command_line,
+        "preset": args.preset,
+        "config": tagger.config.__dict__,
+        "split": {"train": len(fit_records), "validation": len(val_records), "test": len(test),
+                  "test_documents": len({r.pmid for r in test})},
+        "train_seconds": seconds,
+        "epochs_run": len(history.epoch),
+        "embeddings": w2v,
+        "history": history.history,
+        "test": tagger.evaluate(test) if test else None,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if metrics["test"]:
+        print(_score_line(metrics["test"]))
+    print(f"model saved in {out} (metrics.json, learning_curve.png); trained in {seconds:.1f} s")
+    return 0
+
+
+def _score_line(m) -> str:
+    parts = [f"{k} F1 {v['f1']:.3f} (P {v['precision']:.3f} R {v['recall']:.3f})" for k, v in m["span"].items()]
+    c = m["chapter"]
+    return ("strict span: " + "; ".join(parts) + f" | chapter: mean token F1 {c['mean_f1']:.3f}, "
+            f"{100 * c['share_f1_above']:.2f}% of sentences > {c['threshold']}")
+
+
+def _evaluate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .corpus import read_corpus
+    from .model import Tagger
+    from .splits import heldout_split, read_pmid_file
+
+    tagger = Tagger.load(args.model)
+    pmid_file = Path(args.test_pmids) if args.test_pmids else Path(args.model) / "test_pmids.txt"
+    pmids = read_pmid_file(pmid_file)
+    records, _ = read_corpus(args.data)
+    _, test_idx = heldout_split(records, pmids)
+    if not test_idx:
+        raise ValueError(f"{pmid_file}: none of its PubMed IDs is in the corpus")
+    metrics = tagger.evaluate([records[i] for i in test_idx])
+    metrics["test_pmids"] = str(pmid_file)
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    print(_score_line(metrics), file=sys.stderr)
+    return 0
+
+
+def read_lines(path) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a UTF-8 file; a trailing "\\r" is dropped."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(lines, 1)]
+
+
+def _predict(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .model import Tagger
+
+    lines = read_lines(args.input)
+    tagger = Tagger.load(args.model)
+    kept = [(n, t) for n, t in lines if t.strip()]
+    skipped = len(lines) - len(kept)
+    spans = tagger.predict_spans([t for _, t in kept])
+    out = Path(args.output)
+    if out.parent and not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder not found: {out.parent}")
+    with open(out, "w", encoding="utf-8") as f:
+        for (n, text), found in zip(kept, spans):
+            obj = {"line": n, "text": text,
+                   "spans": [{"start": s.start, "end": s.end, "label": s.label, "text": s.text} for s in found]}
+            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    print(f"tagged {len(kept)} lines into {out}; skipped {skipped} empty lines", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,257 @@
+"""The ADE taggers: presets, training, a saved model folder, prediction and evaluation.
+
+Presets (``PRESETS``):
+
+- ``chapter``: the chapter's recipe, with correct labels and masking. Sentences post-padded or
+  truncated to 30 tokens; frozen embeddings (``mask_zero=True``), BiLSTM 300 (concat), Dropout 0.2,
+  TimeDistributed Dense 60 softmax, Dropout 0.2, TimeDistributed Dense 3 softmax (O, B-ADE, I-ADE),
+  categorical cross-entropy, Adam, batch 1, 50 epochs; of the training sentences (in corpus order) the
+  first 4000 train and the rest validate (with fewer than 4000+1, the same 4000/4272 fraction).
+- ``best`` (a first version, to be tuned): 5 classes (ADE and DRUG), maxlen 100, two stacked
+  BiLSTM 200 layers with Dropout 0.3, Dense softmax, Adam 0.003, batch 32, up to 30 epochs, early stopping
+  (patience 3, best weights restored) on an inner validation split of 10% of the training documents.
+
+Truncation: tokens past ``maxlen`` are never seen by the model and are tagged O, so a gold span that
+reaches past the ``maxlen``-th token counts as a miss in evaluation (the chapter's preset truncates at
+30 tokens, which cuts 14% of the sentences).
+
+A model folder holds ``config.json`` (the preset's parameters, the scheme, the vocabulary size),
+``vocab.json`` (the word of each embedding row), ``embeddings.npy`` and ``weights.npz``
+(``model.save_weights``); ``Tagger.load`` rebuilds the network and loads the weights, never training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import Record, Span
+from .embeddings import build_vocabulary, encode
+from .evaluation import chapter_metrics, span_scores
+from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, labels_for, spans_from_tags, token_texts, tokenize
+
+SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
+
+
+@dataclasses.dataclass
+class Config:
+    """A tagger's architecture and training parameters (saved as config.json)."""
+
+    preset: str = "custom"
+    scheme: str = "ade"
+    maxlen: int = 30
+    units: int = 300
+    layers: int = 1
+    hidden_dense: int | None = 60
+    dropout: float = 0.2
+    batch_size: int = 1
+    epochs: int = 50
+    learning_rate: float = 0.001
+    validation: str = "first"  # "first": first ``train_first`` sentences train; "documents": inner doc split
+    train_first: int = 4000
+    inner_fraction: float = 0.1
+    patience: int | None = None  # early stopping on val_loss when set
+    negatives: bool = False  # train on ADE-NEG sentences too
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return SCHEMES[self.scheme]
+
+
+PRESETS = {
+    "chapter": Config(preset="chapter"),
+    "best": Config(preset="best", scheme="ade_drug", maxlen=100, units=200, layers=2, hidden_dense=None,
+                   dropout=0.3, batch_size=32, epochs=30, learning_rate=0.003, validation="documents", patience=3),
+}
+
+
+def preset(name: str, **overrides) -> Config:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (have {', '.join(PRESETS)})")
+    fields = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(PRESETS[name], **fields)
+
+
+def build_network(config: Config, matrix: np.ndarray):
+    """The Keras-like network for ``config`` on a frozen embedding table ``matrix``."""
+    from .. import nn
+
+    layers = [nn.Input(shape=(config.maxlen,), dtype="int64"),
+              nn.Embedding(matrix.shape[0], matrix.shape[1], mask_zero=True, embeddings=matrix, trainable=False)]
+    for i in range(config.layers):
+        layers.append(nn.Bidirectional(nn.LSTM(config.units, return_sequences=True)))
+        if config.dropout:
+            layers.append(nn.Dropout(config.dropout))
+    if config.hidden_dense:
+        layers.append(nn.TimeDistributed(nn.Dense(config.hidden_dense, activation="softmax")))
+        if config.dropout:
+            layers.append(nn.Dropout(config.dropout))
+    layers.append(nn.TimeDistributed(nn.Dense(len(config.tags), activation="softmax")))
+    model = nn.Sequential(layers)
+    model.compile(optimizer=nn.optimizers.Adam(learning_rate=config.learning_rate), loss="categorical_crossentropy")
+    return model
+
+
+@dataclasses.dataclass
+class Encoded:
+    """Sentences as padded ids, their token spans and (for records) their one-hot tags."""
+
+    ids: np.ndarray  # (N, maxlen) int64, 0 = padding
+    spans: list[list[tuple[int, int]]]  # all token spans of each sentence (also past maxlen)
+    y: np.ndarray | None = None  # (N, maxlen, C) one-hot, zeros at padding
+
+
+class Tagger:
+    """A network with its vocabulary: encode sentences, fit, predict spans, save and load."""
+
+    def __init__(self, config: Config, words: list[str], matrix: np.ndarray, model=None):
+        self.config = config
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.matrix = np.asarray(matrix, np.float32)
+        self.model = model if model is not None else build_network(config, self.matrix)
+        self.history = None
+
+    @classmethod
+    def from_vectors(cls, config: Config, kv, sentences=None, oov: str = "mean") -> Tagger:
+        words, matrix = build_vocabulary(kv, sentences, oov=oov)
+        return cls(config, words, matrix)
+
+    # -- data
+
+    def encode_texts(self, texts: Sequence[str]) -> Encoded:
+        n, T = len(texts), self.config.maxlen
+        ids = np.zeros((n, T), np.int64)
+        all_spans = []
+        for i, text in enumerate(texts):
+            spans = tokenize(text)
+            all_spans.append(spans)
+            row = encode(self.index, token_texts(text, spans[:T], lower=True))
+            ids[i, : len(row)] = row
+        return Encoded(ids, all_spans)
+
+    def gold_mentions(self, record: Record) -> list[Span]:
+        return record.ade + (record.drug if self.config.scheme == "ade_drug" else [])
+
+    def encode_records(self, records: Sequence[Record]) -> Encoded:
+        enc = self.encode_texts([r.text for r in records])
+        tags = self.config.tags
+        y = np.zeros(enc.ids.shape + (len(tags),), np.float32)
+        for i, (r, spans) in enumerate(zip(records, enc.spans)):
+            labels, _ = labels_for(spans[: self.config.maxlen], self.gold_mentions(r), tags)
+            for t, label in enumerate(labels):
+                y[i, t, tags.index(label)] = 1.0
+        enc.y = y
+        return enc
+
+    # -- training
+
+    def fit(self, train: Sequence[Record], val: Sequence[Record] | None = None, *, seed: int = 0, verbose: int = 1,
+            callbacks=None):
+        from .. import nn
+
+        c = self.config
+        tr = self.encode_records(train)
+        val_data = None
+        if val:
+            va = self.encode_records(val)
+            val_data = (va.ids, va.y)
+        cbs = list(callbacks or [])
+        if c.patience is not None and val_data is not None:
+            cbs.append(nn.EarlyStopping(monitor="val_loss", patience=c.patience, restore_best_weights=True))
+        self.history = self.model.fit(tr.ids, tr.y, batch_size=c.batch_size, epochs=c.epochs, verbose=verbose,
+                                      validation_data=val_data, shuffle=True, seed=seed, callbacks=cbs)
+        return self.history
+
+    # -- prediction
+
+    def predict_tags(self, texts: Sequence[str], batch_size: int = 64) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
+        """IOB2 tags for every token of each text (O past maxlen) and the token spans."""
+        if not texts:
+            return [], []
+        enc = self.encode_texts(texts)
+        probs = self.model.predict(enc.ids, batch_size=batch_size)
+        best = probs.argmax(axis=-1)
+        tags = self.config.tags
+        out = []
+        for i, spans in enumerate(enc.spans):
+            k = min(len(spans), self.config.maxlen)
+            out.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
+        return out, enc.spans
+
+    def predict_spans(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
+        """Character spans (labels ADE / DRUG) for each text."""
+        tags, spans = self.predict_tags(texts, batch_size)
+        return [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, tags)]
+
+    def evaluate(self, records: Sequence[Record], batch_size: int = 64) -> dict:
+        """Strict span scores (per type and micro) and the chapter's token metrics, side by side.
+
+        Gold spans are the corpus mentions in the tagger's scheme, off-boundary and past-maxlen ones
+        included (both are misses). The chapter metrics compare per-token tags over all tokens.
+        """
+        if not records:
+            raise ValueError("no sentences to evaluate")
+        texts = [r.text for r in records]
+        pred_tags, spans = self.predict_tags(texts, batch_size)
+        gold_tags = [labels_for(s, self.gold_mentions(r), self.config.tags)[0] for r, s in zip(records, spans)]
+        pred = [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, pred_tags)]
+        gold = [self.gold_mentions(r) for r in records]
+        # Sentences with no tokens would make scikit-learn warn; they carry no tags to score.
+        keep = [i for i, s in enumerate(spans) if s]
+        return {
+            "sentences": len(records),
+            "span": span_scores(gold, pred),
+            "chapter": chapter_metrics([gold_tags[i] for i in keep], [pred_tags[i] for i in keep]),
+        }
+
+    # -- persistence
+
+    def save(self, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = dataclasses.asdict(self.config)
+        config.update({"vocab_size": len(self.words), "dim": int(self.matrix.shape[1]), "tags": list(self.config.tags)})
+        if extra:
+            config["extra"] = extra
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (folder / "vocab.json").write_text(json.dumps(self.words, ensure_ascii=False) + "\n", encoding="utf-8")
+        np.save(folder / "embeddings.npy", self.matrix)
+        self.model.save_weights(folder / "weights.npz")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Tagger:
+        folder = Path(folder)
+        need = ["config.json", "vocab.json", "embeddings.npy", "weights.npz"]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model folder not found: {folder}")
+        missing = [n for n in need if not (folder / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{folder}: not a saved ADE model (missing {', '.join(missing)})")
+        try:
+            raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            words = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{folder}: unreadable config.json or vocab.json ({exc})") from None
+        fields = {f.name for f in dataclasses.fields(Config)}
+        config = Config(**{k: v for k, v in raw.items() if k in fields})
+        matrix = np.load(folder / "embeddings.npy")
+        if matrix.shape[0] != len(words):
+            raise ValueError(f"{folder}: {len(words)} words but {matrix.shape[0]} embedding rows")
+        tagger = cls(config, words, matrix)
+        tagger.model.load_weights(folder / "weights.npz")
+        return tagger
+
+
+def chapter_split(n: int, train_first: int = 4000) -> tuple[list[int], list[int]]:
+    """The chapter's split of n sentences in order: the first 4000 train, the rest validate
+    (with n <= 4000, the same 4000/4272 fraction)."""
+    k = train_first if n > train_first else max(1, int(round(n * 4000 / 4272)))
+    k = min(k, n - 1) if n > 1 else n
+    return list(range(k)), list(range(k, n))
