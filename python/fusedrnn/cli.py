@@ -17,7 +17,7 @@ import fusedrnn
 
 # subcommand name -> module (relative to this package)
 SUBCOMMANDS = {
-    "ade": ".ade.cli",  # the ADE tagger: download, stats, train, evaluate, predict
+    "ade": ".ade.cli",  # the ADE tagger: download, stats, train, evaluate, cv, predict
     "bench": ".bench",  # side-by-side CPU benchmark against the NumPy reference and PyTorch
     "demo": ".demo",  # the chapter's examples: rnn-step, count-ones, seq2seq
 }

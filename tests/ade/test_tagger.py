@@ -239,3 +239,20 @@ def test_short_real_run_beats_all_o():
           f"{time.perf_counter() - start:.1f} s")
     assert span["ADE"]["f1"] >= 0.3
     assert span["DRUG"]["f1"] >= 0.3
+
+
+def test_cli_cv_tiny(tiny, tmp_path, monkeypatch, capsys):
+    folder, _ = tiny
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = tmp_path / "cv"
+    rc = cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "2", "--out", str(out),
+                   "--epochs", "1", "--units", "4", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    cv = json.loads((out / "cv.json").read_text(encoding="utf-8"))
+    assert cv["folds"] == 2 and len(cv["summary"]["ADE_f1"]["folds"]) == 2
+    assert cv["summary"]["micro_f1"]["mean"] == pytest.approx(np.mean(cv["summary"]["micro_f1"]["folds"]))
+    tests = [set((out / f"fold_{k}" / "test_pmids.txt").read_text(encoding="utf-8").split()) for k in (1, 2)]
+    assert tests[0] and tests[1] and not tests[0] & tests[1]  # each abstract tested once
+    assert (out / "fold_2" / "learning_curve.png").is_file()
+    assert cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "5", "--out", str(out)]) == 2
+    assert "k must be between 2" in capsys.readouterr().err

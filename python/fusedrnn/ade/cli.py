@@ -19,7 +19,9 @@ test_pmids.txt).
 ``{"line": n, "text": ..., "spans": [{"start", "end", "label", "text"}]}`` with character offsets into the
 line. Empty or blank lines are skipped and counted (reported on stderr).
 
-``fusedrnn ade cv`` (10-fold document cross-validation) is not there yet.
+``fusedrnn ade cv --preset P --folds 10 --out DIR [train's options]``: k-fold cross-validation by
+document (no abstract on both sides); one model folder per fold and DIR/cv.json with each fold's and
+the mean (and std) strict span scores and chapter metrics.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ def add_arguments(parser):
     tr.add_argument("--embeddings", default=None, help="word2vec binary or text file (default: corpus Word2Vec)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(ade_run=_train)
+
+    cv = sub.add_parser("cv", help="k-fold document-level cross-validation of a preset")
+    cv.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
+    cv.add_argument("--preset", choices=["chapter", "best"], required=True)
+    cv.add_argument("--folds", type=int, default=10)
+    cv.add_argument("--out", required=True, help="folder for cv.json and one model folder per fold")
+    cv.add_argument("--seed", type=int, default=0)
+    cv.add_argument("--epochs", type=int, default=None)
+    cv.add_argument("--batch-size", type=int, default=None)
+    cv.add_argument("--units", type=int, default=None)
+    cv.add_argument("--limit", type=int, default=None)
+    cv.add_argument("--embeddings", default=None)
+    cv.add_argument("--quiet", action="store_true")
+    cv.set_defaults(ade_run=_cv)
 
     ev = sub.add_parser("evaluate", help="score a saved model on held-out documents (JSON)")
     ev.add_argument("--model", required=True)
@@ -93,59 +109,60 @@ def _positive_arg(name, value):
         raise ValueError(f"--{name} must be a positive integer, got {value}")
 
 
-def _train(args) -> int:
-    import json
-    import time
-    from pathlib import Path
-
-    from .. import nn
+def _setup(args):
+    """Checks the options, reads the corpus, gets the vectors: (config, records, positives, kv, info, vocab)."""
     from .corpus import read_corpus, resolve_data_dir
     from .embeddings import Word2VecParams, corpus_vectors, load_vectors, sentences_of
-    from .model import Tagger, chapter_split, preset
-    from .splits import document_split, heldout_split, read_pmid_file
+    from .model import preset
 
     for name in ("epochs", "batch_size", "units", "limit"):
         _positive_arg(name.replace("_", "-"), getattr(args, name))
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units)
     data_dir = resolve_data_dir(args.data)
-    test_pmids = read_pmid_file(args.test_pmids) if args.test_pmids else None
     embeddings = load_vectors(args.embeddings) if args.embeddings else None
-    out = Path(args.out)
     records, _ = read_corpus(data_dir, negatives=True)
     positives = [r for r in records if not r.negative]
     if args.limit:
         positives = positives[: args.limit]
-    if test_pmids is not None:
-        train_idx, test_idx = heldout_split(positives, test_pmids)
-        if not test_idx:
-            raise ValueError(f"{args.test_pmids}: none of its PubMed IDs is in the corpus")
+    if embeddings is None:
+        kv, info = corpus_vectors(data_dir, records, Word2VecParams(seed=args.seed), log=_log)
+        vocab = None
     else:
-        train_idx, test_idx = document_split(positives, args.test_fraction, seed=args.seed)
-    train_all = [positives[i] for i in train_idx]
-    test = [positives[i] for i in test_idx]
+        kv, info = embeddings, {"file": str(args.embeddings)}
+        vocab = sentences_of(records)
+    return config, positives, kv, info, vocab
+
+
+def _log(msg):
+    print(msg, file=sys.stderr)
+
+
+def _fit_one(args, config, kv, vocab, train_all, test, out, title):
+    """Trains on ``train_all`` (with the preset's validation split), saves into ``out``, scores ``test``."""
+    import time
+
+    from .. import nn
+    from .model import Tagger, chapter_split
+    from .splits import document_split
+
     if config.validation == "first":
         fit_idx, val_idx = chapter_split(len(train_all), config.train_first)
-    else:
+    elif len({r.pmid for r in train_all}) >= 2:
         fit_idx, val_idx = document_split(train_all, config.inner_fraction, seed=args.seed)
-    fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    if embeddings is None:
-        kv, w2v = corpus_vectors(data_dir, records, Word2VecParams(seed=args.seed), log=log)
-        tagger_vocab = None
     else:
-        kv, w2v = embeddings, {"file": str(args.embeddings)}
-        tagger_vocab = sentences_of(records)
+        fit_idx, val_idx = list(range(len(train_all))), []
+    fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
     nn.set_random_seed(args.seed)
-    tagger = Tagger.from_vectors(config, kv, tagger_vocab)
-    log(f"{args.preset}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
-        f"vocabulary {len(tagger.words)}")
+    tagger = Tagger.from_vectors(config, kv, vocab)
+    _log(f"{title}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
+         f"vocabulary {len(tagger.words)}")
     start = time.perf_counter()
     history = tagger.fit(fit_records, val_records, seed=args.seed, verbose=0 if args.quiet else 1)
     seconds = time.perf_counter() - start
     tagger.save(out)
     (out / "test_pmids.txt").write_text("".join(f"{p}\n" for p in sorted({r.pmid for r in test})), encoding="utf-8")
-    history.plot(out / "learning_curve.png", title=f"ADE tagger, preset {args.preset}")
-    metrics = {
+    history.plot(out / "learning_curve.png", title=title)
+    return {
         "command": args.command_line,
         "preset": args.preset,
         "config": tagger.config.__dict__,
@@ -153,14 +170,70 @@ def _train(args) -> int:
                   "test_documents": len({r.pmid for r in test})},
         "train_seconds": seconds,
         "epochs_run": len(history.epoch),
-        "embeddings": w2v,
         "history": history.history,
         "test": tagger.evaluate(test) if test else None,
     }
+
+
+def _train(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .splits import document_split, heldout_split, read_pmid_file
+
+    test_pmids = read_pmid_file(args.test_pmids) if args.test_pmids else None
+    config, positives, kv, info, vocab = _setup(args)
+    if test_pmids is not None:
+        train_idx, test_idx = heldout_split(positives, test_pmids)
+        if not test_idx:
+            raise ValueError(f"{args.test_pmids}: none of its PubMed IDs is in the corpus")
+    else:
+        train_idx, test_idx = document_split(positives, args.test_fraction, seed=args.seed)
+    out = Path(args.out)
+    metrics = _fit_one(args, config, kv, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
+                       out, f"ADE tagger, preset {args.preset}")
+    metrics["embeddings"] = info
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics["test"]:
         print(_score_line(metrics["test"]))
-    print(f"model saved in {out} (metrics.json, learning_curve.png); trained in {seconds:.1f} s")
+    print(f"model saved in {out} (metrics.json, learning_curve.png); trained in {metrics['train_seconds']:.1f} s")
+    return 0
+
+
+def _cv(args) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from .splits import document_folds
+
+    config, positives, kv, info, vocab = _setup(args)
+    folds = document_folds(positives, args.folds, seed=args.seed)
+    out = Path(args.out)
+    results = []
+    for k, (train_idx, test_idx) in enumerate(folds, 1):
+        m = _fit_one(args, config, kv, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
+                     out / f"fold_{k}", f"ADE tagger, preset {args.preset}, fold {k}/{len(folds)}")
+        (out / f"fold_{k}" / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+        _log(f"fold {k}: " + _score_line(m["test"]))
+        results.append(m)
+    summary = {}
+    for label in sorted({lab for m in results for lab in m["test"]["span"]}):
+        for what in ("f1", "precision", "recall"):
+            values = [m["test"]["span"].get(label, {}).get(what, 0.0) for m in results]
+            summary[f"{label}_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                                          "folds": values}
+    for what in ("mean_f1", "share_f1_above"):
+        values = [m["test"]["chapter"][what] for m in results]
+        summary[f"chapter_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}
+    cv = {"command": args.command_line, "preset": args.preset, "folds": len(folds), "seed": args.seed,
+          "embeddings": info, "summary": summary,
+          "train_seconds": [m["train_seconds"] for m in results]}
+    (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n", encoding="utf-8")
+    print("; ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in summary.items() if k.endswith("_f1")
+                    or k.startswith("chapter")))
+    print(f"cross-validation results in {out / 'cv.json'} (one model folder per fold)")
     return 0
 
 
