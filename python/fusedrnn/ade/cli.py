@@ -29,6 +29,10 @@ from __future__ import annotations
 import sys
 
 
+def _add_data(parser):
+    parser.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
+
+
 def add_arguments(parser):
     sub = parser.add_subparsers(dest="ade_command", metavar="ACTION", required=True)
     dl = sub.add_parser("download", help="fetch DRUG-AE.rel, ADE-NEG.txt, DRUG-DOSE.rel and verify sha256")
@@ -36,12 +40,12 @@ def add_arguments(parser):
     dl.add_argument("--url", default=None, help="base URL of the mirror (default: the one in PROVENANCE.md)")
     dl.set_defaults(ade_run=_download)
     st = sub.add_parser("stats", help="read the corpus and print its counts")
-    st.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
+    _add_data(st)
     st.add_argument("--negatives", action="store_true", help="also read ADE-NEG.txt")
     st.set_defaults(ade_run=_stats)
 
     tr = sub.add_parser("train", help="train a tagger preset and save the model folder")
-    tr.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
+    _add_data(tr)
     tr.add_argument("--preset", choices=["chapter", "best"], required=True)
     tr.add_argument("--out", required=True, help="model folder to write")
     tr.add_argument("--test-pmids", default=None, help="file of PubMed IDs (one per line) to hold out")
@@ -57,7 +61,7 @@ def add_arguments(parser):
     tr.set_defaults(ade_run=_train)
 
     cv = sub.add_parser("cv", help="k-fold document-level cross-validation of a preset")
-    cv.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
+    _add_data(cv)
     cv.add_argument("--preset", choices=["chapter", "best"], required=True)
     cv.add_argument("--folds", type=int, default=10)
     cv.add_argument("--out", required=True, help="folder for cv.json and one model folder per fold")
@@ -72,7 +76,7 @@ def add_arguments(parser):
 
     ev = sub.add_parser("evaluate", help="score a saved model on held-out documents (JSON)")
     ev.add_argument("--model", required=True)
-    ev.add_argument("--data", default=None)
+    _add_data(ev)
     ev.add_argument("--test-pmids", default=None, help="default: the model folder's test_pmids.txt")
     ev.add_argument("--output", default=None, help="also write the JSON here")
     ev.set_defaults(ade_run=_evaluate)
