@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from fusedrnn.ade.corpus import Record
-from fusedrnn.ade.splits import document_folds, document_split, heldout_split, read_pmid_file, spert_folds
+from fusedrnn.ade.corpus import Record, Span
+from fusedrnn.ade.splits import (document_folds, document_split, heldout_split, read_pmid_file, spert_folds,
+                                  spert_record)
 
 RECORDS = [Record(pmid=str(100 + i % 7), text=f"s{i}") for i in range(30)]
 
@@ -58,3 +59,16 @@ def test_spert_folds(tmp_path):
     (tmp_path / "ade_split_1_test.json").write_text("[{}]", encoding="utf-8")
     with pytest.raises(ValueError, match="SpERT fold format"):
         spert_folds(tmp_path)
+
+
+def test_spert_record_maps_token_entities_to_character_spans(tmp_path):
+    sent = {"tokens": ["Intravenous", "azithromycin", "-", "induced", "hearing", "loss", "."],
+            "entities": [{"type": "Adverse-Effect", "start": 4, "end": 6}, {"type": "Drug", "start": 1, "end": 2}],
+            "relations": [], "orig_id": 7}
+    (tmp_path / "ade_full.json").write_text(json.dumps([sent]), encoding="utf-8")
+    (tmp_path / "ade_split_0_test.json").write_text(json.dumps([sent]), encoding="utf-8")
+    record = spert_record(spert_folds(tmp_path)[0][0])
+    assert record.text == "Intravenous azithromycin - induced hearing loss ."
+    assert record.pmid == "spert-7"
+    assert record.ade == [Span(35, 47, "ADE", "hearing loss")]
+    assert record.drug == [Span(12, 24, "DRUG", "azithromycin")]

@@ -106,6 +106,34 @@ def test_model_folder_round_trip(tiny, tmp_path, monkeypatch):
         Tagger.load(tmp_path / "model")
 
 
+def test_character_features_and_compounds_round_trip(tiny, tmp_path):
+    from fusedrnn.ade.embeddings import train_word2vec
+
+    _, records = tiny
+    nn.set_random_seed(0)
+    kv = train_word2vec(sentences_of(records, split_compounds=True), TINY)
+    config = preset("best", maxlen=12, units=4, epochs=2, batch_size=2, patience=None, split_compounds=True,
+                    char_units=3, char_dim=4, max_chars=5, train_embeddings=True)
+    tagger = Tagger.from_vectors(config, kv, texts=[r.text for r in records[:3]])
+    assert tagger.chars[:2] == ["", "\x00"] and " " not in tagger.chars
+    enc = tagger.encode_texts(["Ifosfamide-induced Zq", ""])
+    assert enc.chars.shape == (2, 12, 5)
+    # "Ifosf" (the first max_chars characters), "-", then "induced" cut to 5; "Z" is unknown (1).
+    assert [tagger.chars[i] for i in enc.chars[0, 0]] == list("Ifosf")
+    assert enc.chars[0, 1, 0] == tagger.char_index["-"] and enc.chars[0, 3, 0] == 1
+    assert (enc.chars[1, :, 0] == 1).all() and (enc.chars[1, :, 1:] == 0).all()  # padding reads one unknown
+    tagger.fit(records[:3], records[3:], verbose=0)
+    texts = [r.text for r in records]
+    tagger.save(tmp_path / "model")
+    loaded = Tagger.load(tmp_path / "model")
+    assert loaded.chars == tagger.chars and loaded.config == tagger.config
+    assert loaded.predict_spans(texts) == tagger.predict_spans(texts)
+    np.testing.assert_array_equal(loaded.model.predict(loaded.encode_texts(texts).inputs),
+                                  tagger.model.predict(tagger.encode_texts(texts).inputs))
+    with pytest.raises(ValueError, match="character vocabulary"):
+        Tagger(config, tagger.words, tagger.matrix)
+
+
 def test_truncation_tags_o_past_maxlen(tiny):
     _, records = tiny
     tagger = _tiny_tagger(records)
@@ -142,7 +170,7 @@ def test_predict_jsonl_offsets(tiny, tmp_path, monkeypatch, capsys):
     records = records + [records[0].__class__(pmid="9", text="rashes rashes", negative=True)]
     tagger = _tiny_tagger(records)
     tagger.save(tmp_path / "model")
-    monkeypatch.setattr(nn.Sequential, "predict", _fake_predict(tagger.words))
+    monkeypatch.setattr(nn.Model, "predict", _fake_predict(tagger.words))
     lines = ["Aspirin caused rash.", "", "   ", "  Rash rashes after aspirin\r", "naïve rash"]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     rc = cli.main(["ade", "predict", "--model", str(tmp_path / "model"), "--input", str(tmp_path / "in.txt"),
@@ -256,3 +284,24 @@ def test_cli_cv_tiny(tiny, tmp_path, monkeypatch, capsys):
     assert (out / "fold_2" / "learning_curve.png").is_file()
     assert cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "5", "--out", str(out)]) == 2
     assert "k must be between 2" in capsys.readouterr().err
+
+
+def test_cli_cv_on_spert_folds(tiny, tmp_path, monkeypatch, capsys):
+    folder, records = tiny
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spert = tmp_path / "spert"
+    spert.mkdir()
+    sentences = [{"tokens": r.text.split(), "entities": [], "relations": [], "orig_id": i} for i, r in enumerate(records)]
+    sentences[0]["entities"] = [{"type": "Drug", "start": 0, "end": 1}]
+    (spert / "ade_full.json").write_text(json.dumps(sentences), encoding="utf-8")
+    for k, part in enumerate((sentences[::2], sentences[1::2])):
+        (spert / f"ade_split_{k}_test.json").write_text(json.dumps(part), encoding="utf-8")
+    out = tmp_path / "cv"
+    rc = cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--spert-folds", str(spert), "--out",
+                   str(out), "--epochs", "1", "--units", "4", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    cv = json.loads((out / "cv.json").read_text(encoding="utf-8"))
+    assert cv["folds"] == 2 and cv["split"].startswith("spert")
+    # fold 1 tests the even sentences (pseudo PubMed IDs spert-<orig_id>)
+    assert (out / "fold_1" / "test_pmids.txt").read_text(encoding="utf-8").split() == sorted(
+        f"spert-{i}" for i in range(0, len(records), 2))

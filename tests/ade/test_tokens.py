@@ -21,6 +21,19 @@ def test_spans_index_the_original_text():
     assert spans[0] == (0, 18) and spans[-1] == (58, 59)
 
 
+def test_split_compounds_puts_drugs_on_token_boundaries():
+    spans = tokenize(TEXT, split_compounds=True)
+    assert token_texts(TEXT, spans, lower=False) == [
+        "Ifosfamide", "-", "induced", "encephalopathy", "occurred", "with", "ifosfamide", "."]
+    assert spans[:3] == [(0, 10), (10, 11), (11, 18)]
+    # The nested drug is now on token boundaries: every mention can be recovered exactly.
+    assert labels_for(spans, [DRUG_IN, DRUG], SCHEME_ADE_DRUG) == (
+        ["B-DRUG", "O", "O", "O", "O", "O", "B-DRUG", "O"], 0)
+    text = "ACE-inhibitor/diuretic -- x/"
+    assert [text[s:e] for s, e in tokenize(text, split_compounds=True)] == [
+        "ACE", "-", "inhibitor", "/", "diuretic", "-", "-", "x", "/"]
+
+
 def test_quotes_keep_their_spans():
     # The Treebank tokenizer rewrites quotes to `` and ''; the spans must still point at the originals.
     text = 'He had "retinoic acid syndrome." and \'\'x\'\'.'

@@ -21,7 +21,9 @@ line. Empty or blank lines are skipped and counted (reported on stderr).
 
 ``fusedrnn ade cv --preset P --folds 10 --out DIR [train's options]``: k-fold cross-validation by
 document (no abstract on both sides); one model folder per fold and DIR/cv.json with each fold's and
-the mean (and std) strict span scores and chapter metrics.
+the mean (and std) strict span scores and chapter metrics. ``--spert-folds DIR`` trains and scores on
+the published sentence-level SpERT folds instead (``--folds`` is then ignored), for comparison with the
+literature only: those folds put sentences of one abstract on both sides.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def add_arguments(parser):
     cv.add_argument("--units", type=int, default=None)
     cv.add_argument("--limit", type=int, default=None)
     cv.add_argument("--embeddings", default=None)
+    cv.add_argument("--spert-folds", default=None, metavar="DIR",
+                    help="use the published sentence-level SpERT folds in DIR instead of document folds")
     cv.add_argument("--quiet", action="store_true")
     cv.set_defaults(ade_run=_cv)
 
@@ -129,11 +133,12 @@ def _setup(args):
     if args.limit:
         positives = positives[: args.limit]
     if embeddings is None:
-        kv, info = corpus_vectors(data_dir, records, Word2VecParams(seed=args.seed), log=_log)
+        params = Word2VecParams(seed=args.seed, split_compounds=config.split_compounds)
+        kv, info = corpus_vectors(data_dir, records, params, log=_log)
         vocab = None
     else:
         kv, info = embeddings, {"file": str(args.embeddings)}
-        vocab = sentences_of(records)
+        vocab = sentences_of(records, config.split_compounds)
     return config, positives, kv, info, vocab
 
 
@@ -157,7 +162,7 @@ def _fit_one(args, config, kv, vocab, train_all, test, out, title):
         fit_idx, val_idx = list(range(len(train_all))), []
     fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
     nn.set_random_seed(args.seed)
-    tagger = Tagger.from_vectors(config, kv, vocab)
+    tagger = Tagger.from_vectors(config, kv, vocab, texts=[r.text for r in fit_records])
     _log(f"{title}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
          f"vocabulary {len(tagger.words)}")
     start = time.perf_counter()
@@ -210,10 +215,14 @@ def _cv(args) -> int:
 
     import numpy as np
 
-    from .splits import document_folds
+    from .splits import document_folds, spert_folds, spert_record
 
     config, positives, kv, info, vocab = _setup(args)
-    folds = document_folds(positives, args.folds, seed=args.seed)
+    if args.spert_folds:
+        sentences, folds = spert_folds(args.spert_folds)
+        positives = [spert_record(s) for s in sentences]
+    else:
+        folds = document_folds(positives, args.folds, seed=args.seed)
     out = Path(args.out)
     results = []
     for k, (train_idx, test_idx) in enumerate(folds, 1):
@@ -232,6 +241,7 @@ def _cv(args) -> int:
         values = [m["test"]["chapter"][what] for m in results]
         summary[f"chapter_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}
     cv = {"command": args.command_line, "preset": args.preset, "folds": len(folds), "seed": args.seed,
+          "split": "spert (sentence-level, published)" if args.spert_folds else "documents",
           "embeddings": info, "summary": summary,
           "train_seconds": [m["train_seconds"] for m in results]}
     (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n", encoding="utf-8")

@@ -49,11 +49,12 @@ class Word2VecParams:
     epochs: int = 5
     seed: int = 0
     workers: int = 1
+    split_compounds: bool = False  # tokens split at "-" and "/" (tokens.tokenize), as the tagger sees them
 
 
-def sentences_of(records: Iterable[Record]) -> list[list[str]]:
+def sentences_of(records: Iterable[Record], split_compounds: bool = False) -> list[list[str]]:
     """Lowercased Treebank tokens of each record's text, as the tagger sees them."""
-    return [token_texts(r.text, tokenize(r.text), lower=True) for r in records]
+    return [token_texts(r.text, tokenize(r.text, split_compounds), lower=True) for r in records]
 
 
 def corpus_key(files: Sequence[str | os.PathLike], params: Word2VecParams) -> str:
@@ -104,7 +105,7 @@ def corpus_vectors(
     if path.is_file():
         return KeyedVectors.load(str(path)), {"cache": str(path), "cached": True, "seconds": 0.0}
     start = time.perf_counter()
-    kv = train_word2vec(sentences_of(records), params)
+    kv = train_word2vec(sentences_of(records, params.split_compounds), params)
     seconds = time.perf_counter() - start
     if log:
         log(f"trained Word2Vec ({len(kv)} words, {params.dim} dims) in {seconds:.1f} s; cached in {path}")

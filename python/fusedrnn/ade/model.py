@@ -16,7 +16,8 @@ reaches past the ``maxlen``-th token counts as a miss in evaluation (the chapter
 30 tokens, which cuts 14% of the sentences).
 
 A model folder holds ``config.json`` (the preset's parameters, the scheme, the vocabulary size),
-``vocab.json`` (the word of each embedding row), ``embeddings.npy`` and ``weights.npz``
+``vocab.json`` (the word of each embedding row), ``embeddings.npy`` (the initial table; a fine-tuned
+one is in the weights) and ``weights.npz``
 (``model.save_weights``); ``Tagger.load`` rebuilds the network and loads the weights, never training.
 """
 
@@ -57,6 +58,11 @@ class Config:
     inner_fraction: float = 0.1
     patience: int | None = None  # early stopping on val_loss when set
     negatives: bool = False  # train on ADE-NEG sentences too
+    split_compounds: bool = False  # also split tokens at "-" and "/" (tokens.tokenize)
+    train_embeddings: bool = False  # fine-tune the word vectors (frozen in the chapter)
+    char_units: int = 0  # > 0: a character BiLSTM of this size per token, concatenated to the word vector
+    char_dim: int = 25  # character embedding size
+    max_chars: int = 20  # characters of a token the character BiLSTM reads (longer tokens: the first ones)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -77,24 +83,43 @@ def preset(name: str, **overrides) -> Config:
     return dataclasses.replace(PRESETS[name], **fields)
 
 
-def build_network(config: Config, matrix: np.ndarray):
-    """The Keras-like network for ``config`` on a frozen embedding table ``matrix``."""
+def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
+    """The Keras-like network for ``config`` on the embedding table ``matrix``.
+
+    Inputs: word ids (B, maxlen); with ``config.char_units``, also character ids (B, maxlen, max_chars)
+    from a vocabulary of ``num_chars`` (0 padding, 1 unknown)."""
     from .. import nn
 
-    layers = [nn.Input(shape=(config.maxlen,), dtype="int64"),
-              nn.Embedding(matrix.shape[0], matrix.shape[1], mask_zero=True, embeddings=matrix, trainable=False)]
-    for i in range(config.layers):
-        layers.append(nn.Bidirectional(nn.LSTM(config.units, return_sequences=True)))
+    words = nn.Input(shape=(config.maxlen,), dtype="int64")
+    x = nn.Embedding(matrix.shape[0], matrix.shape[1], mask_zero=True, embeddings=matrix,
+                     trainable=config.train_embeddings)(words)
+    inputs = [words]
+    if config.char_units:
+        chars = nn.Input(shape=(config.maxlen, config.max_chars), dtype="int64")
+        # Each token's characters through a BiLSTM (the steps fold into the batch); its two final
+        # states join the word vector. Word-level masking comes from the word ids (first input).
+        per_token = nn.Sequential([nn.Embedding(num_chars, config.char_dim, mask_zero=True),
+                                   nn.Bidirectional(nn.LSTM(config.char_units))])
+        x = nn.Concatenate()([x, nn.TimeDistributed(per_token)(chars)])
+        inputs.append(chars)
+    for _ in range(config.layers):
+        x = nn.Bidirectional(nn.LSTM(config.units, return_sequences=True))(x)
         if config.dropout:
-            layers.append(nn.Dropout(config.dropout))
+            x = nn.Dropout(config.dropout)(x)
     if config.hidden_dense:
-        layers.append(nn.TimeDistributed(nn.Dense(config.hidden_dense, activation="softmax")))
+        x = nn.TimeDistributed(nn.Dense(config.hidden_dense, activation="softmax"))(x)
         if config.dropout:
-            layers.append(nn.Dropout(config.dropout))
-    layers.append(nn.TimeDistributed(nn.Dense(len(config.tags), activation="softmax")))
-    model = nn.Sequential(layers)
+            x = nn.Dropout(config.dropout)(x)
+    out = nn.TimeDistributed(nn.Dense(len(config.tags), activation="softmax"))(x)
+    model = nn.Model(inputs if len(inputs) > 1 else words, out)
     model.compile(optimizer=nn.optimizers.Adam(learning_rate=config.learning_rate), loss="categorical_crossentropy")
     return model
+
+
+def character_vocabulary(texts: Sequence[str]) -> list[str]:
+    """The characters of ``texts`` in first-seen order, after two reserved entries: padding and unknown."""
+    chars = dict.fromkeys(ch for text in texts for ch in text if not ch.isspace())
+    return ["", "\x00"] + list(chars)
 
 
 @dataclasses.dataclass
@@ -103,37 +128,56 @@ class Encoded:
 
     ids: np.ndarray  # (N, maxlen) int64, 0 = padding
     spans: list[list[tuple[int, int]]]  # all token spans of each sentence (also past maxlen)
+    chars: np.ndarray | None = None  # (N, maxlen, max_chars) int64 character ids when the model reads them
     y: np.ndarray | None = None  # (N, maxlen, C) one-hot, zeros at padding
+
+    @property
+    def inputs(self):
+        return self.ids if self.chars is None else [self.ids, self.chars]
 
 
 class Tagger:
     """A network with its vocabulary: encode sentences, fit, predict spans, save and load."""
 
-    def __init__(self, config: Config, words: list[str], matrix: np.ndarray, model=None):
+    def __init__(self, config: Config, words: list[str], matrix: np.ndarray, chars: Sequence[str] = ()):
         self.config = config
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
         self.matrix = np.asarray(matrix, np.float32)
-        self.model = model if model is not None else build_network(config, self.matrix)
+        self.chars = list(chars)
+        self.char_index = {ch: i for i, ch in enumerate(self.chars)}
+        if config.char_units and len(self.chars) < 2:
+            raise ValueError("chars: a character vocabulary (padding, unknown, characters) is needed when char_units > 0")
+        self.model = build_network(config, self.matrix, len(self.chars))
         self.history = None
 
     @classmethod
-    def from_vectors(cls, config: Config, kv, sentences=None, oov: str = "mean") -> Tagger:
+    def from_vectors(cls, config: Config, kv, sentences=None, oov: str = "mean", texts: Sequence[str] = ()) -> Tagger:
+        """A new tagger on the vectors ``kv``; ``texts`` give the character vocabulary (char_units > 0)."""
         words, matrix = build_vocabulary(kv, sentences, oov=oov)
-        return cls(config, words, matrix)
+        return cls(config, words, matrix, character_vocabulary(texts) if config.char_units else ())
 
     # -- data
 
     def encode_texts(self, texts: Sequence[str]) -> Encoded:
-        n, T = len(texts), self.config.maxlen
+        c = self.config
+        n, T = len(texts), c.maxlen
         ids = np.zeros((n, T), np.int64)
+        # Padding tokens read one unknown character: the character BiLSTM needs a step in every row.
+        chars = np.zeros((n, T, c.max_chars), np.int64) if c.char_units else None
+        if chars is not None:
+            chars[:, :, 0] = 1
         all_spans = []
         for i, text in enumerate(texts):
-            spans = tokenize(text)
+            spans = tokenize(text, c.split_compounds)
             all_spans.append(spans)
             row = encode(self.index, token_texts(text, spans[:T], lower=True))
             ids[i, : len(row)] = row
-        return Encoded(ids, all_spans)
+            if chars is not None:
+                for t, (s, e) in enumerate(spans[:T]):
+                    word = text[s:e][: c.max_chars]
+                    chars[i, t, : len(word)] = [self.char_index.get(ch, 1) for ch in word]
+        return Encoded(ids, all_spans, chars)
 
     def gold_mentions(self, record: Record) -> list[Span]:
         return record.ade + (record.drug if self.config.scheme == "ade_drug" else [])
@@ -160,11 +204,11 @@ class Tagger:
         val_data = None
         if val:
             va = self.encode_records(val)
-            val_data = (va.ids, va.y)
+            val_data = (va.inputs, va.y)
         cbs = list(callbacks or [])
         if c.patience is not None and val_data is not None:
             cbs.append(nn.EarlyStopping(monitor="val_loss", patience=c.patience, restore_best_weights=True))
-        self.history = self.model.fit(tr.ids, tr.y, batch_size=c.batch_size, epochs=c.epochs, verbose=verbose,
+        self.history = self.model.fit(tr.inputs, tr.y, batch_size=c.batch_size, epochs=c.epochs, verbose=verbose,
                                       validation_data=val_data, shuffle=True, seed=seed, callbacks=cbs)
         return self.history
 
@@ -175,7 +219,7 @@ class Tagger:
         if not texts:
             return [], []
         enc = self.encode_texts(texts)
-        probs = self.model.predict(enc.ids, batch_size=batch_size)
+        probs = self.model.predict(enc.inputs, batch_size=batch_size)
         best = probs.argmax(axis=-1)
         tags = self.config.tags
         out = []
@@ -216,7 +260,8 @@ class Tagger:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = dataclasses.asdict(self.config)
-        config.update({"vocab_size": len(self.words), "dim": int(self.matrix.shape[1]), "tags": list(self.config.tags)})
+        config.update({"vocab_size": len(self.words), "dim": int(self.matrix.shape[1]), "tags": list(self.config.tags),
+                       "chars": self.chars})
         if extra:
             config["extra"] = extra
         (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -244,7 +289,7 @@ class Tagger:
         matrix = np.load(folder / "embeddings.npy")
         if matrix.shape[0] != len(words):
             raise ValueError(f"{folder}: {len(words)} words but {matrix.shape[0]} embedding rows")
-        tagger = cls(config, words, matrix)
+        tagger = cls(config, words, matrix, raw.get("chars", []))
         tagger.model.load_weights(folder / "weights.npz")
         return tagger
 

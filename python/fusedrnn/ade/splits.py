@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import Record
+from .corpus import Record, Span
 
 SPERT_LABELS = {"Adverse-Effect": "ADE", "Drug": "DRUG"}
 
@@ -126,3 +126,23 @@ def spert_folds(folder: str | os.PathLike) -> tuple[list[SpertSentence], list[tu
         test_set = set(test_idx)
         folds.append(([i for i in range(len(full)) if i not in test_set], test_idx))
     return full, folds
+
+
+def spert_record(sentence: SpertSentence) -> Record:
+    """A SpERT sentence as a Record: its tokens joined by single spaces, entities as character spans.
+
+    Spaces put a token boundary at every SpERT boundary, so a tagger that tokenizes the joined text can
+    recover each entity exactly; the pseudo PubMed ID ``spert-<orig_id>`` makes every sentence its own
+    document (these folds are sentence-level)."""
+    starts, at = [], 0
+    for token in sentence.tokens:
+        starts.append(at)
+        at += len(token) + 1
+    text = " ".join(sentence.tokens)
+    spans = {"ADE": [], "DRUG": []}
+    for first, last, label in sentence.entities:
+        start, end = starts[first], starts[last - 1] + len(sentence.tokens[last - 1])
+        spans[label].append(Span(start, end, label, text[start:end]))
+    return Record(f"spert-{sentence.orig_id}", text, sorted(spans["ADE"], key=lambda m: (m.start, m.end)),
+                  sorted(spans["DRUG"], key=lambda m: (m.start, m.end)))
+

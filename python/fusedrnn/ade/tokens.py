@@ -2,7 +2,9 @@
 
 Tokens come from nltk's ``TreebankWordTokenizer().span_tokenize`` (pure regular expressions: no
 ``nltk.download`` needed). Each token is ``(start, end)`` into the original sentence, so predictions map
-back to exact character offsets. Lowercasing (as in the chapter) applies only to the vocabulary side,
+back to exact character offsets. ``split_compounds=True`` also splits tokens at "-" and "/" (each
+separator becomes a token of its own): the corpus writes many drugs inside compounds
+("azithromycin-induced", "ACE-inhibitor/diuretic"), which Treebank keeps whole. Lowercasing (as in the chapter) applies only to the vocabulary side,
 ``token_texts(..., lower=True)``; the spans always index the original text.
 
 Label schemes (IOB2):
@@ -18,6 +20,7 @@ so it can never be recovered exactly by a tagger; ``labels_for`` counts such men
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from nltk.tokenize import TreebankWordTokenizer
@@ -30,7 +33,10 @@ SCHEME_ADE_DRUG = ("O", "B-ADE", "I-ADE", "B-DRUG", "I-DRUG")
 _TOKENIZER = TreebankWordTokenizer()
 
 
-def tokenize(text: str) -> list[tuple[int, int]]:
+_COMPOUND_SEPARATORS = re.compile(r"[-/]")
+
+
+def tokenize(text: str, split_compounds: bool = False) -> list[tuple[int, int]]:
     """Token spans ``[(start, end), ...]`` (end-exclusive) of ``text``, in order."""
     try:
         spans = list(_TOKENIZER.span_tokenize(text))
@@ -38,7 +44,23 @@ def tokenize(text: str) -> list[tuple[int, int]]:
         # Older nltk versions fail to align tokens whose quotes the tokenizer rewrote (" -> `` or '');
         # fall back to whitespace-separated pieces so that every character stays covered.
         spans = _whitespace_spans(text)
-    return [(int(s), int(e)) for s, e in spans]
+    spans = [(int(s), int(e)) for s, e in spans]
+    if split_compounds:
+        spans = [piece for s, e in spans for piece in _split_compound(text, s, e)]
+    return spans
+
+
+def _split_compound(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The pieces of the token text[start:end] around each "-" or "/", the separators included."""
+    pieces, at = [], start
+    for m in _COMPOUND_SEPARATORS.finditer(text, start, end):
+        if m.start() > at:
+            pieces.append((at, m.start()))
+        pieces.append((m.start(), m.end()))
+        at = m.end()
+    if at < end:
+        pieces.append((at, end))
+    return pieces
 
 
 def _whitespace_spans(text: str) -> list[tuple[int, int]]:
