@@ -121,7 +121,7 @@ struct Binding {
                              const py::array& lengths, const std::optional<py::array>& recurrent_mask,
                              bool reverse, int act, int num_threads, const py::array& gates, const py::array& aux, const py::array& h_prev,
                              const py::array& dy, const std::optional<py::array>& dh_n,
-                             const std::optional<py::array>& dc_n, const py::array& dx,
+                             const std::optional<py::array>& dc_n, const std::optional<py::array>& dx,
                              const py::array& dw_ih, const py::array& dw_hh, const py::array& db_ih,
                              const py::array& db_hh, const py::array& dh0, const std::optional<py::array>& dc0) {
     const SeqDims d = dims_of(x, w_hh, Cell::gates);
@@ -141,7 +141,7 @@ struct Binding {
     a.h_prev = checked<T>(h_prev, "h_prev", {B, S, H});
     a.dy = checked<T>(dy, "dy", {B, S, H});
     a.dh_n = checked_optional<T>(dh_n, "dh_n", {B, H});
-    a.dx = checked<T>(dx, "dx", {B, S, d.input}, true);
+    a.dx = checked_optional<T>(dx, "dx", {B, S, d.input}, true);
     a.dw_ih = checked<T>(dw_ih, "dw_ih", {GH, d.input}, true);
     a.dw_hh = checked<T>(dw_hh, "dw_hh", {GH, H}, true);
     a.db_ih = checked<T>(db_ih, "db_ih", {GH}, true);
@@ -184,16 +184,16 @@ struct Binding {
           py::arg("h_prev").noconvert(),
           "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev.");
     m.def((std::string(name) + "_backward").c_str(),
-          &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, A, A, A, A, A, A, O>,
+          &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, O, A, A, A, A, A, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("lengths").noconvert(), py::arg("recurrent_mask").noconvert().none(true), py::arg("reverse"),
           py::arg("activation"), py::arg("num_threads"),
           py::arg("gates").noconvert(), py::arg("aux").noconvert(), py::arg("h_prev").noconvert(),
           py::arg("dy").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dc_n").noconvert().none(true),
-          py::arg("dx").noconvert(), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),
+          py::arg("dx").noconvert().none(true), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),
           py::arg("db_ih").noconvert(), py::arg("db_hh").noconvert(), py::arg("dh0").noconvert(),
           py::arg("dc0").noconvert().none(true),
-          "BPTT for one direction from what forward saved; writes every gradient.");
+          "BPTT for one direction from what forward saved; writes every gradient (dx only when given).");
   }
 };
 

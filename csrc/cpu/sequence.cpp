@@ -174,9 +174,11 @@ void sequence_backward(const BackwardArgs<T>& a) {
     if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);
     zero_padding(dgi.get(), GH, d, a.lengths, rows);
     if (split_gate_grads) zero_padding(dgh, GH, d, a.lengths, rows);
-    gemm(false, false, n * d.steps, d.input, GH, T(1), dgi.get() + rows.begin * d.steps * GH, GH, a.w_ih,
-         d.input, T(0), a.dx + rows.begin * d.steps * d.input, d.input);
-    zero_padding(a.dx, d.input, d, a.lengths, rows);  // exact zeros even if W_ih holds inf or NaN
+    if (a.dx) {  // null when the input needs no gradient (a frozen embedding): a fifth of the GEMM work
+      gemm(false, false, n * d.steps, d.input, GH, T(1), dgi.get() + rows.begin * d.steps * GH, GH, a.w_ih,
+           d.input, T(0), a.dx + rows.begin * d.steps * d.input, d.input);
+      zero_padding(a.dx, d.input, d, a.lengths, rows);  // exact zeros even if W_ih holds inf or NaN
+    }
     if (padded) {
       const int64_t first = rows.begin * d.steps * d.input, last = rows.end * d.steps * d.input;
       std::copy(a.x + first, a.x + last, x_zero_padded.get() + first);

@@ -60,7 +60,7 @@ struct BackwardArgs {
   const T* dy;             // (B, T, H)
   const T* dh_n;           // (B, H), may be null (zero)
   const T* dc_n;           // (B, H), may be null (zero); LSTM only
-  T* dx;                   // (B, T, I) out
+  T* dx;                   // (B, T, I) out, or null: not computed (the input needs no gradient)
   T* dw_ih;                // (G*H, I) out
   T* dw_hh;                // (G*H, H) out
   T* db_ih;                // (G*H) out
