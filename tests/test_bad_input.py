@@ -365,7 +365,8 @@ def test_unknown_backend_is_rejected(monkeypatch):
 
 
 def test_cuda_backend_reports_it_is_not_built(monkeypatch):
-    assert fusedrnn.build_info()["cuda"] is False  # this test is about an installation without CUDA
+    if fusedrnn.build_info()["cuda"]:
+        pytest.skip("this installation has the CUDA module; the test is about one without it")
     monkeypatch.setenv("FUSEDRNN_BACKEND", "cuda")
     with pytest.raises(RuntimeError, match="CUDA.*not built"):
         call_forward("gru", forward_kwargs("gru"))

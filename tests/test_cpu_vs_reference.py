@@ -98,3 +98,22 @@ def test_backward_is_repeatable(rng, cell, nonlinearity):
             assert b is None and cell != "lstm"
         else:
             np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("impl", ["cpu", "numpy"])
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_backward_without_dx_leaves_the_other_gradients_alone(rng, impl, cell, nonlinearity):
+    from fusedrnn import _direction
+
+    x, params, h0, c0 = make_data(rng, cell, 4, 5, 3, 6)
+    dy, dh_n, dc_n = make_cotangents(rng, cell, 4, 5, 6)
+    *_, ctx = forward(impl, cell, x, params, h0, c0, [5, 2, 4, 1], True, nonlinearity)
+    full = backward(impl, cell, ctx, dy, dh_n, dc_n)
+    partial = _direction.backward(cell, ctx, dy, dh_n, dc_n, need_dx=False)
+    assert partial.dx is None
+    for name in ("dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
+        a, b = getattr(full, name), getattr(partial, name)
+        if a is None:
+            assert b is None and cell != "lstm"
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)  # the same arithmetic, only dx skipped

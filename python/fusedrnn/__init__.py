@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import ops, reference
+from ._gpu import allow_tf32, cuda_path
 from ._native import build_info, get_num_threads, set_num_threads
 from .grads import Grads, StackGrads
 
@@ -11,4 +12,5 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["ops", "reference", "build_info", "get_num_threads", "set_num_threads", "Grads", "StackGrads"]
+__all__ = ["ops", "reference", "build_info", "get_num_threads", "set_num_threads", "cuda_path", "allow_tf32", "Grads",
+           "StackGrads"]

@@ -24,11 +24,32 @@ class Context:
     x: Any  # (B, T, I)
     w_ih: Any  # (G*H, I)
     w_hh: Any  # (G*H, H)
-    lengths: np.ndarray  # (B,) int64
+    lengths: Any  # (B,) int64: NumPy, or CuPy on the cuda backend
     recurrent_mask: Any  # (B, H) or None
     reverse: bool
     nonlinearity: str
     saved: Any  # native: (gates, aux, h_prev); numpy: reference.Context
+    path: Optional[str] = None  # cuda: the kernels' path the forward took ("persistent" or "steps")
+
+
+def allocate_forward(xp, cell, B, T, H, dtype):
+    """Outputs and saved arrays of one direction on ``xp``'s device, in the layout every native
+    backend writes -> y (B, T, H), h_n (B, H), c_n (B, H) or None, saved (gates, aux, h_prev)."""
+    y = xp.empty((B, T, H), dtype)
+    h_n = xp.empty((B, H), dtype)
+    c_n = xp.empty((B, H), dtype) if cell == "lstm" else None
+    saved = (xp.empty((B, T, _validate.GATES[cell] * H), dtype),  # gates
+             xp.empty((B, T, AUX[cell] * H), dtype),  # aux
+             xp.empty((B, T, H), dtype))  # h_prev
+    return y, h_n, c_n, saved
+
+
+def allocate_grads(xp, cell, x, w_ih, w_hh, need_dx: bool = True) -> Grads:
+    """Gradients of one direction, to be filled by a native backward; x (B, T, I), w_hh (G*H, H)."""
+    B, H, dtype = x.shape[0], w_hh.shape[1], x.dtype
+    return Grads(dx=xp.empty_like(x) if need_dx else None, dw_ih=xp.empty_like(w_ih), dw_hh=xp.empty_like(w_hh),
+                 db_ih=xp.empty(w_ih.shape[0], dtype), db_hh=xp.empty(w_hh.shape[0], dtype),
+                 dh0=xp.empty((B, H), dtype), dc0=xp.empty((B, H), dtype) if cell == "lstm" else None)
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
@@ -37,24 +58,36 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
     a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity,
                                recurrent_mask)
     backend = _native.choose_backend(a.x)
+    if backend == "cuda":
+        return forward_cuda(cell, [a])[0]
     if backend == "numpy":
         ref_lengths = None if lengths is None else a.lengths
         with np.errstate(all="ignore"):  # NaN and inf propagate quietly, as in the compiled kernels
             y, h_n, c_n, saved = _reference_forward(cell, a, ref_lengths)
     else:
-        B, T, H, dtype = a.batch, a.steps, a.hidden, a.x.dtype
-        y = np.empty((B, T, H), dtype)
-        h_n = np.empty((B, H), dtype)
-        c_n = np.empty((B, H), dtype) if cell == "lstm" else None
-        saved = (np.empty((B, T, _validate.GATES[cell] * H), dtype),  # gates
-                 np.empty((B, T, AUX[cell] * H), dtype),  # aux
-                 np.empty((B, T, H), dtype))  # h_prev
+        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype)
         kernel = getattr(_native.core(), f"{cell}_forward")
         kernel(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, a.lengths, a.recurrent_mask, a.reverse,
                ACTIVATION_CODE[a.nonlinearity], num_threads or _native.get_num_threads(), y, h_n, c_n, *saved)
     ctx = Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse, a.nonlinearity,
                   saved)
     return y, h_n, c_n, ctx
+
+
+def forward_cuda(cell, args) -> list:
+    """Validated directions ``args`` (from _validate.forward_args: one, or the two of a bidirectional
+    layer, which the kernels run concurrently) -> [(y, h_n, c_n, Context)] per direction."""
+    from . import _gpu  # here, not at the top: _gpu imports this module
+
+    return _gpu.forward(cell, args)
+
+
+def backward_cuda(cell, contexts, cotangents) -> list:
+    """Checked ``(dy, dh_n, dc_n)`` per forward Context of ``contexts`` (all from one forward_cuda
+    call) -> [Grads] per direction, in one launch."""
+    from . import _gpu
+
+    return _gpu.backward(cell, contexts, cotangents)
 
 
 def _reference_forward(cell, a, lengths):
@@ -70,18 +103,22 @@ def _reference_forward(cell, a, lengths):
     return y, h_n, None, saved
 
 
-def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = None) -> Grads:
+def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = None, need_dx: bool = True) -> Grads:
+    """need_dx=False: the input needs no gradient (a frozen embedding below); g.dx is then None, and
+    the CPU kernels skip its GEMM."""
     dy, dh_n, dc_n = _validate.backward_args(cell, ctx, Context, dy, dh_n, dc_n)
-    if ctx.backend == "numpy":
-        with np.errstate(all="ignore"):
-            if cell == "lstm":
-                return reference.lstm_backward(ctx.saved, dy, dh_n, dc_n)
-            return getattr(reference, f"{cell}_backward")(ctx.saved, dy, dh_n)
+    if ctx.backend != "cpu":
+        if ctx.backend == "cuda":
+            g = backward_cuda(cell, [ctx], [(dy, dh_n, dc_n)])[0]
+        else:
+            with np.errstate(all="ignore"):
+                g = (reference.lstm_backward(ctx.saved, dy, dh_n, dc_n) if cell == "lstm"
+                     else getattr(reference, f"{cell}_backward")(ctx.saved, dy, dh_n))
+        if not need_dx:
+            g.dx = None
+        return g
     x, w_ih, w_hh = ctx.x, ctx.w_ih, ctx.w_hh
-    B, _, H = dy.shape
-    g = Grads(dx=np.empty_like(x), dw_ih=np.empty_like(w_ih), dw_hh=np.empty_like(w_hh),
-              db_ih=np.empty(w_ih.shape[0], x.dtype), db_hh=np.empty(w_hh.shape[0], x.dtype),
-              dh0=np.empty((B, H), x.dtype), dc0=np.empty((B, H), x.dtype) if cell == "lstm" else None)
+    g = allocate_grads(np, cell, x, w_ih, w_hh, need_dx)
     kernel = getattr(_native.core(), f"{cell}_backward")
     kernel(x, w_ih, w_hh, ctx.lengths, ctx.recurrent_mask, ctx.reverse, ACTIVATION_CODE[ctx.nonlinearity],
            num_threads or _native.get_num_threads(), *ctx.saved, dy, dh_n, dc_n,

@@ -3,8 +3,10 @@
 Parameters come as a list of ``(w_ih, w_hh, b_ih, b_hh)`` in PyTorch's order (layer 0 forward,
 layer 0 reverse, layer 1 forward, ...); states as ``(num_layers * num_directions, B, H)``. The
 output of a bidirectional layer is ``[forward, reverse]`` concatenated on the last axis. Dropout,
-when training, applies to the outputs of every layer but the last. On the CPU backend the two
-directions of a layer run at the same time, each on half of the threads.
+when training, applies to the outputs of every layer but the last (its masks are drawn on the host,
+so a seed gives the same masks on every backend). On the CPU backend the two directions of a layer
+run at the same time, each on half of the threads; on the CUDA backend they go to the kernels in
+one call, which runs them concurrently.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from . import _direction, _native, _validate
 from .grads import StackGrads
+from .reference import array_module
 
 _pool: Optional[ThreadPoolExecutor] = None
 
@@ -47,6 +50,36 @@ def _run_directions(backend, jobs):
     other = _pool.submit(jobs[1], threads - half)
     first = jobs[0](half)
     return [first, other.result()]
+
+
+def forward_directions(cell, calls, wrap=None):
+    """Forward of one layer's directions: ``calls`` holds one dict of _direction.forward's keyword
+    arguments per direction (1 or 2; the second is the reverse one) -> [(y, h_n, c_n, ctx)] in order.
+    ``wrap(direction, fn, **kwargs)`` calls fn (e.g. to prefix argument errors with their origin)."""
+    wrap = wrap or (lambda direction, fn, **kwargs: fn(**kwargs))
+    backend = _native.choose_backend(calls[0]["x"])
+    if backend == "cuda":
+        args = [wrap(d, _validate.forward_args, cell=cell, **call) for d, call in enumerate(calls)]
+        return _direction.forward_cuda(cell, args)
+    return _run_directions(backend, [lambda n, d=d, call=call: wrap(d, _direction.forward, cell=cell, num_threads=n,
+                                                                    **call) for d, call in enumerate(calls)])
+
+
+def backward_directions(cell, contexts, cotangents, need_dx=None):
+    """Backward of the directions of one forward_directions call: ``cotangents`` holds (dy (B, T, H),
+    dh_n (B, H) or None, dc_n (B, H) or None) per Context -> [Grads]. ``need_dx``: one bool per
+    direction (default all True); False leaves that direction's dx None."""
+    backend = contexts[0].backend
+    need_dx = [True] * len(contexts) if need_dx is None else list(need_dx)
+    if backend == "cuda":
+        checked = [_validate.backward_args(cell, ctx, _direction.Context, *cot) for ctx, cot in zip(contexts, cotangents)]
+        grads = _direction.backward_cuda(cell, contexts, checked)
+        for g, needed in zip(grads, need_dx):
+            g.dx = g.dx if needed else None
+        return grads
+    return _run_directions(backend, [lambda n, ctx=ctx, cot=cot, dx=dx: _direction.backward(cell, ctx, *cot, num_threads=n,
+                                                                                          need_dx=dx)
+                                     for ctx, cot, dx in zip(contexts, cotangents, need_dx)])
 
 
 def _int_arg(name, value, minimum):
@@ -113,26 +146,25 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
     D = 2 if bidirectional else 1
     hidden = _params_arg(params, num_layers * D, gates)
     x = _validate.array_arg("x", x, 3, "(B, T, I)")
+    xp = array_module(x)
     batch, steps, _ = x.shape
     lengths = None if lengths is None else _validate.lengths_arg(lengths, batch, steps)
     states = (num_layers * D, batch, hidden)
-    h0 = _validate.optional_array_arg("h0", h0, states, "(num_layers*num_directions, B, H)", x.dtype)
+    h0 = _validate.optional_array_arg("h0", h0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
     if cell == "lstm":
-        c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype)
-    backend = _native.choose_backend(x)
+        c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
     rng = np.random.default_rng(_seed_arg(seed))
 
     contexts, masks, h_n, c_n = [], [], [], []
     layer_input = x
     for layer in range(num_layers):
-        def job(direction, threads, layer=layer, layer_input=layer_input):
-            k = layer * D + direction
-            return _in_params(k, layer, direction, _direction.forward, cell, layer_input, *params[k],
-                              h0=None if h0 is None else h0[k], c0=None if c0 is None else c0[k],
-                              lengths=lengths, reverse=bool(direction), nonlinearity=nonlinearity,
-                              num_threads=threads)
-        results = _run_directions(backend, [lambda n, d=d: job(d, n) for d in range(D)])
-        y = results[0][0] if D == 1 else np.concatenate([r[0] for r in results], axis=-1)
+        def wrap(direction, fn, layer=layer, **kwargs):
+            return _in_params(layer * D + direction, layer, direction, fn, **kwargs)
+        calls = [dict(x=layer_input, w_ih=params[k][0], w_hh=params[k][1], b_ih=params[k][2], b_hh=params[k][3],
+                      h0=None if h0 is None else h0[k], c0=None if c0 is None else c0[k], lengths=lengths,
+                      reverse=bool(k % D), nonlinearity=nonlinearity) for k in range(layer * D, (layer + 1) * D)]
+        results = forward_directions(cell, calls, wrap)
+        y = results[0][0] if D == 1 else xp.concatenate([r[0] for r in results], axis=-1)
         for _, hn, cn, ctx in results:
             h_n.append(hn)
             c_n.append(cn)
@@ -140,11 +172,12 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         mask = None
         if training and dropout > 0.0 and layer < num_layers - 1:
             mask = (rng.random(y.shape) >= dropout).astype(y.dtype) / y.dtype.type(1.0 - dropout)
+            mask = xp.asarray(mask)
             y = y * mask
         masks.append(mask)
         layer_input = y
     ctx = StackContext(cell, num_layers, D, hidden, contexts, masks)
-    return layer_input, np.stack(h_n), np.stack(c_n) if cell == "lstm" else None, ctx
+    return layer_input, xp.stack(h_n), xp.stack(c_n) if cell == "lstm" else None, ctx
 
 
 def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
@@ -155,29 +188,27 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
     batch, steps, _ = first.x.shape
     D, H = ctx.num_directions, ctx.hidden
     dtype = first.x.dtype
-    dy = _validate.array_arg("dy", dy, 3, "(B, T, D*H)", dtype)
+    dy = _validate.array_arg("dy", dy, 3, "(B, T, D*H)", dtype, first.x)
     _validate.expect_shape("dy", dy, (batch, steps, D * H), "(B, T, D*H)")
     states = (ctx.num_layers * D, batch, H)
-    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, "(num_layers*num_directions, B, H)", dtype)
+    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, "(num_layers*num_directions, B, H)", dtype, first.x)
     if ctx.cell == "lstm":
-        dc_n = _validate.optional_array_arg("dc_n", dc_n, states, "(num_layers*num_directions, B, H)", dtype)
+        dc_n = _validate.optional_array_arg("dc_n", dc_n, states, "(num_layers*num_directions, B, H)", dtype,
+                                            first.x)
+    xp = array_module(first.x)
 
     params = [None] * len(ctx.contexts)
-    dh0 = np.empty(states, dtype)
-    dc0 = np.empty(states, dtype) if ctx.cell == "lstm" else None
+    dh0 = xp.empty(states, dtype)
+    dc0 = xp.empty(states, dtype) if ctx.cell == "lstm" else None
     d_out = dy
     for layer in reversed(range(ctx.num_layers)):
         if ctx.masks[layer] is not None:
             d_out = d_out * ctx.masks[layer]
-
-        def job(direction, threads, layer=layer, d_out=d_out):
-            k = layer * D + direction
-            return _direction.backward(ctx.cell, ctx.contexts[k], np.ascontiguousarray(d_out[..., direction * H:(direction + 1) * H]),
-                                       None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k],
-                                       num_threads=threads)
-        grads = _run_directions(first.backend, [lambda n, d=d: job(d, n) for d in range(D)])
-        for direction, g in enumerate(grads):
-            k = layer * D + direction
+        ks = range(layer * D, (layer + 1) * D)
+        cotangents = [(xp.ascontiguousarray(d_out[..., d * H:(d + 1) * H]),  # this direction's part of dy
+                       None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]) for d, k in enumerate(ks)]
+        grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents)
+        for k, g in zip(ks, grads):
             params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
             dh0[k] = g.dh0
             if dc0 is not None:

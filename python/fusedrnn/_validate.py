@@ -1,10 +1,16 @@
-"""Argument checks run before any native code: each failure names the argument and what it expected."""
+"""Argument checks run before any native code: each failure names the argument and what it expected.
+
+Arrays are NumPy (host) or CuPy (GPU); objects with ``__cuda_array_interface__`` or a CUDA DLPack
+capsule are taken as CuPy views (no copy). Every array of one call must be where ``x`` is: the
+same kind (host or GPU) and, on the GPU, the same device."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
+
+from ._native import is_device_array
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 NONLINEARITIES = ("tanh", "relu")
@@ -17,12 +23,47 @@ def is_array(a) -> bool:
     return isinstance(a, np.ndarray) or type(a).__module__.startswith("cupy")
 
 
-def array_arg(name, a, ndim, layout, dtype=None):
-    """Checks ``a`` is an array of ``ndim`` dims and a float dtype (``dtype`` if given).
+def as_array(name, a):
+    """``a`` itself if it is a NumPy or CuPy array (or not an array at all: the caller reports that);
+    a GPU array of another library as a CuPy view."""
+    if isinstance(a, np.ndarray) or a is None or not is_device_array(a) or type(a).__module__.startswith("cupy"):
+        return a
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError(f"{name}: a GPU array ({type(a).__name__}) needs CuPy, which is not installed "
+                           "(pip install fusedrnn[gpu])") from None
+    if hasattr(a, "__cuda_array_interface__"):
+        return cupy.asarray(a)
+    return cupy.from_dlpack(a)
 
-    Returns it as it is: ``contiguous`` copies, once every size has been checked."""
+
+def _where(a) -> str:
+    return "NumPy (host)" if isinstance(a, np.ndarray) else f"CuPy (GPU {a.device.id})"
+
+
+def same_device(name, a, like):
+    """``a`` lives where ``like`` (x) does: TypeError for host vs GPU, ValueError for two GPUs."""
+    if like is None or isinstance(a, np.ndarray) and isinstance(like, np.ndarray):
+        return
+    if isinstance(a, np.ndarray) != isinstance(like, np.ndarray):
+        raise TypeError(f"{name}: a {_where(a)} array, but x is a {_where(like)} array; every array of a call "
+                        "must be on the same device")
+    if a.device.id != like.device.id:
+        raise ValueError(f"{name}: on GPU {a.device.id}, but x is on GPU {like.device.id}; every array of a call "
+                         "must be on the same device")
+
+
+def array_arg(name, a, ndim, layout, dtype=None, like=None):
+    """Checks ``a`` is an array of ``ndim`` dims and a float dtype (``dtype`` if given), on the device
+    of ``like`` if given.
+
+    Returns it as it is (GPU arrays of other libraries as CuPy views): ``contiguous`` copies, once
+    every size has been checked."""
+    a = as_array(name, a)
     if not is_array(a):
-        raise TypeError(f"{name}: expected a NumPy array {layout}, got {type(a).__name__}")
+        raise TypeError(f"{name}: expected a NumPy or CuPy array {layout}, got {type(a).__name__}")
+    same_device(name, a, like)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {a.dtype}")
     if dtype is not None and a.dtype != dtype:
@@ -37,10 +78,10 @@ def contiguous(a):
     return a if a is None or a.flags.c_contiguous else a.copy(order="C")
 
 
-def optional_array_arg(name, a, shape, layout, dtype):
+def optional_array_arg(name, a, shape, layout, dtype, like=None):
     if a is None:
         return None
-    a = array_arg(name, a, len(shape), layout, dtype)
+    a = array_arg(name, a, len(shape), layout, dtype, like)
     expect_shape(name, a, shape, layout)
     return contiguous(a)
 
@@ -51,11 +92,14 @@ def expect_shape(name, a, shape, layout):
 
 
 def lengths_arg(lengths, batch, steps):
-    """(B,) int64 lengths, each in 1..T; all T when None."""
+    """(B,) int64 lengths on the host, each in 1..T; all T when None.
+
+    GPU lengths are copied to the host for the range check: that waits for the GPU (a
+    synchronisation). Give NumPy lengths to avoid it; the CUDA backend moves them to the GPU."""
     if lengths is None:
         return np.full(batch, steps, np.int64)
-    if type(lengths).__module__.startswith("cupy"):
-        lengths = lengths.get()
+    if is_device_array(lengths):
+        lengths = as_array("lengths", lengths).get()
     try:
         arr = np.asarray(lengths)
     except (TypeError, ValueError) as error:
@@ -82,23 +126,23 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     batch, steps, inputs = x.shape
     if batch < 1 or steps < 1 or inputs < 1:
         raise ValueError(f"x: B, T and I must be at least 1, got shape {tuple(x.shape)}")
-    w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype)
+    w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype, x)
     hidden = w_hh.shape[1]
     if hidden < 1:
         raise ValueError(f"w_hh: H must be at least 1, got shape {tuple(w_hh.shape)}")
     expect_shape("w_hh", w_hh, (gates * hidden, hidden), f"({gates}*H, H)")
-    w_ih = array_arg("w_ih", w_ih, 2, f"({gates}*H, I)", x.dtype)
+    w_ih = array_arg("w_ih", w_ih, 2, f"({gates}*H, I)", x.dtype, x)
     expect_shape("w_ih", w_ih, (gates * hidden, inputs), f"({gates}*H, I)")
-    b_ih = array_arg("b_ih", b_ih, 1, f"({gates}*H,)", x.dtype)
+    b_ih = array_arg("b_ih", b_ih, 1, f"({gates}*H,)", x.dtype, x)
     expect_shape("b_ih", b_ih, (gates * hidden,), f"({gates}*H,)")
-    b_hh = array_arg("b_hh", b_hh, 1, f"({gates}*H,)", x.dtype)
+    b_hh = array_arg("b_hh", b_hh, 1, f"({gates}*H,)", x.dtype, x)
     expect_shape("b_hh", b_hh, (gates * hidden,), f"({gates}*H,)")
     if batch * steps * max(inputs, gates * hidden) > MAX_BLAS_DIM:
         raise ValueError(f"x: B*T*max(I, {gates}*H) exceeds {MAX_BLAS_DIM}, the BLAS index limit")
-    h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype)
+    h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype, x)
     if cell == "lstm":
-        c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype)
-    recurrent_mask = optional_array_arg("recurrent_mask", recurrent_mask, (batch, hidden), "(B, H)", x.dtype)
+        c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype, x)
+    recurrent_mask = optional_array_arg("recurrent_mask", recurrent_mask, (batch, hidden), "(B, H)", x.dtype, x)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     x, w_ih, w_hh, b_ih, b_hh = map(contiguous, (x, w_ih, w_hh, b_ih, b_hh))
@@ -114,10 +158,10 @@ def backward_args(cell, ctx, context_type, dy, dh_n, dc_n):
         raise TypeError(f"ctx: expected the ctx returned by {cell}_forward, got {type(ctx).__name__}")
     batch, steps, _ = ctx.x.shape
     hidden = ctx.w_hh.shape[1]
-    dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype)
+    dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype, ctx.x)
     expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
     dy = contiguous(dy)
-    dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype)
+    dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
     if cell == "lstm":
-        dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype)
+        dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
     return dy, dh_n, dc_n

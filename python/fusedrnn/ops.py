@@ -28,7 +28,20 @@ float32 and float64; every array of a call has the same dtype. Invalid arguments
 ``TypeError`` or ``ValueError`` naming the argument. NaN and inf propagate through valid steps.
 The forward keeps references to x and the weights for the backward: do not change them in place
 in between. Backend: NumPy arrays run on the compiled CPU kernels (the NumPy reference when the
-module is missing, with a warning), or as FUSEDRNN_BACKEND=numpy|cpu|cuda says.
+module is missing, with a warning), or as FUSEDRNN_BACKEND=numpy|cpu says.
+
+GPU: CuPy arrays (or any with ``__cuda_array_interface__`` or a CUDA DLPack capsule, taken as CuPy
+views) run on the CUDA kernels and give CuPy outputs; every array of a call must be on x's device
+(a NumPy array among CuPy ones is a TypeError naming it). ``lengths`` may be NumPy (checked on the
+host, then copied to the GPU asynchronously) or CuPy (copied to the host for the range check: a
+synchronisation, so prefer NumPy). Work is queued on CuPy's current stream; nothing waits for the
+GPU. FUSEDRNN_BACKEND=cuda makes host arrays an error instead of running them on the CPU; a
+missing CUDA module, CuPy or device is a RuntimeError saying which. Two switches, for tests and
+benchmarks: ``with fusedrnn.cuda_path("persistent" | "steps" | "auto"):`` forces the kernels' path
+(also FUSEDRNN_CUDA_PATH; a forced "persistent" on a shape it does not fit is a ValueError), and
+``fusedrnn.allow_tf32(True)`` (or FUSEDRNN_TF32=1) lets float32 GEMMs use TF32 (relative error
+about 1e-3 instead of 1e-6; off by default). A bidirectional layer's two directions go to the GPU
+in one call, which runs them concurrently.
 """
 
 from __future__ import annotations

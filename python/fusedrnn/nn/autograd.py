@@ -36,7 +36,7 @@ def grad_enabled() -> bool:
 class Tensor:
     """An array with, if it requires a gradient, the operation that made it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "parents", "backward_fn", "name", "lengths")
+    __slots__ = ("data", "grad", "requires_grad", "parents", "backward_fn", "name", "lengths", "host")
 
     def __init__(self, data, requires_grad: bool = False, name: Optional[str] = None):
         self.data = data
@@ -44,6 +44,9 @@ class Tensor:
         # explicit lengths) and carried by layers that keep the time axis; the RNN kernels and the
         # losses read it. None: every step is valid.
         self.lengths = None
+        # The NumPy array ``data`` was copied from when a model moved an input to the GPU (else None):
+        # masking layers read ids and padding from it without waiting for the GPU.
+        self.host = None
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.parents: tuple = ()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import _direction, ops
 from .autograd import Tensor, as_tensor, record, record_many
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
@@ -109,9 +109,19 @@ def embedding(ids, table: Tensor) -> Tensor:
 
     def backward(g):
         grad = xp.zeros(table.shape, g.dtype)
-        xp.add.at(grad, ids.reshape(-1), g.reshape(-1, table.shape[1]))
+        _scatter_add(xp, grad, ids.reshape(-1), g.reshape(-1, table.shape[1]))
         return (grad,)
     return record(table.data[ids], (table,), backward)
+
+
+def _scatter_add(xp, target, index, values):
+    """target[index] += values with repeated indices adding up (np.add.at; CuPy's own on the GPU)."""
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
 
 
 def dropout(x: Tensor, rate: float, rng) -> Tensor:
@@ -159,10 +169,7 @@ def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
         dy, dh_n, dc_n = grads
         if dy is None:
             dy = x.xp.zeros(y.shape, y.dtype)
-        if cell == "lstm":
-            g = ops.lstm_backward(ctx, dy, dh_n, dc_n)
-        else:
-            g = getattr(ops, f"{cell}_backward")(ctx, dy, dh_n)
+        g = _direction.backward(cell, ctx, dy, dh_n, dc_n if cell == "lstm" else None, need_dx=x.requires_grad)
         return (g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
 
     outputs = record_many([y, h_n, c_n], (x, w_ih, w_hh, b_ih, b_hh, h0, c0), backward)
@@ -242,36 +249,32 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
     """Both directions of a bidirectional fused layer as one graph node: the forward pass over
     x_forward (B, T, I) and the reverse pass (each row from its own last valid step) over x_backward
     (the same tensor unless each direction has its own input dropout). On the CPU backend the two
-    directions run at the same time, each on half of the threads, forward and backward (what
-    ``ops.lstm(..., bidirectional=True)`` does).
+    directions run at the same time, each on half of the threads, forward and backward; on the CUDA
+    backend they go to the kernels in one call (what ``ops.lstm(..., bidirectional=True)`` does).
 
     params: (w_ih, w_hh, b_ih, b_hh) per direction; states: (h0, c0) per direction (None: zeros);
     recurrent_masks: (B, H) or None per direction.
     -> [y_f, h_f, c_f, y_b, h_b, c_b]: y (B, T, H) in input order, h, c (B, H); c None but for LSTM."""
-    from .. import _direction, _native
-    from .._stack import _run_directions
+    from .._stack import backward_directions, forward_directions
 
     xs = (as_tensor(x_forward), as_tensor(x_backward))
     params = tuple(tuple(as_tensor(p) for p in ps) for ps in (forward_params, backward_params))
     states = tuple(tuple(None if s is None else as_tensor(s) for s in ss) for ss in (forward_states, backward_states))
-    backend = _native.choose_backend(xs[0].data)
-
-    def forward_job(d, threads):
-        h0, c0 = states[d]
-        return _direction.forward(cell, xs[d].data, *(p.data for p in params[d]), None if h0 is None else h0.data,
-                                  None if c0 is None else c0.data, lengths, bool(d), nonlinearity, num_threads=threads,
-                                  recurrent_mask=recurrent_masks[d])
-    results = _run_directions(backend, [lambda n, d=d: forward_job(d, n) for d in range(2)])
+    calls = [dict(x=xs[d].data, w_ih=params[d][0].data, w_hh=params[d][1].data, b_ih=params[d][2].data,
+                  b_hh=params[d][3].data, h0=None if states[d][0] is None else states[d][0].data,
+                  c0=None if states[d][1] is None else states[d][1].data, lengths=lengths, reverse=bool(d),
+                  nonlinearity=nonlinearity, recurrent_mask=recurrent_masks[d]) for d in range(2)]
+    results = forward_directions(cell, calls)
     contexts = [r[3] for r in results]
 
     def backward(grads):  # [dy_f, dh_f, dc_f, dy_b, dh_b, dc_b], None where unused
-        def job(d, threads):
+        cotangents = []
+        for d in range(2):
             dy, dh_n, dc_n = grads[3 * d:3 * d + 3]
             y = results[d][0]
-            if dy is None:
-                dy = xs[d].xp.zeros(y.shape, y.dtype)
-            return _direction.backward(cell, contexts[d], dy, dh_n, dc_n, num_threads=threads)
-        g = _run_directions(backend, [lambda n, d=d: job(d, n) for d in range(2)])
+            dy = xs[d].xp.zeros(y.shape, y.dtype) if dy is None else dy
+            cotangents.append((dy, dh_n, dc_n))
+        g = backward_directions(cell, contexts, cotangents, need_dx=[x.requires_grad for x in xs])
         return tuple(out for d in range(2)
                      for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh, g[d].dh0, g[d].dc0))
 

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import deferred
 from .autograd import Tensor, as_tensor, record
 from .functional import _sigmoid, sequence_mask
 
@@ -83,8 +84,8 @@ def sparse_ids(xp, y_true, y_pred_shape):
         raise ValueError(f"y_true: sparse targets expect integer ids of shape {tuple(y_pred_shape[:-1])} "
                          f"for y_pred of shape {tuple(y_pred_shape)}, got {tuple(ids.shape)}")
     if ids.dtype.kind == "f":
-        if not bool(xp.all(ids == xp.floor(ids))):
-            raise ValueError("y_true: sparse targets must be integer class ids, got non-integer values")
+        deferred.check(xp, ~xp.all(ids == xp.floor(ids)),
+                       lambda: ValueError("y_true: sparse targets must be integer class ids, got non-integer values"))
     elif ids.dtype.kind not in "iub":
         raise TypeError(f"y_true: sparse targets must be integer class ids, got dtype {ids.dtype}")
     return ids.astype(np.int64)
@@ -176,9 +177,8 @@ class SparseCategoricalCrossentropy(Loss):
         classes = y_pred.shape[-1]
         ids = sparse_ids(xp, y_true, y_pred.shape)
         out_of_range = ((ids < 0) | (ids >= classes)) & (weights != 0)
-        if bool(out_of_range.any()):
-            bad = int(ids[out_of_range].ravel()[0])
-            raise ValueError(f"y_true: class id {bad} outside 0..{classes - 1} at an unmasked position")
+        deferred.check(xp, out_of_range.any(), lambda: ValueError(
+            f"y_true: class id {int(ids[out_of_range].ravel()[0])} outside 0..{classes - 1} at an unmasked position"))
         return _categorical(xp, one_hot(xp, ids, classes, y_pred.dtype), y_pred, self.from_logits)
 
 

@@ -8,6 +8,18 @@ Data: ``x`` and ``y`` are arrays, or lists of arrays for several inputs/outputs,
 on axis 0. ``lengths`` (B,) marks the valid steps of a padded sequence input (a list aligned with
 the inputs for several; None entries for inputs that are not sequences); ``Embedding(mask_zero=True)``
 finds them itself. Progress (tqdm) goes to stderr.
+
+The GPU: ``model.to("cuda")`` (or ``compile(..., device="cuda")``) moves the weights and the
+optimizer's state to the GPU as CuPy arrays (weights built later are made there); ``to("cpu")``
+brings them back. Then the model takes NumPy data (each batch is copied to the GPU once, and the
+host copy is kept for what needs it on the host: ids and padding of masking layers) or CuPy data,
+and fit, evaluate, train_on_batch and the optimizers run on the GPU without waiting for it at
+every step: the loss and metrics are read back every ``GPU_LOG_EVERY`` batches and at the end of
+each epoch, so the per-batch logs (progress bar, callbacks' batch hooks) lag by up to that many
+batches, and a bad class id in a GPU batch raises when they are read (fusedrnn.nn.deferred).
+``predict`` returns NumPy arrays, copied once at the end. CuPy data on a model on the CPU is a
+TypeError. Dropout masks are drawn on the host, so a seed gives the same training on both devices.
+Checkpoints (save_weights) write host copies.
 """
 
 from __future__ import annotations
@@ -22,15 +34,21 @@ from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import saving as _saving
+from . import deferred
 from . import functional as F
+from .. import _native, _validate
 from .autograd import Tensor, no_grad, topological_order
 from .callbacks import CallbackList
 from ._numpy_blas import single_threaded_numpy_blas
 from .history import History
-from .layers.base import Input, InputLayer, Layer, SymbolicTensor, _unique, is_array, map_structure, unique_name
+from .layers.base import (Input, InputLayer, Layer, SymbolicTensor, _has_symbolic, _unique, device_arg, device_scope,
+                          is_array, map_structure, to_device, unique_name)
 from .layers.core import Embedding
+from ..reference import array_module
 
 __all__ = ["Model", "Sequential"]
+
+GPU_LOG_EVERY = 16  # on the GPU, fit reads the loss and metrics back every this many batches
 
 
 def _as_list(value):
@@ -60,6 +78,7 @@ class Model(Layer):
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name if name is not None else unique_name(_default_name(self)), **kwargs)
         self.stop_training = False
+        self._device = "cpu"
         self.optimizer = None
         self.history = None
         self._compiled = None
@@ -126,6 +145,42 @@ class Model(Layer):
     def _output_count(self) -> int:
         return len(self.outputs) if self._functional else getattr(self, "_outputs_seen", 1)
 
+    # -- device
+
+    @property
+    def device(self) -> str:
+        """Where the weights live: "cpu" (NumPy arrays) or "cuda" (CuPy arrays)."""
+        return self._device
+
+    def to(self, device):
+        """Moves the weights and the optimizer's state to ``device`` ("cpu" or "cuda") in place, and
+        makes the weights of layers built later there; returns the model. Gradients are dropped."""
+        device = device_arg(device)
+        if device == "cuda":
+            _native.cuda()  # a clear error now if the backend, CuPy or a device is missing
+        convert = functools.partial(to_device, device=device)
+        for _, tensor in self.named_weights():
+            tensor.data = convert(tensor.data)
+            tensor.grad = None
+        if self.optimizer is not None:
+            self.optimizer.move_slots(convert)
+        self._device = device
+        return self
+
+    def __call__(self, inputs, **kwargs):
+        if self._device == "cpu" or _has_symbolic((inputs, kwargs)):
+            return super().__call__(inputs, **kwargs)
+        inputs = map_structure(_to_gpu, self._convert_inputs(inputs))
+        kwargs = {k: v if k == "lengths" else map_structure(_to_gpu, v) for k, v in kwargs.items()}
+        with device_scope(self._device):
+            return super().__call__(inputs, **kwargs)
+
+    def _check_data_device(self, x, y=None):
+        arrays = _as_list(x) + ([] if y is None else _as_list(y))
+        if self._device == "cpu" and any(_native.is_device_array(a) for a in arrays):
+            raise TypeError(f"x: GPU (CuPy) arrays, but {self.name} is on the CPU; move it first with "
+                            "model.to('cuda') (or compile(..., device='cuda'))")
+
     # -- running
 
     def call(self, inputs, training=False):
@@ -157,7 +212,10 @@ class Model(Layer):
     def _convert_inputs(self, inputs):
         if not self._functional:
             return super()._convert_inputs(inputs)
-        converted = [_convert_to(value, symbol.dtype) for value, symbol in zip(_as_list(inputs), self.inputs)]
+        given = _as_list(inputs)
+        if len(given) != len(self.inputs):
+            raise ValueError(f"{self.name}: expected {len(self.inputs)} input(s), got {len(given)}")
+        converted = [_convert_to(value, symbol.dtype) for value, symbol in zip(given, self.inputs)]
         return converted[0] if not isinstance(inputs, (list, tuple)) else converted
 
     def compute_output_shape(self, input_shape):
@@ -168,13 +226,16 @@ class Model(Layer):
 
     # -- compile
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, device=None):
         """optimizer: a name ("adam", "sgd", "rmsprop") or an Optimizer. loss: a name, Loss or callable,
         or a list/dict (by output name) for several outputs. metrics: a list applied to every output,
-        or a list of lists / dict per output. loss_weights: a list/dict of factors for the total loss."""
+        or a list of lists / dict per output. loss_weights: a list/dict of factors for the total loss.
+        device: "cpu" or "cuda" moves the model there (``to``); None keeps it where it is."""
         if loss is None:
             raise ValueError("compile: a loss is required")
+        device = self._device if device is None else device_arg(device)
         self.optimizer = _optimizers.get(optimizer)
+        self.to(device)
         self._compiled = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         self._resolved = None
 
@@ -244,10 +305,12 @@ class Model(Layer):
                 metric.update(y, out)
 
     def _logs(self, loss_sum, part_sums, count):
+        """Floats for the logs: on the GPU this is where the host waits for it."""
+        deferred.raise_pending()
         r = self._resolved
-        logs = {"loss": loss_sum / count}
+        logs = {"loss": float(loss_sum) / count}
         if len(r["names"]) > 1:
-            logs.update({p + "loss": s / count for p, s in zip(r["prefix"], part_sums)})
+            logs.update({p + "loss": float(s) / count for p, s in zip(r["prefix"], part_sums)})
         for prefix, metrics in zip(r["prefix"], r["metrics"]):
             logs.update({prefix + m.name: m.result() for m in metrics})
         return logs
@@ -261,12 +324,17 @@ class Model(Layer):
     def train_on_batch(self, x, y, lengths=None) -> float:
         """One training step on one batch; returns its loss."""
         self._check_compiled()
+        self._check_data_device(x, y)
         xs, ys, ls = _prepare(x, y, lengths)
         self._ensure_built(xs, ls)
         self._resolve()
-        return self._train_step(xs, ys, ls, self.trainable_weights)[0]
+        loss = self._train_step(xs, ys, ls, self.trainable_weights)[0]
+        deferred.raise_pending()
+        return float(loss)
 
     def _train_step(self, xs, ys, ls, params):
+        """-> loss, [loss per output]: floats, or on the GPU float64 0-d arrays (read later)."""
+        ys = self._targets_on_device(ys)
         outputs = self._forward(xs, ls, training=True)
         total, parts = self._losses_of(ys, outputs)
         total.backward()
@@ -274,7 +342,11 @@ class Model(Layer):
         for p in params:
             p.grad = None
         self._update_metrics(ys, outputs)
-        return float(total.data), [float(p.data) for p in parts]
+        return _accumulable(total.data), [_accumulable(p.data) for p in parts]
+
+    def _targets_on_device(self, ys):
+        """Targets copied to the GPU once per batch (the loss and the metrics both read them)."""
+        return ys if self._device == "cpu" else [to_device(y, self._device) for y in ys]
 
     def _ensure_built(self, xs, ls):
         """Builds the layers from a first batch (a forward without a graph), so the weights exist to train."""
@@ -295,6 +367,7 @@ class Model(Layer):
         silent, 1 a progress bar per epoch (loss and metrics per batch, val_* at the end), 2 one line
         per epoch."""
         self._check_compiled()
+        self._check_data_device(x, y)
         xs, ys, ls = _prepare(x, y, lengths)
         if validation_data is not None:
             val = _prepare(*_split_validation_data(validation_data))
@@ -322,13 +395,14 @@ class Model(Layer):
         cbs = CallbackList([self.history] + list(callbacks or []), self,
                            {"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
+        on_host = self._device == "cpu"
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             self._reset_metrics()
             order = rng.permutation(count) if shuffle else None
             bar = _progress(verbose, steps, f"Epoch {epoch + 1}/{epochs}")
-            loss_sum, part_sums, seen, logs = 0.0, [0.0] * len(r["names"]), 0, {}
+            loss_sum, part_sums, seen, logs, fresh = 0.0, [0.0] * len(r["names"]), 0, {}, True
             for step in range(steps):
                 rows = slice(step * batch_size, (step + 1) * batch_size)
                 if order is not None:
@@ -340,13 +414,17 @@ class Model(Layer):
                 seen += size
                 loss_sum += loss * size
                 part_sums = [s + p * size for s, p in zip(part_sums, parts)]
-                logs = self._logs(loss_sum, part_sums, seen)
+                fresh = on_host or (step + 1) % GPU_LOG_EVERY == 0 or step + 1 == steps
+                if fresh:
+                    logs = self._logs(loss_sum, part_sums, seen)
                 if bar is not None:
                     bar.set_postfix_str(_format_logs(logs), refresh=False)
                     bar.update(1)
                 cbs.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if not fresh:  # stopped between two reads on the GPU
+                logs = self._logs(loss_sum, part_sums, seen)
             epoch_logs = dict(logs)
             if val is not None:
                 epoch_logs.update({"val_" + k: v for k, v in self._evaluate_arrays(*val, batch_size).items()})
@@ -374,11 +452,12 @@ class Model(Layer):
         with no_grad():
             for start in range(0, count, batch_size):
                 bx, by, bl = _slice_all((xs, ys, ls), slice(start, start + batch_size))
+                by = self._targets_on_device(by)
                 outputs = self._forward(bx, bl, training=False)
                 total, parts = self._losses_of(by, outputs)
                 size = len(bx[0])
-                loss_sum += float(total.data) * size
-                values = [float(p.data) * size for p in parts]
+                loss_sum += _accumulable(total.data) * size
+                values = [_accumulable(p.data) * size for p in parts]
                 part_sums = values if part_sums is None else [a + b for a, b in zip(part_sums, values)]
                 self._update_metrics(by, outputs)
         return self._logs(loss_sum, part_sums, count)
@@ -387,6 +466,7 @@ class Model(Layer):
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, lengths=None, return_dict=False):
         """The loss (and metrics) over (x, y), in inference mode. Returns a float when there is only
         the loss, else a list in the order of ``metrics_names``, or a dict with ``return_dict=True``."""
+        self._check_data_device(x, y)
         xs, ys, ls = _prepare(x, y, lengths)
         logs = self._evaluate_arrays(xs, ys, ls, _positive(batch_size or 32, "batch_size"))
         if verbose:
@@ -399,7 +479,8 @@ class Model(Layer):
     @_serial_numpy_blas
     def predict(self, x, batch_size=32, verbose=0, lengths=None):
         """The outputs for x in inference mode (no dropout, no graph), as NumPy arrays (a list for
-        several outputs), batch by batch."""
+        several outputs), batch by batch (on the GPU copied to the host once, at the end)."""
+        self._check_data_device(x)
         xs, _, ls = _prepare(x, None, lengths)
         batch_size = _positive(batch_size or 32, "batch_size")
         count = len(xs[0])
@@ -408,7 +489,7 @@ class Model(Layer):
         with no_grad():
             for start in range(0, count, batch_size):
                 bx, _, bl = _slice_all((xs, [], ls), slice(start, start + batch_size))
-                outputs = [o.numpy() for o in self._forward(bx, bl, training=False)]
+                outputs = [o.data for o in self._forward(bx, bl, training=False)]
                 chunks = [[o] for o in outputs] if chunks is None else [c + [o] for c, o in zip(chunks, outputs)]
                 if bar is not None:
                     bar.update(1)
@@ -416,7 +497,7 @@ class Model(Layer):
             bar.close()
         if chunks is None:
             raise ValueError("predict: x has no samples")
-        results = [np.concatenate(c, axis=0) for c in chunks]
+        results = [to_device(array_module(c[0]).concatenate(c, axis=0), "cpu") for c in chunks]
         return results[0] if len(results) == 1 else results
 
     # -- inspection and persistence
@@ -626,8 +707,8 @@ def _prepare(x, y, lengths):
     """Lists of arrays (x per input, y per output, lengths per input or None), same sample counts."""
     if x is None:
         raise ValueError("x: no input data given")
-    xs = [np.asarray(a) if not is_array(a) else a for a in _as_list(x)]
-    ys = [] if y is None else [np.asarray(a) if not is_array(a) else a for a in _as_list(y)]
+    xs = [_as_array(a) for a in _as_list(x)]
+    ys = [] if y is None else [_as_array(a) for a in _as_list(y)]
     ls = None
     if lengths is not None:
         ls = list(lengths) if isinstance(lengths, (list, tuple)) and len(xs) > 1 else [lengths]
@@ -639,6 +720,16 @@ def _prepare(x, y, lengths):
     return xs, ys, ls
 
 
+def _as_array(value):
+    """NumPy and GPU arrays (CuPy, or any with __cuda_array_interface__ / CUDA DLPack) as they are;
+    anything else through np.asarray."""
+    if is_array(value):
+        return value
+    if _native.is_device_array(value):
+        return _validate.as_array("x", value)  # a CuPy view; RuntimeError naming CuPy where it is missing
+    return np.asarray(value)
+
+
 def _split_validation_data(data):
     if not isinstance(data, (list, tuple)) or len(data) not in (2, 3):
         raise ValueError("validation_data: expected (x_val, y_val) or (x_val, y_val, lengths_val)")
@@ -647,8 +738,33 @@ def _split_validation_data(data):
 
 def _slice_all(parts, rows):
     xs, ys, ls = parts
-    return ([a[rows] for a in xs], [a[rows] for a in ys],
-            None if ls is None else [None if l is None else l[rows] for l in ls])
+    return ([_take(a, rows) for a in xs], [_take(a, rows) for a in ys],
+            None if ls is None else [None if l is None else _take(l, rows) for l in ls])
+
+
+def _take(array, rows):
+    """array[rows]; rows (a slice or NumPy indices) moved to the GPU for a CuPy array."""
+    if isinstance(array, np.ndarray) or isinstance(rows, slice):
+        return array[rows]
+    return array[array_module(array).asarray(rows)]
+
+
+def _accumulable(value):
+    """A 0-d loss value to sum over batches: a float on the host; on the GPU a float64 0-d array,
+    so that summing does not wait for the GPU."""
+    return value.astype(np.float64) if type(value).__module__.startswith("cupy") else float(value)
+
+
+def _to_gpu(value):
+    """A host array or Tensor as a Tensor on the GPU that keeps the host array (``Tensor.host``);
+    anything else (GPU data, flags) as it is."""
+    data = value.data if isinstance(value, Tensor) else value
+    if not isinstance(data, np.ndarray):
+        return value
+    out = Tensor(to_device(data, "cuda"))
+    out.host = data
+    out.lengths = value.lengths if isinstance(value, Tensor) else None
+    return out
 
 
 def _positive(value, what):

@@ -89,6 +89,12 @@ class Optimizer:
         """Updates ``var`` in place; ``grad`` has var's dtype; ``slots`` are var-shaped arrays."""
         raise NotImplementedError
 
+    def move_slots(self, convert):
+        """Replaces every slot array by ``convert(array)`` (a model's ``to(device)``)."""
+        for _, slots in self._slots.values():
+            for name in slots:
+                slots[name] = convert(slots[name])
+
     def get_config(self) -> dict:
         lr = self.learning_rate
         return {"name": self.name,
@@ -174,6 +180,9 @@ class Adam(Optimizer):
             # One fused pass (csrc/cpu/adam.h): the array form below makes a dozen passes over memory.
             core.adam_update(var, np.ascontiguousarray(grad), m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
             return
+        if xp is not np and not self.amsgrad:
+            _cupy_adam_kernel()(grad, alpha, self.beta_1, self.beta_2, self.epsilon, var, m, v)  # one kernel
+            return
         tmp = grad * (1.0 - self.beta_1)
         m *= self.beta_1
         m += tmp
@@ -192,6 +201,27 @@ class Adam(Optimizer):
     def get_config(self) -> dict:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                 "amsgrad": self.amsgrad}
+
+
+_adam_kernel = None
+
+
+def _cupy_adam_kernel():
+    """Adam's update as one CuPy elementwise kernel, the formula of csrc/cpu/adam.cpp (compiled once,
+    at the first GPU step). Scalars arrive as Python floats, cast to the arrays' type T."""
+    global _adam_kernel
+    if _adam_kernel is None:
+        import cupy
+
+        _adam_kernel = cupy.ElementwiseKernel(
+            "T g, T alpha, T beta1, T beta2, T epsilon", "T var, T m, T v",
+            """
+            m = beta1 * m + (1 - beta1) * g;
+            v = beta2 * v + (1 - beta2) * g * g;
+            var -= alpha * m / (sqrt(v) + epsilon);
+            """,
+            "fusedrnn_adam_update")
+    return _adam_kernel
 
 
 class RMSprop(Optimizer):

@@ -14,6 +14,7 @@ model's layers.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 
@@ -27,7 +28,8 @@ from ..._validate import lengths_arg
 __all__ = ["Layer", "InputLayer", "Input", "SymbolicTensor", "Node", "set_random_seed", "clear_session",
            "floatx", "set_floatx"]
 
-_state = {"floatx": "float32", "rng": np.random.default_rng(), "names": {}}
+_state = {"floatx": "float32", "rng": np.random.default_rng(), "names": {}, "device": "cpu"}
+DEVICES = ("cpu", "cuda")
 
 
 def floatx() -> str:
@@ -40,6 +42,31 @@ def set_floatx(dtype: str):
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"set_floatx: expected 'float32' or 'float64', got {dtype!r}")
     _state["floatx"] = np.dtype(dtype).name
+
+
+def device_arg(device) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def to_device(array, device):
+    """``array`` (NumPy or CuPy) on ``device``: itself if it is there already, else a copy."""
+    if device == "cpu":
+        return array.get() if hasattr(array, "get") else array
+    import cupy
+
+    return cupy.asarray(array)
+
+
+@contextlib.contextmanager
+def device_scope(device):
+    """Weights created inside (layers built lazily on a first call) are put on ``device``."""
+    previous, _state["device"] = _state["device"], device_arg(device)
+    try:
+        yield
+    finally:
+        _state["device"] = previous
 
 
 def set_random_seed(seed: int):
@@ -214,7 +241,8 @@ class Layer:
         value = np.ascontiguousarray(value, dtype=dtype)
         if value.shape != tuple(shape):
             raise ValueError(f"{self.name}/{name}: the initializer gave shape {value.shape}, expected {tuple(shape)}")
-        tensor = Tensor(value, requires_grad=self._trainable and trainable, name=f"{self.name}/{name}")
+        # drawn on the host whatever the device: the same seed gives the same weights everywhere
+        tensor = Tensor(to_device(value, _state["device"]), requires_grad=self._trainable and trainable, name=f"{self.name}/{name}")
         self._own_weights.append([name, tensor, bool(trainable)])
         return tensor
 
@@ -382,12 +410,14 @@ def with_lengths(tensor: Tensor, lengths) -> Tensor:
     lengths = lengths_arg(lengths, tensor.shape[0], tensor.shape[1])
     out = F.identity(tensor)
     out.lengths = lengths
+    out.host = tensor.host
     return out
 
 
 def lengths_from_valid(valid, what: str):
-    """(B,) lengths from a (B, T) boolean array of valid steps that must be post-padded (every row valid
-    from step 0 to its length, then padding). ``what`` names the source in errors."""
+    """(B,) lengths (NumPy) from a (B, T) boolean array of valid steps that must be post-padded (every
+    row valid from step 0 to its length, then padding). ``what`` names the source in errors. A GPU
+    array is copied to the host (a synchronisation): give a host copy where there is one."""
     valid = valid.get() if hasattr(valid, "get") else np.asarray(valid)
     lengths = valid.sum(axis=1).astype(np.int64)
     expected = np.arange(valid.shape[1])[None, :] < lengths[:, None]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...reference import array_module
+from .. import deferred
 from .. import functional as F
 from .. import initializers
 from .base import Layer, lengths_from_valid, with_lengths
@@ -106,25 +108,33 @@ class Embedding(Layer):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer)
 
     def call(self, inputs, training=False):
-        xp = self.embeddings.xp
-        ids = xp.asarray(inputs.data)
+        # checks and padding read the host copy of GPU ids when the model made one (no GPU round trip)
+        given = inputs.host if inputs.host is not None else inputs.data
+        self._check_ids(given)
+        ids = self.embeddings.xp.asarray(inputs.data)
         if ids.dtype.kind == "f":
-            if not bool(xp.all(ids == xp.floor(ids))):
-                raise ValueError(f"{self.name}: ids must be integers, got non-integer values")
             ids = ids.astype(np.int64)
-        elif ids.dtype.kind not in "iu":
-            raise TypeError(f"{self.name}: ids must be integers, got dtype {ids.dtype}")
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
-            raise ValueError(f"{self.name}: ids must be in [0, input_dim) = [0, {self.input_dim}), "
-                             f"got min {int(ids.min())}, max {int(ids.max())}")
         out = F.embedding(ids, self.embeddings)
         if inputs.lengths is not None:
             out.lengths = inputs.lengths
         elif self.mask_zero:
             if ids.ndim != 2:
                 raise ValueError(f"{self.name}: mask_zero needs ids of shape (B, T), got {tuple(ids.shape)}")
-            out.lengths = lengths_from_valid(ids != 0, f"{self.name} (mask_zero)")
+            out.lengths = lengths_from_valid(given != 0, f"{self.name} (mask_zero)")
         return out
+
+    def _check_ids(self, ids):
+        """Integers (or integral floats) in [0, input_dim); on GPU ids the value checks are deferred."""
+        xp = array_module(ids)
+        if ids.dtype.kind == "f":
+            deferred.check(xp, ~xp.all(ids == xp.floor(ids)),
+                           lambda: ValueError(f"{self.name}: ids must be integers, got non-integer values"))
+        elif ids.dtype.kind not in "iu":
+            raise TypeError(f"{self.name}: ids must be integers, got dtype {ids.dtype}")
+        if ids.size:
+            deferred.check(xp, (ids.min() < 0) | (ids.max() >= self.input_dim), lambda: ValueError(
+                f"{self.name}: ids must be in [0, input_dim) = [0, {self.input_dim}), "
+                f"got min {int(ids.min())}, max {int(ids.max())}"))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
@@ -167,7 +177,8 @@ class Masking(Layer):
     def call(self, inputs, training=False):
         if inputs.ndim != 3:
             raise ValueError(f"{self.name}: expected input (B, T, features), got shape {tuple(inputs.shape)}")
-        valid = (inputs.data != self.mask_value).any(axis=-1)
+        values = inputs.host if inputs.host is not None else inputs.data  # the host copy: no GPU round trip
+        valid = (values != self.mask_value).any(axis=-1)
         return with_lengths(inputs, lengths_from_valid(valid, self.name))
 
     def compute_output_shape(self, input_shape):

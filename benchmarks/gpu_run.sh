@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The whole GPU session in one call, for the GPU machine (no downloads there): install the wheels we
+# bring, build fusedrnn from this working tree with its CUDA module, run the GPU tests, then the
+# benchmark against cuDNN. Everything it writes goes under $OUT (default /tmp/fusedrnn-gpu):
+#   env.txt            the card, driver, Python, torch/cuDNN, CuPy, nvcc
+#   build.log          pip's build output (CMake, nvcc)
+#   pytest-gpu.log     python -m pytest -m gpu on tests/test_cuda*.py
+#   gpu_vs_cudnn.md    the benchmark's table (and bench.log, its output)
+#
+#   bash benchmarks/gpu_run.sh WHEELDIR [LIMIT_SECONDS]
+#
+# WHEELDIR holds the wheels the machine lacks (scipy-openblas32 at least: the CPU module links it);
+# each is installed with --no-deps. LIMIT_SECONDS (default 540) bounds the whole run: each step gets
+# what is left (the tests at most 240 s), so the benchmark may be cut short, never the call.
+# Exit status: the first failing step's (build 10, tests 20, benchmark 30), 0 when all pass.
+set -uo pipefail
+
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+    echo "usage: bash benchmarks/gpu_run.sh WHEELDIR [LIMIT_SECONDS]  (WHEELDIR: a folder of .whl files)" >&2
+    exit 2
+fi
+WHEELDIR=$(cd "$1" && pwd)
+LIMIT=${2:-540}
+OUT=${OUT:-/tmp/fusedrnn-gpu}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+deadline=$((SECONDS + LIMIT))
+left() { echo $((deadline - SECONDS > 1 ? deadline - SECONDS : 1)); }
+status=0
+fail() { [ "$status" -eq 0 ] && status=$1; echo "gpu_run: $2" | tee -a "$OUT/env.txt" >&2; }
+
+{
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
+    python --version
+    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())" || true
+    python -c "import cupy; print('cupy', cupy.__version__)" || true
+    nvcc --version | tail -n 2 || echo "no nvcc on PATH"
+} > "$OUT/env.txt" 2>&1
+
+shopt -s nullglob
+wheels=("$WHEELDIR"/*.whl)
+if [ ${#wheels[@]} -gt 0 ]; then
+    python -m pip install --no-index --no-deps --find-links "$WHEELDIR" "${wheels[@]}" > "$OUT/build.log" 2>&1 \
+        || fail 10 "installing the wheels of $WHEELDIR failed (see build.log)"
+fi
+
+# The package itself: its Python dependencies that the machine lacks (gensim, nltk) are only for the
+# ADE tagger, which this run does not use, hence --no-deps.
+if [ "$status" -eq 0 ]; then
+    start=$SECONDS
+    FUSEDRNN_CUDA=ON timeout "$(left)" python -m pip install --no-index --no-deps --no-build-isolation -v . \
+        >> "$OUT/build.log" 2>&1 || fail 10 "building fusedrnn with FUSEDRNN_CUDA=ON failed (see build.log)"
+    echo "build: $((SECONDS - start)) s" >> "$OUT/env.txt"
+    (cd /tmp && python -c "import fusedrnn, json; print(json.dumps(fusedrnn.build_info()))") >> "$OUT/env.txt" 2>&1
+fi
+
+if [ "$status" -eq 0 ]; then
+    tests_limit=$(( $(left) < 240 ? $(left) : 240 ))
+    timeout "$tests_limit" python -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py \
+        > "$OUT/pytest-gpu.log" 2>&1 || fail 20 "GPU tests failed or timed out (see pytest-gpu.log)"
+    tail -n 3 "$OUT/pytest-gpu.log"
+    # the benchmark runs even after failed tests: its own checks say which shapes are wrong
+    timeout "$(left)" python benchmarks/gpu_vs_cudnn.py --out "$OUT/gpu_vs_cudnn.md" > "$OUT/bench.log" 2>&1 \
+        || fail 30 "the benchmark failed, a check failed, or it ran out of time (see bench.log)"
+    cat "$OUT/gpu_vs_cudnn.md" 2>/dev/null || tail -n 20 "$OUT/bench.log"
+fi
+echo "gpu_run: status $status after $SECONDS s; files in $OUT"
+exit "$status"

@@ -1,0 +1,721 @@
+// The persistent path (persistent.cuh says what it does and its contract).
+//
+// Grid: blocks [d*n, (d+1)*n) run direction d; block k of a direction owns hidden units
+// [k*U, k*U + U) (the last block's tail past H does nothing). At most one block per SM.
+//
+// Inside a block, a warp's 32 lanes are BL row lanes x KL reduction lanes (lane = bl*KL + kl).
+// A warp task is one unit (forward: its G gate rows of W_hh) or UR units (backward: their W_hh
+// columns) for a chunk of BL*RB rows. Lane (bl, kl) accumulates the rows row_of(chunk, bl, i),
+// i < RB, over the reduction indices k = kl, kl + KL, ..., reading weights (one address per kl: a
+// broadcast over bl) and staged values (32 distinct banks, see staged_stride) from shared memory.
+// A butterfly over the KL lanes leaves the full sums in every lane; then the first lanes of each
+// row-lane group finish one (row, unit) each: cell math (fusedrnn/cells.h) and writes.
+// The (row, unit) -> thread assignment is the same at every step, so the per-unit values carried
+// from step to step in shared memory (h, c; dc, GRU's dh_direct) are only ever touched by one thread.
+//
+// Between blocks, step s (exactly one grid.sync between consecutive steps, none after the last):
+//   forward   reads  y[b, time(s-1)] (every unit)        writes y[b, time(s)] of its own units,
+//                                                        or zeros at t = s when s >= len_b
+//   backward  reads  dpre_h[b, time(s+1)] (every unit)   writes dpre_h[b, time(s)] likewise
+// time(s) differs from time(s-1) and time(s+1), and padding times t >= len_b are never read, so no
+// block overwrites in step s what another block reads in step s; what step s reads was written
+// before the grid.sync that ends step s -/+ 1. Those reads use __ldcg (L2): L1 is not coherent
+// between SMs. Everything else read in the kernel is never written by it (__ldg is safe).
+#include "cuda/persistent.cuh"
+
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+
+#include "cuda/check.cuh"
+#include "fusedrnn/cells.h"
+
+namespace fusedrnn::cuda {
+
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kRowsPerLane = 4;        // RB: rows a lane accumulates (its register tile)
+constexpr int kMaxRowLanes = 4;        // BL <= 4, so KL = 32 / BL >= 8 lanes can finish a task
+constexpr int kBackwardTaskUnits = 2;  // UR: units per backward task, each staged value used twice
+constexpr int kMinWarps = 4;           // one per SM sub-partition (the staging uses them all)
+constexpr int kMaxWarps = 16;
+constexpr int kMaxThreads = 32 * kMaxWarps;
+static_assert(kRowsPerLane * kBackwardTaskUnits <= 32 / kMaxRowLanes, "one finishing lane per (row, unit)");
+
+__host__ __device__ constexpr int gates_of(CellKind c) { return c == CellKind::lstm ? 4 : c == CellKind::gru ? 3 : 1; }
+// (B, U) arrays a block carries from step to step: forward h (and LSTM's c), backward LSTM's dc
+// or GRU's dh_direct.
+__host__ __device__ constexpr int forward_carries(CellKind c) { return c == CellKind::lstm ? 2 : 1; }
+__host__ __device__ constexpr int backward_carries(CellKind c) { return c == CellKind::rnn ? 0 : 1; }
+
+template <class Cell>
+__host__ __device__ constexpr CellKind kind_of() {
+  return std::is_same_v<Cell, LstmCell> ? CellKind::lstm : std::is_same_v<Cell, GruCell> ? CellKind::gru : CellKind::rnn;
+}
+
+__host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// How a launch splits the work; computed once on the host, read by every thread.
+struct Geometry {
+  int batch, steps, hidden;  // B, T, H
+  int units;                 // U: hidden units per block
+  int blocks_per_dir;        // n = ceil(H / U)
+  int row_lanes, k_lanes;    // BL x KL = 32 lanes of a warp
+  int chunks;                // row chunks of BL*RB rows: ceil(B / (BL*RB))
+  int warps;                 // per block
+};
+
+__host__ __device__ inline int rows_per_chunk(const Geometry& g) { return g.row_lanes * kRowsPerLane; }
+__host__ __device__ inline int padded_batch(const Geometry& g) { return g.chunks * rows_per_chunk(g); }
+__host__ __device__ inline int backward_task_count_units(const Geometry& g) {
+  return static_cast<int>(ceil_div(g.units, kBackwardTaskUnits));
+}
+
+// Row stride (elements) of a staged (rows, width) matrix: a multiple of 32 plus KL. The lanes of a
+// warp read rows r0 + bl and columns k0 + kl at once, so their banks (bl*KL + kl + const) mod 32
+// are all different (for 4-byte T).
+__host__ __device__ inline int staged_stride(int width, int k_lanes) {
+  return static_cast<int>(ceil_div(width, 32) * 32 + k_lanes);
+}
+
+// A block's shared memory: arrays of T at these offsets (in elements of T), then int lengths[B].
+// The host sizes the launch with `bytes`, the kernel finds its arrays with the offsets.
+struct BlockLayout {
+  int64_t weights;  // the resident W_hh slice
+  int64_t staged;   // (padded B, stride): what all blocks exchange, staged for this step
+  int64_t carry;    // carries x (B, U): per-unit values kept across steps
+  int64_t lengths;  // where int lengths[B] begin, in elements of T
+  int64_t bytes;
+};
+
+__host__ __device__ inline BlockLayout make_layout(int64_t weights, int64_t staged, int64_t carry, int batch,
+                                                   int64_t elem_size) {
+  BlockLayout l;
+  l.weights = 0;
+  l.staged = weights;
+  l.carry = l.staged + staged;
+  l.lengths = l.carry + carry;
+  l.bytes = l.lengths * elem_size + batch * static_cast<int64_t>(sizeof(int));
+  return l;
+}
+
+// Forward: W_hh rows g*H + j of the block's units as (U*G, H), row u*G + g; the masked state (B, H).
+__host__ __device__ inline BlockLayout forward_layout(CellKind c, const Geometry& g, int64_t elem_size) {
+  return make_layout(int64_t(g.units) * gates_of(c) * g.hidden,
+                     int64_t(padded_batch(g)) * staged_stride(g.hidden, g.k_lanes),
+                     int64_t(forward_carries(c)) * g.batch * g.units, g.batch, elem_size);
+}
+
+// Backward: W_hh columns of the block's units as (U rounded up to UR, G*H), row u = column j;
+// the recurrent-side gate gradients of the previous step, (B, G*H).
+__host__ __device__ inline BlockLayout backward_layout(CellKind c, const Geometry& g, int64_t elem_size) {
+  const int gh = gates_of(c) * g.hidden;
+  return make_layout(int64_t(backward_task_count_units(g)) * kBackwardTaskUnits * gh,
+                     int64_t(padded_batch(g)) * staged_stride(gh, g.k_lanes),
+                     int64_t(backward_carries(c)) * g.batch * g.units, g.batch, elem_size);
+}
+
+// U spreads the 2*H or H units over every SM, one block per SM; BL is the fewest row lanes whose
+// register tiles cover B (more reduction lanes instead: shorter loops for small B).
+Geometry make_geometry(const SeqDims& d, int num_dirs, int sm_count) {
+  Geometry g{};
+  g.batch = static_cast<int>(d.batch);
+  g.steps = static_cast<int>(d.steps);
+  g.hidden = static_cast<int>(d.hidden);
+  g.units = static_cast<int>(std::max<int64_t>(1, ceil_div(num_dirs * d.hidden, sm_count)));
+  while (num_dirs * ceil_div(g.hidden, g.units) > sm_count) ++g.units;  // rounding up may leave one too many
+  g.blocks_per_dir = static_cast<int>(ceil_div(g.hidden, g.units));
+  g.row_lanes = 1;
+  while (g.row_lanes < kMaxRowLanes && g.row_lanes * kRowsPerLane < g.batch) g.row_lanes *= 2;
+  g.k_lanes = 32 / g.row_lanes;
+  g.chunks = static_cast<int>(ceil_div(g.batch, rows_per_chunk(g)));
+  g.warps = static_cast<int>(std::clamp<int64_t>(int64_t(g.units) * g.chunks, kMinWarps, kMaxWarps));
+  return g;
+}
+
+template <typename T>
+struct ForwardParams {
+  Geometry geo;
+  Activation act;
+  DirectionForward<T> dirs[2];
+};
+
+template <typename T>
+struct BackwardParams {
+  Geometry geo;
+  Activation act;
+  DirectionBackward<T> dirs[2];
+};
+
+// ---- index helpers -------------------------------------------------------------------------
+
+// Time index of step s of a row of length len (direction.cuh).
+__device__ __forceinline__ int time_of(int s, int len, bool reverse) { return reverse ? len - 1 - s : s; }
+
+// Offset of element (b, t, col) of a (B, T, width) array.
+__device__ __forceinline__ int64_t at(int b, int t, int64_t col, int steps, int64_t width) {
+  return (int64_t(b) * steps + t) * width + col;
+}
+
+// The row whose accumulators i a lane of row lane bl holds, in a task over row chunk `chunk`.
+__device__ __forceinline__ int row_of(int chunk, int bl, int i, const Geometry& g) {
+  return chunk * rows_per_chunk(g) + bl + i * g.row_lanes;
+}
+
+// ---- block-wide pieces ---------------------------------------------------------------------
+
+// Stages into staged (padded B, stride) the `width` values of every row b at source(b) (global
+// memory written by other blocks before the last grid.sync: __ldcg), times scale[b, :] (B, width)
+// when scale is not null. Rows with a null source (idle this step) get zeros. Rows are cut in
+// segments of 128 values so that every warp has loads to issue, even for B = 1.
+template <typename T, class Source>
+__device__ void stage_rows(T* staged, int stride, int batch, int width, const T* scale, Source source) {
+  constexpr int kPerLane = 4, kSegment = 32 * kPerLane;
+  const int segments = static_cast<int>(ceil_div(width, kSegment));
+  const int lane = threadIdx.x % 32;
+  for (int e = threadIdx.x / 32; e < batch * segments; e += blockDim.x / 32) {
+    const int b = e / segments, k0 = (e % segments) * kSegment + lane;
+    const T* src = source(b);
+    T v[kPerLane], m[kPerLane];
+#pragma unroll
+    for (int q = 0; q < kPerLane; ++q) {  // all loads first, so that their latencies overlap
+      const int k = k0 + 32 * q;
+      v[q] = src && k < width ? __ldcg(src + k) : T(0);
+      m[q] = src && scale && k < width ? __ldg(scale + int64_t(b) * width + k) : T(1);
+    }
+#pragma unroll
+    for (int q = 0; q < kPerLane; ++q) {
+      const int k = k0 + 32 * q;
+      if (k < width) staged[b * stride + k] = scale ? v[q] * m[q] : v[q];
+    }
+  }
+}
+
+// acc[r*RB + i] = sum over every k < width of w[r*width + k] * x[i*xstep + k]: R weight rows times
+// RB staged rows, the register tile of one lane, whose KL lanes each take k = kl, kl + KL, ...
+template <int R, typename T>
+__device__ __forceinline__ void tile_products(const T* w, const T* x, int xstep, int width, int kl, int k_lanes,
+                                              T (&acc)[R * kRowsPerLane]) {
+#pragma unroll
+  for (int n = 0; n < R * kRowsPerLane; ++n) acc[n] = T(0);
+#pragma unroll 2
+  for (int k = kl; k < width; k += k_lanes) {
+    T wk[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wk[r] = w[r * width + k];
+#pragma unroll
+    for (int i = 0; i < kRowsPerLane; ++i) {
+      const T xk = x[i * xstep + k];
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r * kRowsPerLane + i] = fma(wk[r], xk, acc[r * kRowsPerLane + i]);
+    }
+  }
+  // Butterfly over the KL lanes of a row lane (the low bits of the lane index): every lane ends
+  // with the full sums. Warp-uniform: every lane of the warp runs the same tasks.
+  for (int offset = k_lanes / 2; offset > 0; offset /= 2) {
+#pragma unroll
+    for (int n = 0; n < R * kRowsPerLane; ++n) acc[n] += __shfl_xor_sync(0xffffffffu, acc[n], offset);
+  }
+}
+
+// acc[n] for a run-time n without dynamic indexing (which would put acc in local memory).
+template <int N, typename T>
+__device__ __forceinline__ T pick(const T (&acc)[N], int n) {
+  T v = acc[0];
+#pragma unroll
+  for (int m = 1; m < N; ++m) v = n == m ? acc[m] : v;
+  return v;
+}
+
+// ---- one (row, step, unit), per cell: the saved-array layout of direction.cuh around cells.h ----
+// The additions are in the CPU order (cpu/rows.h): ((x W_ih^T + b_ih) + h W_hh^T) + b_hh.
+
+// Forward. xb: G input-side pre-activations with b_ih; hp: G recurrent products without bias;
+// h, c: the unit's state, replaced by the new one. bt = b*T + t; j the unit.
+template <typename T>
+__device__ __forceinline__ void forward_unit(LstmCell, const DirectionForward<T>& d, Activation, int H, int64_t bt,
+                                             int j, const T (&xb)[4], const T (&hp)[4], T& h, T& c) {
+  T pre[4];
+#pragma unroll
+  for (int g = 0; g < 4; ++g) pre[g] = xb[g] + hp[g] + __ldg(d.b_hh + g * H + j);
+  const T c_prev = c;
+  T i, f, gg, o, tanh_c, h_new;
+  LstmCell::forward(pre[0], pre[1], pre[2], pre[3], c_prev, i, f, gg, o, c, tanh_c, h_new);
+  T* gates = d.gates + bt * 4 * H + j;
+  gates[0] = i;
+  gates[H] = f;
+  gates[2 * H] = gg;
+  gates[3 * H] = o;
+  d.aux[bt * 2 * H + j] = tanh_c;
+  d.aux[bt * 2 * H + H + j] = c_prev;
+  d.h_prev[bt * H + j] = h;
+  d.y[bt * H + j] = h_new;
+  h = h_new;
+}
+
+template <typename T>
+__device__ __forceinline__ void forward_unit(GruCell, const DirectionForward<T>& d, Activation, int H, int64_t bt,
+                                             int j, const T (&xb)[3], const T (&hp)[3], T& h, T&) {
+  const T hn = hp[2] + __ldg(d.b_hh + 2 * H + j);
+  T r, z, n, h_new;
+  GruCell::forward(xb[0], xb[1], xb[2], hp[0] + __ldg(d.b_hh + j), hp[1] + __ldg(d.b_hh + H + j), hn, h, r, z, n,
+                   h_new);
+  T* gates = d.gates + bt * 3 * H + j;
+  gates[0] = r;
+  gates[H] = z;
+  gates[2 * H] = n;
+  d.aux[bt * H + j] = hn;
+  d.h_prev[bt * H + j] = h;
+  d.y[bt * H + j] = h_new;
+  h = h_new;
+}
+
+template <typename T>
+__device__ __forceinline__ void forward_unit(RnnCell, const DirectionForward<T>& d, Activation act, int H,
+                                             int64_t bt, int j, const T (&xb)[1], const T (&hp)[1], T& h, T&) {
+  const T h_new = RnnCell::forward(xb[0] + hp[0] + __ldg(d.b_hh + j), act);
+  d.gates[bt * H + j] = h_new;
+  d.h_prev[bt * H + j] = h;
+  d.y[bt * H + j] = h_new;
+  h = h_new;
+}
+
+// Zeros of a padding step t >= len_b of unit j in every forward output.
+template <class Cell, typename T>
+__device__ __forceinline__ void forward_padding(const DirectionForward<T>& d, int H, int64_t bt, int j) {
+#pragma unroll
+  for (int g = 0; g < Cell::gates; ++g) d.gates[bt * Cell::gates * H + g * H + j] = T(0);
+#pragma unroll
+  for (int a = 0; a < Cell::aux; ++a) d.aux[bt * Cell::aux * H + a * H + j] = T(0);
+  d.h_prev[bt * H + j] = T(0);
+  d.y[bt * H + j] = T(0);
+}
+
+// What the backward of one (row, step, unit) reads besides the recurrent product, loaded before
+// the product so that the loads' latency hides behind it.
+template <class Cell, typename T>
+struct SavedUnit {
+  T gate[Cell::gates];                    // activations
+  T aux[Cell::aux > 0 ? Cell::aux : 1];   // LSTM [tanh(c'), c_prev], GRU [W_hn h + b_hn]
+  T h_prev;                               // GRU only
+  T dy;
+
+  __device__ __forceinline__ void load(const DirectionBackward<T>& d, int H, int64_t bt, int j) {
+#pragma unroll
+    for (int g = 0; g < Cell::gates; ++g) gate[g] = __ldg(d.gates + bt * Cell::gates * H + g * H + j);
+#pragma unroll
+    for (int a = 0; a < Cell::aux; ++a) aux[a] = __ldg(d.aux + bt * Cell::aux * H + a * H + j);
+    h_prev = std::is_same_v<Cell, GruCell> ? __ldg(d.h_prev + bt * H + j) : T(0);
+    dy = __ldg(d.dy + bt * H + j);
+  }
+};
+
+// Backward. dh: the whole gradient reaching h'; carry: LSTM's dc (reaching c', replaced by the one
+// reaching c) or GRU's dh_direct (set). dx, dr: input-side and recurrent-side pre-activation
+// gradients (equal except GRU's n gate).
+template <typename T>
+__device__ __forceinline__ void backward_unit(LstmCell, const SavedUnit<LstmCell, T>& s, Activation, T dh, T& carry,
+                                              T (&dx)[4], T (&dr)[4]) {
+  LstmCell::backward(s.gate[0], s.gate[1], s.gate[2], s.gate[3], s.aux[0], s.aux[1], dh, carry, dx[0], dx[1], dx[2],
+                     dx[3], carry);
+#pragma unroll
+  for (int g = 0; g < 4; ++g) dr[g] = dx[g];
+}
+
+template <typename T>
+__device__ __forceinline__ void backward_unit(GruCell, const SavedUnit<GruCell, T>& s, Activation, T dh, T& carry,
+                                              T (&dx)[3], T (&dr)[3]) {
+  GruCell::backward(s.gate[0], s.gate[1], s.gate[2], s.aux[0], s.h_prev, dh, dr[0], dr[1], dx[2], dr[2], carry);
+  dx[0] = dr[0];
+  dx[1] = dr[1];
+}
+
+template <typename T>
+__device__ __forceinline__ void backward_unit(RnnCell, const SavedUnit<RnnCell, T>& s, Activation act, T dh, T&,
+                                              T (&dx)[1], T (&dr)[1]) {
+  dx[0] = dr[0] = RnnCell::backward(s.gate[0], dh, act);
+}
+
+// Writes one (row, step, unit)'s gradients, dpre_h once when it is dpre_x.
+template <int G, typename T>
+__device__ __forceinline__ void store_gate_grads(const DirectionBackward<T>& d, int H, int64_t bt, int j,
+                                                 const T (&dx)[G], const T (&dr)[G]) {
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    d.dpre_x[bt * G * H + g * H + j] = dx[g];
+    if (d.dpre_h != d.dpre_x) d.dpre_h[bt * G * H + g * H + j] = dr[g];
+  }
+}
+
+// ---- kernels -------------------------------------------------------------------------------
+
+template <class Cell, typename T>
+__global__ void __launch_bounds__(kMaxThreads, 1) forward_kernel(const __grid_constant__ ForwardParams<T> p) {
+  constexpr int G = Cell::gates;
+  constexpr bool kHasC = std::is_same_v<Cell, LstmCell>;
+  const Geometry& geo = p.geo;
+  const int B = geo.batch, H = geo.hidden, U = geo.units;
+  const DirectionForward<T>& d = p.dirs[blockIdx.x / geo.blocks_per_dir];
+  const int unit0 = (blockIdx.x % geo.blocks_per_dir) * U;
+  const int stride = staged_stride(H, geo.k_lanes);
+
+  const BlockLayout layout = forward_layout(kind_of<Cell>(), geo, sizeof(T));
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* const base = reinterpret_cast<T*>(smem);
+  T* const w = base + layout.weights;    // (U*G, H): row u*G + g is W_hh row g*H + unit0 + u
+  T* const hs = base + layout.staged;    // (padded B, stride): h * mask of this step, all units
+  T* const own_h = base + layout.carry;  // (B, U): unmasked state of the block's units
+  T* const own_c = own_h + B * U;        // (B, U): LSTM cell state
+  int* const lengths = reinterpret_cast<int*>(base + layout.lengths);  // (B)
+
+  // Preamble. Rows >= B of hs stay zero (they are read by the tiles, never staged).
+  for (int e = threadIdx.x; e < U * G * H; e += blockDim.x) {
+    const int k = e % H, row = e / H, j = unit0 + row / G, g = row % G;
+    w[e] = j < H ? __ldg(d.w_hh + (int64_t(g) * H + j) * H + k) : T(0);
+  }
+  for (int e = threadIdx.x; e < padded_batch(geo) * stride; e += blockDim.x) hs[e] = T(0);
+  for (int e = threadIdx.x; e < B * U; e += blockDim.x) {
+    const int b = e / U, j = unit0 + e % U;
+    own_h[e] = j < H && d.h0 ? __ldg(d.h0 + int64_t(b) * H + j) : T(0);
+    if (kHasC) own_c[e] = j < H && d.c0 ? __ldg(d.c0 + int64_t(b) * H + j) : T(0);
+  }
+  for (int b = threadIdx.x; b < B; b += blockDim.x) lengths[b] = static_cast<int>(d.lengths[b]);
+  __syncthreads();
+
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int kl = lane % geo.k_lanes, bl = lane / geo.k_lanes;
+  const int tasks = U * geo.chunks;
+  cg::grid_group grid = cg::this_grid();
+  for (int s = 0; s < geo.steps; ++s) {
+    // Step s starts from h0, or from the y of the row's previous step (written before the last
+    // grid.sync). Rows past their length are idle: their products are computed and dropped.
+    stage_rows(hs, stride, B, H, d.recurrent_mask, [&](int b) -> const T* {
+      const int len = lengths[b];
+      if (s >= len) return nullptr;
+      if (s == 0) return d.h0 ? d.h0 + int64_t(b) * H : nullptr;
+      return d.y + at(b, time_of(s - 1, len, d.reverse), 0, geo.steps, H);
+    });
+    __syncthreads();
+
+    for (int task = warp; task < tasks; task += geo.warps) {
+      const int u = task % U, chunk = task / U, j = unit0 + u;
+      // This lane finishes (row b, unit j) when kl < RB.
+      const int b = row_of(chunk, bl, kl, geo);
+      const bool finisher = kl < kRowsPerLane && b < B && j < H;
+      const int len = finisher ? lengths[b] : 0;
+      const bool active = s < len;
+      const int64_t bt = at(b, active ? time_of(s, len, d.reverse) : s, 0, geo.steps, 1);
+      T xb[G];  // input side with b_ih: not written by this kernel, so prefetched before the tile
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        xb[g] = active ? __ldg(d.xproj + bt * G * H + g * H + j) + __ldg(d.b_ih + g * H + j) : T(0);
+
+      T acc[G * kRowsPerLane];
+      tile_products<G>(w + u * G * H, hs + row_of(chunk, bl, 0, geo) * stride, geo.row_lanes * stride, H, kl,
+                       geo.k_lanes, acc);
+
+      if (finisher) {
+        T& h = own_h[b * U + u];
+        T c_dummy = T(0);
+        T& c = kHasC ? own_c[b * U + u] : c_dummy;
+        if (active) {
+          T hp[G];
+#pragma unroll
+          for (int g = 0; g < G; ++g) hp[g] = pick(acc, g * kRowsPerLane + kl);
+          forward_unit(Cell{}, d, p.act, H, bt, j, xb, hp, h, c);
+        } else {
+          forward_padding<Cell>(d, H, bt, j);
+        }
+        if (s == geo.steps - 1) {  // every row's state is final by now (len <= T)
+          d.h_n[int64_t(b) * H + j] = h;
+          if (kHasC) d.c_n[int64_t(b) * H + j] = c;
+        }
+      }
+    }
+    // Orders this step's y before the next step's staging in every block, and this block's
+    // reads of hs before its next staging overwrites them.
+    if (s + 1 < geo.steps) grid.sync();
+  }
+}
+
+template <class Cell, typename T>
+__global__ void __launch_bounds__(kMaxThreads, 1) backward_kernel(const __grid_constant__ BackwardParams<T> p) {
+  constexpr int G = Cell::gates;
+  constexpr int UR = kBackwardTaskUnits;
+  constexpr bool kHasCarry = backward_carries(kind_of<Cell>()) > 0;
+  const Geometry& geo = p.geo;
+  const int B = geo.batch, H = geo.hidden, U = geo.units, GH = G * H;
+  const DirectionBackward<T>& d = p.dirs[blockIdx.x / geo.blocks_per_dir];
+  const int unit0 = (blockIdx.x % geo.blocks_per_dir) * U;
+  const int stride = staged_stride(GH, geo.k_lanes);
+  const int unit_groups = backward_task_count_units(geo);
+
+  const BlockLayout layout = backward_layout(kind_of<Cell>(), geo, sizeof(T));
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* const base = reinterpret_cast<T*>(smem);
+  T* const w = base + layout.weights;     // (unit_groups*UR, G*H): row u is W_hh column unit0 + u
+  T* const ds = base + layout.staged;     // (padded B, stride): dpre_h of the row's previous step s+1
+  T* const carry = base + layout.carry;   // (B, U): LSTM dc reaching c', or GRU dh_direct
+  int* const lengths = reinterpret_cast<int*>(base + layout.lengths);  // (B)
+
+  // Preamble. Rows >= B of ds stay zero.
+  for (int e = threadIdx.x; e < unit_groups * UR * GH; e += blockDim.x) {
+    const int k = e % GH, j = unit0 + e / GH;
+    w[e] = e / GH < U && j < H ? __ldg(d.w_hh + int64_t(k) * H + j) : T(0);
+  }
+  for (int e = threadIdx.x; e < padded_batch(geo) * stride; e += blockDim.x) ds[e] = T(0);
+  if (kHasCarry) {
+    for (int e = threadIdx.x; e < B * U; e += blockDim.x) {
+      const int b = e / U, j = unit0 + e % U;
+      const bool lstm = std::is_same_v<Cell, LstmCell>;
+      carry[e] = lstm && j < H && d.dc_n ? __ldg(d.dc_n + int64_t(b) * H + j) : T(0);
+    }
+  }
+  for (int b = threadIdx.x; b < B; b += blockDim.x) lengths[b] = static_cast<int>(d.lengths[b]);
+  __syncthreads();
+
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int kl = lane % geo.k_lanes, bl = lane / geo.k_lanes;
+  const int tasks = unit_groups * geo.chunks;
+  cg::grid_group grid = cg::this_grid();
+  // Steps in reverse; s = -1 only turns the product of step 0's gradients into dh0.
+  for (int s = geo.steps - 1; s >= -1; --s) {
+    // dh reaching h' of step s comes through W_hh from step s+1 of the same row, if the row has
+    // one; at its last step s = len-1 it comes from dh_n instead.
+    stage_rows(ds, stride, B, GH, static_cast<const T*>(nullptr), [&](int b) -> const T* {
+      const int len = lengths[b];
+      return s + 1 < len ? d.dpre_h + at(b, time_of(s + 1, len, d.reverse), 0, geo.steps, GH) : nullptr;
+    });
+    __syncthreads();
+
+    for (int task = warp; task < tasks; task += geo.warps) {
+      const int group = task % unit_groups, chunk = task / unit_groups;
+      // This lane finishes (row b, unit u) when kl < UR*RB.
+      const int u = group * UR + kl / kRowsPerLane, j = unit0 + u;
+      const int b = row_of(chunk, bl, kl % kRowsPerLane, geo);
+      const bool finisher = kl < UR * kRowsPerLane && u < U && j < H && b < B;
+      const int len = finisher ? lengths[b] : 0;
+      const bool active = s >= 0 && s < len;
+      const int64_t bt = at(b, active ? time_of(s, len, d.reverse) : s, 0, geo.steps, 1);
+      SavedUnit<Cell, T> saved{};
+      if (active) saved.load(d, H, bt, j);
+
+      T acc[UR * kRowsPerLane];
+      tile_products<UR>(w + group * UR * GH, ds + row_of(chunk, bl, 0, geo) * stride, geo.row_lanes * stride, GH, kl,
+                        geo.k_lanes, acc);
+
+      if (finisher) {
+        T dh_rec = pick(acc, kl);  // (dpre_h of step s+1) @ W_hh, element (b, j)
+        if (d.recurrent_mask) dh_rec *= __ldg(d.recurrent_mask + int64_t(b) * H + j);
+        T carry_dummy = T(0);
+        T& c = kHasCarry ? carry[b * U + u] : carry_dummy;
+        const T dh_direct = std::is_same_v<Cell, GruCell> ? c : T(0);
+        if (s < 0) {
+          d.dh0[int64_t(b) * H + j] = dh_rec + dh_direct;
+          if (std::is_same_v<Cell, LstmCell>) d.dc0[int64_t(b) * H + j] = c;
+        } else if (active) {
+          const T dh = s == len - 1 ? saved.dy + (d.dh_n ? __ldg(d.dh_n + int64_t(b) * H + j) : T(0))
+                                    : saved.dy + dh_rec + dh_direct;
+          T dx[G], dr[G];
+          backward_unit(Cell{}, saved, p.act, dh, c, dx, dr);
+          store_gate_grads(d, H, bt, j, dx, dr);
+        } else {
+          const T zeros[G] = {};
+          store_gate_grads(d, H, bt, j, zeros, zeros);
+        }
+      }
+    }
+    // Orders this step's dpre_h before the next step's staging in every block, and this block's
+    // reads of ds before its next staging overwrites them. No step follows s = -1.
+    if (s >= 0) grid.sync();
+  }
+}
+
+// ---- host side -----------------------------------------------------------------------------
+
+struct DeviceLimits {
+  bool cooperative;
+  int sm_count;
+  int smem_optin;  // bytes of shared memory one block may opt in to
+};
+
+// Queried once per device; thread-safe.
+DeviceLimits device_limits(int device) {
+  static std::mutex mutex;
+  static std::unordered_map<int, DeviceLimits> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = cache.find(device);
+  if (found != cache.end()) return found->second;
+  int cooperative = 0;
+  DeviceLimits limits{};
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&limits.sm_count, cudaDevAttrMultiProcessorCount, device));
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&limits.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  limits.cooperative = cooperative != 0;
+  cache.emplace(device, limits);
+  return limits;
+}
+
+// Lets `kernel` use all the opt-in shared memory of the current device `device`, once per pair.
+void allow_shared_memory(const void* kernel, int device, int bytes) {
+  static std::mutex mutex;
+  static std::set<std::pair<int, const void*>> done;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (done.count({device, kernel})) return;
+  FUSEDRNN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.insert({device, kernel});
+}
+
+template <class Cell, typename T>
+const void* forward_kernel_ptr() { return reinterpret_cast<const void*>(&forward_kernel<Cell, T>); }
+template <class Cell, typename T>
+const void* backward_kernel_ptr() { return reinterpret_cast<const void*>(&backward_kernel<Cell, T>); }
+
+// The shape on `device` (the current device): forward and backward kernels both fit and co-reside.
+template <class Cell, typename T>
+bool fits(const SeqDims& d, int num_dirs, int device) {
+  const DeviceLimits limits = device_limits(device);
+  if (!limits.cooperative) return false;
+  const Geometry geo = make_geometry(d, num_dirs, limits.sm_count);
+  const CellKind kind = kind_of<Cell>();
+  const std::pair<const void*, int64_t> kernels[] = {
+      {forward_kernel_ptr<Cell, T>(), forward_layout(kind, geo, sizeof(T)).bytes},
+      {backward_kernel_ptr<Cell, T>(), backward_layout(kind, geo, sizeof(T)).bytes}};
+  for (const auto& [kernel, bytes] : kernels) {
+    if (bytes > limits.smem_optin) return false;
+    allow_shared_memory(kernel, device, limits.smem_optin);
+    int per_sm = 0;
+    FUSEDRNN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * geo.warps,
+                                                                      static_cast<size_t>(bytes)));
+    if (int64_t(per_sm) * limits.sm_count < int64_t(num_dirs) * geo.blocks_per_dir) return false;
+  }
+  return true;
+}
+
+bool shape_in_range(const SeqDims& d, int num_dirs) {
+  return (num_dirs == 1 || num_dirs == 2) && d.batch >= 1 && d.batch <= kPersistentMaxBatch && d.steps >= 1 &&
+         d.steps < (int64_t(1) << 30) && d.hidden >= 1 && d.hidden < (int64_t(1) << 20);
+}
+
+// One cooperative launch of `kernel` over the geometry of the current device.
+template <class Params>
+void launch(const void* kernel, const char* name, Params& params, int num_dirs, int64_t smem_bytes, int device,
+            cudaStream_t stream) {
+  const DeviceLimits limits = device_limits(device);
+  if (!limits.cooperative || smem_bytes > limits.smem_optin)
+    throw std::runtime_error(std::string("fusedrnn CUDA: ") + name + ": shape not supported by the persistent path");
+  allow_shared_memory(kernel, device, limits.smem_optin);
+  void* args[] = {&params};
+  FUSEDRNN_CUDA_CHECK(cudaLaunchCooperativeKernel(kernel, dim3(num_dirs * params.geo.blocks_per_dir),
+                                                  dim3(32 * params.geo.warps), args,
+                                                  static_cast<size_t>(smem_bytes), stream));
+}
+
+template <class Cell, typename T>
+void forward_cell(Activation act, const SeqDims& d, const DirectionForward<T>* dirs, int num_dirs,
+                  cudaStream_t stream) {
+  if (!shape_in_range(d, num_dirs))
+    throw std::runtime_error("fusedrnn CUDA: persistent_forward: shape not supported by the persistent path");
+  int device = 0;
+  FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
+  ForwardParams<T> params{};
+  params.geo = make_geometry(d, num_dirs, device_limits(device).sm_count);
+  params.act = act;
+  for (int i = 0; i < num_dirs; ++i) params.dirs[i] = dirs[i];
+  launch(forward_kernel_ptr<Cell, T>(), "persistent_forward", params, num_dirs,
+         forward_layout(kind_of<Cell>(), params.geo, sizeof(T)).bytes, device, stream);
+}
+
+template <class Cell, typename T>
+void backward_cell(Activation act, const SeqDims& d, const DirectionBackward<T>* dirs, int num_dirs,
+                   cudaStream_t stream) {
+  if (!shape_in_range(d, num_dirs))
+    throw std::runtime_error("fusedrnn CUDA: persistent_backward: shape not supported by the persistent path");
+  int device = 0;
+  FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
+  BackwardParams<T> params{};
+  params.geo = make_geometry(d, num_dirs, device_limits(device).sm_count);
+  params.act = act;
+  for (int i = 0; i < num_dirs; ++i) params.dirs[i] = dirs[i];
+  launch(backward_kernel_ptr<Cell, T>(), "persistent_backward", params, num_dirs,
+         backward_layout(kind_of<Cell>(), params.geo, sizeof(T)).bytes, device, stream);
+}
+
+// Calls f(Cell{}) for the cell a CellKind names.
+template <class F>
+decltype(auto) on_cell(CellKind kind, F&& f) {
+  switch (kind) {
+    case CellKind::lstm: return f(LstmCell{});
+    case CellKind::gru: return f(GruCell{});
+    default: return f(RnnCell{});
+  }
+}
+
+}  // namespace
+
+bool persistent_supported(CellKind cell, size_t elem_size, const SeqDims& dims, int num_dirs, int device) {
+  if (!shape_in_range(dims, num_dirs) || (elem_size != sizeof(float) && elem_size != sizeof(double))) return false;
+  // Asked before every op: the answer (which does not depend on T or I) is remembered.
+  using Key = std::tuple<int, int, size_t, int64_t, int64_t, int>;
+  static std::mutex mutex;
+  static std::map<Key, bool> answers;
+  const Key key{device, static_cast<int>(cell), elem_size, dims.batch, dims.hidden, num_dirs};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = answers.find(key);
+    if (found != answers.end()) return found->second;
+  }
+  // The kernels' attributes and the occupancy are per device: query them with `device` current.
+  int current = 0;
+  FUSEDRNN_CUDA_CHECK(cudaGetDevice(&current));
+  if (current != device) FUSEDRNN_CUDA_CHECK(cudaSetDevice(device));
+  bool ok = false;
+  try {
+    ok = on_cell(cell, [&](auto c) {
+      using Cell = decltype(c);
+      return elem_size == sizeof(float) ? fits<Cell, float>(dims, num_dirs, device)
+                                        : fits<Cell, double>(dims, num_dirs, device);
+    });
+  } catch (...) {
+    if (current != device) static_cast<void>(cudaSetDevice(current));  // already failing: keep that error
+    throw;
+  }
+  if (current != device) FUSEDRNN_CUDA_CHECK(cudaSetDevice(current));
+  std::lock_guard<std::mutex> lock(mutex);
+  answers.emplace(key, ok);
+  return ok;
+}
+
+template <typename T>
+void persistent_forward(CellKind cell, Activation act, const SeqDims& dims, const DirectionForward<T>* dirs,
+                        int num_dirs, cudaStream_t stream) {
+  on_cell(cell, [&](auto c) { forward_cell<decltype(c), T>(act, dims, dirs, num_dirs, stream); });
+}
+
+template <typename T>
+void persistent_backward(CellKind cell, Activation act, const SeqDims& dims, const DirectionBackward<T>* dirs,
+                         int num_dirs, cudaStream_t stream) {
+  on_cell(cell, [&](auto c) { backward_cell<decltype(c), T>(act, dims, dirs, num_dirs, stream); });
+}
+
+template void persistent_forward<float>(CellKind, Activation, const SeqDims&, const DirectionForward<float>*, int,
+                                        cudaStream_t);
+template void persistent_forward<double>(CellKind, Activation, const SeqDims&, const DirectionForward<double>*, int,
+                                         cudaStream_t);
+template void persistent_backward<float>(CellKind, Activation, const SeqDims&, const DirectionBackward<float>*, int,
+                                         cudaStream_t);
+template void persistent_backward<double>(CellKind, Activation, const SeqDims&, const DirectionBackward<double>*,
+                                          int, cudaStream_t);
+
+}  // namespace fusedrnn::cuda
