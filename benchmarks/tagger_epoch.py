@@ -3,9 +3,11 @@
     python benchmarks/tagger_epoch.py [--batch-size 32] [--sentences 4000] [--rounds 2] [--threads N] [--json]
     python benchmarks/tagger_epoch.py --batch-size 1 --sentences 400        (batch 1 on a subset)
 
-Architecture (issue 4, preset "chapter"): Embedding 200-d (frozen, from a matrix) -> Bidirectional
-LSTM 300 (return_sequences, concat) -> Dropout 0.2 -> TimeDistributed Dense 60 softmax -> Dropout 0.2
--> TimeDistributed Dense 3 softmax; categorical cross-entropy; Adam (lr 1e-3, eps 1e-7 on both sides).
+Ours is the ``chapter`` preset's own network (``fusedrnn.ade.model.build_network``): Embedding 200-d
+(frozen, from a matrix, mask_zero) -> Bidirectional LSTM 300 (return_sequences, concat) -> Dropout 0.2
+-> TimeDistributed Dense 60 softmax -> Dropout 0.2 -> TimeDistributed Dense 3 softmax; categorical
+cross-entropy; Adam (lr 1e-3, eps 1e-7 on both sides). --batch-size 1 is the preset as it trains;
+--batch-size 32 the batch-32 variant.
 Synthetic data of the tagger's size: sentences x 30 token ids from a 10,000-word vocabulary (no
 padding, so both sides do the same work), 3 classes. Both sides: float32, the same threads, the
 same batches in the same order (no shuffling). Before timing, torch's model gets our initial weights
@@ -26,27 +28,19 @@ import time
 import numpy as np
 
 import fusedrnn
+from fusedrnn.ade.model import build_network, preset
 from fusedrnn.nn import layers
-from fusedrnn.nn.models import Sequential
-from fusedrnn.nn.optimizers import Adam
 
 STEPS, VOCAB, EMBED, HIDDEN, DENSE, CLASSES, DROPOUT = 30, 10_000, 200, 300, 60, 3, 0.2
 EPOCH_SENTENCES = 4000  # the chapter's training set
 TOLERANCE = 1e-4  # float32 probabilities through 30 LSTM steps, two libraries' BLAS: ~1e-6 apart
 
 
-def ours(matrix, seed=0):
-    model = Sequential([
-        layers.Input((STEPS,), dtype="int64"),
-        layers.Embedding(VOCAB, EMBED, embeddings=matrix, trainable=False),
-        layers.Bidirectional(layers.LSTM(HIDDEN, return_sequences=True)),
-        layers.Dropout(DROPOUT),
-        layers.TimeDistributed(layers.Dense(DENSE, activation="softmax")),
-        layers.Dropout(DROPOUT),
-        layers.TimeDistributed(layers.Dense(CLASSES, activation="softmax")),
-    ], seed=seed)
-    model.compile(optimizer=Adam(learning_rate=1e-3, epsilon=1e-7), loss="categorical_crossentropy")
-    return model
+def ours(matrix, batch_size):
+    """The ``chapter`` preset's network (fusedrnn.ade.model), on a frozen table ``matrix``."""
+    config = preset("chapter", batch_size=batch_size)
+    assert (config.maxlen, config.units, config.hidden_dense, config.dropout) == (STEPS, HIDDEN, DENSE, DROPOUT)
+    return build_network(config, matrix)
 
 
 def torch_twin(torch, model):
@@ -69,7 +63,9 @@ def torch_twin(torch, model):
             return torch.log_softmax(self.out(h), dim=-1)
 
     twin = Tagger()
-    embedding, bi, _, dense, _, out = model.layers
+    of_kind = lambda kind: [layer for layer in model.layers if isinstance(layer, kind)]  # noqa: E731
+    (embedding,), (bi,), (dense, out) = of_kind(layers.Embedding), of_kind(layers.Bidirectional), \
+        of_kind(layers.TimeDistributed)
     copy = lambda dst, src: dst.data.copy_(torch.from_numpy(np.ascontiguousarray(src)))  # noqa: E731
     with torch.no_grad():
         copy(twin.embedding.weight, embedding.embeddings.data)
@@ -104,7 +100,7 @@ def main(argv=None):
     labels = rng.integers(0, CLASSES, size=(args.sentences, STEPS))
     one_hot = np.eye(CLASSES, dtype=np.float32)[labels]
 
-    model = ours(matrix)
+    model = ours(matrix, args.batch_size)
     twin = torch_twin(torch, model)
     twin.eval()
     with torch.no_grad():
