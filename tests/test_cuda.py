@@ -385,3 +385,25 @@ def test_model_takes_gpu_data_and_reports_bad_ids_late(rng):
     with pytest.raises(ValueError, match="class id 7 outside 0..2"):
         model.fit(ids, bad, batch_size=8, epochs=1, shuffle=False, verbose=0)
     assert not deferred._pending
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_backward_without_dx_matches_the_full_backward(rng, path, cell, nonlinearity):
+    from fusedrnn import _direction
+
+    x, params, h0, c0 = make_data(rng, cell, 4, 5, 3, 6)
+    dy, dh_n, dc_n = make_cotangents(rng, cell, 4, 5, 6)
+    with fusedrnn.cuda_path(path):
+        *_, ctx = _direction.forward(cell, gpu(x), *[gpu(p) for p in params], gpu(h0), gpu(c0), [5, 2, 4, 1], True,
+                                     nonlinearity)
+        full = _direction.backward(cell, ctx, gpu(dy), gpu(dh_n), gpu(dc_n) if cell == "lstm" else None)
+        partial = _direction.backward(cell, ctx, gpu(dy), gpu(dh_n), gpu(dc_n) if cell == "lstm" else None,
+                                      need_dx=False)
+    assert partial.dx is None and full.dx is not None
+    for name in ("dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
+        a, b = getattr(full, name), getattr(partial, name)
+        if a is None:
+            assert b is None and cell != "lstm"
+        else:
+            np.testing.assert_array_equal(host(a), host(b), err_msg=name)  # only dx's GEMM is skipped

@@ -186,7 +186,7 @@ Path backward_typed(const Call& c, const py::list& directions) {
     a.dy = d.pointer<const T>("dy", true);
     a.dh_n = d.pointer<const T>("dh_n", false);  // null: zeros
     a.dc_n = lstm ? d.pointer<const T>("dc_n", false) : nullptr;
-    a.dx = d.pointer<T>("dx", true);
+    a.dx = d.pointer<T>("dx", false);  // null: the input needs no gradient, its GEMM is skipped
     a.dw_ih = d.pointer<T>("dw_ih", true);
     a.dw_hh = d.pointer<T>("dw_hh", true);
     a.db_ih = d.pointer<T>("db_ih", true);

@@ -93,8 +93,10 @@ template <typename T>
 void weight_gradients(CellKind cell, const SeqDims& d, const BackwardArgs<T>& a, const BackwardWorkspace<T>& w,
                       cublasHandle_t blas, cudaStream_t stream, bool tf32) {
   const int64_t rows = d.batch * d.steps, GH = gate_count(cell) * d.hidden, H = d.hidden, I = d.input;
-  gemm<T>(blas, stream, false, false, rows, I, GH, T(1), w.dpre_x, GH, a.w_ih, I, T(0), a.dx, I, tf32);
-  copy_zero_padded<T>(nullptr, a.dx, I, d, a.lengths, stream);  // exact zeros even if W_ih holds inf or NaN
+  if (a.dx) {  // null: the input needs no gradient (fusedrnn/sequence.h)
+    gemm<T>(blas, stream, false, false, rows, I, GH, T(1), w.dpre_x, GH, a.w_ih, I, T(0), a.dx, I, tf32);
+    copy_zero_padded<T>(nullptr, a.dx, I, d, a.lengths, stream);  // exact zeros even if W_ih holds inf or NaN
+  }
   // The padding of x may hold anything (NaN from an uninitialised array), and 0 * NaN = NaN.
   copy_zero_padded<T>(a.x, w.scratch, I, d, a.lengths, stream);
   gemm<T>(blas, stream, true, false, GH, I, rows, T(1), w.dpre_x, GH, w.scratch, I, T(0), a.dw_ih, I, tf32);

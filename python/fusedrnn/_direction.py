@@ -82,12 +82,12 @@ def forward_cuda(cell, args) -> list:
     return _gpu.forward(cell, args)
 
 
-def backward_cuda(cell, contexts, cotangents) -> list:
+def backward_cuda(cell, contexts, cotangents, need_dx=None) -> list:
     """Checked ``(dy, dh_n, dc_n)`` per forward Context of ``contexts`` (all from one forward_cuda
-    call) -> [Grads] per direction, in one launch."""
+    call) -> [Grads] per direction, in one launch (dx None where ``need_dx`` says False)."""
     from . import _gpu
 
-    return _gpu.backward(cell, contexts, cotangents)
+    return _gpu.backward(cell, contexts, cotangents, need_dx)
 
 
 def _reference_forward(cell, a, lengths):
@@ -109,7 +109,7 @@ def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = N
     dy, dh_n, dc_n = _validate.backward_args(cell, ctx, Context, dy, dh_n, dc_n)
     if ctx.backend != "cpu":
         if ctx.backend == "cuda":
-            g = backward_cuda(cell, [ctx], [(dy, dh_n, dc_n)])[0]
+            g = backward_cuda(cell, [ctx], [(dy, dh_n, dc_n)], [need_dx])[0]
         else:
             with np.errstate(all="ignore"):
                 g = (reference.lstm_backward(ctx.saved, dy, dh_n, dc_n) if cell == "lstm"

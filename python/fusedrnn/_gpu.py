@@ -130,9 +130,10 @@ def forward(cell, args) -> list:
     return results
 
 
-def backward(cell, contexts, cotangents) -> list:
+def backward(cell, contexts, cotangents, need_dx=None) -> list:
     """One launch for the directions of one forward_cuda call: ``cotangents`` holds the checked
-    (dy (B, T, H), dh_n (B, H) or None, dc_n (B, H) or None) of each Context -> [Grads]."""
+    (dy (B, T, H), dh_n (B, H) or None, dc_n (B, H) or None) of each Context -> [Grads].
+    ``need_dx``: one bool per direction (default all True); False skips that direction's dx."""
     import cupy
 
     module = _native.cuda()
@@ -143,8 +144,8 @@ def backward(cell, contexts, cotangents) -> list:
     with x.device:
         path = _checked_path(module, cell, dtype, shape, len(contexts))
         grads, directions, workspaces = [], [], []  # workspaces: held until the launch is queued
-        for ctx, (dy, dh_n, dc_n) in zip(contexts, cotangents):
-            g = allocate_grads(cupy, cell, ctx.x, ctx.w_ih, ctx.w_hh)
+        for ctx, (dy, dh_n, dc_n), dx in zip(contexts, cotangents, need_dx or [True] * len(contexts)):
+            g = allocate_grads(cupy, cell, ctx.x, ctx.w_ih, ctx.w_hh, dx)
             gates, aux, h_prev = ctx.saved
             workspaces.append(_workspace(cupy, module, cell, dtype, shape, "backward"))
             directions.append(dict(

@@ -73,10 +73,7 @@ def backward_directions(cell, contexts, cotangents, need_dx=None):
     need_dx = [True] * len(contexts) if need_dx is None else list(need_dx)
     if backend == "cuda":
         checked = [_validate.backward_args(cell, ctx, _direction.Context, *cot) for ctx, cot in zip(contexts, cotangents)]
-        grads = _direction.backward_cuda(cell, contexts, checked)
-        for g, needed in zip(grads, need_dx):
-            g.dx = g.dx if needed else None
-        return grads
+        return _direction.backward_cuda(cell, contexts, checked, need_dx)
     return _run_directions(backend, [lambda n, ctx=ctx, cot=cot, dx=dx: _direction.backward(cell, ctx, *cot, num_threads=n,
                                                                                           need_dx=dx)
                                      for ctx, cot, dx in zip(contexts, cotangents, need_dx)])

@@ -133,7 +133,7 @@ def _setup(args):
     if args.limit:
         positives = positives[: args.limit]
     if embeddings is None:
-        params = Word2VecParams(seed=args.seed, split_compounds=config.split_compounds)
+        params = Word2VecParams(seed=args.seed, split_compounds=config.split_compounds, epochs=config.word2vec_epochs)
         kv, info = corpus_vectors(data_dir, records, params, log=_log)
         vocab = None
     else:
