@@ -75,19 +75,20 @@ def test_load_vectors_text_and_binary(tmp_path):
         load_vectors(tmp_path / "none.bin")
 
 
-def _tiny_tagger(records, scheme="ade_drug"):
+def _tiny_tagger(records, scheme="ade_drug", crf=False):
     from fusedrnn.ade.embeddings import train_word2vec
 
     nn.set_random_seed(0)
     kv = train_word2vec(sentences_of(records), TINY)
     config = preset("best", scheme=scheme, maxlen=12, units=4, epochs=2, batch_size=2, patience=None, char_units=3,
-                    char_dim=4)
+                    char_dim=4, crf=crf)
     return Tagger.from_vectors(config, kv, texts=[r.text for r in records])
 
 
-def test_model_folder_round_trip(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("crf", [False, True])
+def test_model_folder_round_trip(tiny, tmp_path, monkeypatch, crf):
     _, records = tiny
-    tagger = _tiny_tagger(records)
+    tagger = _tiny_tagger(records, crf=crf)
     tagger.fit(records[:3], records[3:], verbose=0)
     texts = [r.text for r in records] + ["A sentence with unseen words entirely."]
     expected = tagger.model.predict(tagger.encode_texts(texts).inputs)
@@ -102,6 +103,15 @@ def test_model_folder_round_trip(tiny, tmp_path, monkeypatch):
     assert loaded.config == tagger.config and loaded.words == tagger.words
     np.testing.assert_array_equal(loaded.model.predict(loaded.encode_texts(texts).inputs), expected)
     assert loaded.predict_spans(texts) == tagger.predict_spans(texts)
+    tags, spans = tagger.predict_tags(texts)
+    assert [len(t) for t in tags] == [len(s) for s in spans]
+    if crf:  # the tags are the CRF's best paths over each sentence's tokens, not per-token argmaxes
+        (layer,) = [layer for layer in tagger.model.layers if isinstance(layer, nn.CRF)]
+        enc = tagger.encode_texts(texts)
+        lengths = (enc.ids != 0).sum(axis=1)
+        paths = layer.decode(expected, lengths)
+        assert [t[:k] for t, k in zip(tags, lengths)] == [[tagger.config.tags[j] for j in paths[i, :k]]
+                                                         for i, k in enumerate(lengths)]
     with pytest.raises(FileNotFoundError, match="missing weights.npz"):
         (tmp_path / "model" / "weights.npz").unlink()
         Tagger.load(tmp_path / "model")

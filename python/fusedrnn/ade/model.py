@@ -9,11 +9,12 @@ Presets (``PRESETS``):
   first 4000 train and the rest validate (with fewer than 4000+1, the same 4000/4272 fraction).
 - ``best``: 5 classes (ADE and DRUG); tokens also split at "-" and "/"; words through the corpus
   Word2Vec (20 epochs, frozen) and characters through a BiLSTM 25 per token (its final states joined to
-  the word vector); maxlen 100; two stacked BiLSTM 200 layers with Dropout 0.3; Dense softmax; Adam
-  0.003, batch 32, up to 30 epochs, early stopping (patience 3, best weights restored) on an inner
-  validation split of 10% of the training documents. Chosen on fold 1 of the document CV (seed 0),
-  one change at a time (README): compound splitting, characters and the longer Word2Vec each helped;
-  fine-tuned embeddings and more dropout did not.
+  the word vector); maxlen 100; two stacked BiLSTM 200 layers with Dropout 0.3; Dense tag scores into
+  a CRF (trained on the paths' likelihood, decoded by Viterbi); Adam 0.003, batch 32, up to 30
+  epochs, early stopping (patience 3, best weights restored) on an inner validation split of 10% of
+  the training documents. Chosen on fold 1 of the document CV (seed 0), one change at a time
+  (README): compound splitting, characters, the longer Word2Vec and the CRF each helped; fine-tuned
+  embeddings and more dropout did not.
 
 Truncation: tokens past ``maxlen`` are never seen by the model and are tagged O, so a gold span that
 reaches past the ``maxlen``-th token counts as a miss in evaluation (the chapter's preset truncates at
@@ -68,6 +69,7 @@ class Config:
     char_units: int = 0  # > 0: a character BiLSTM of this size per token, concatenated to the word vector
     char_dim: int = 25  # character embedding size
     max_chars: int = 20  # characters of a token the character BiLSTM reads (longer tokens: the first ones)
+    crf: bool = False  # a CRF output layer (tags decoded as the best path) instead of a per-token softmax
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -78,7 +80,7 @@ PRESETS = {
     "chapter": Config(preset="chapter"),
     "best": Config(preset="best", scheme="ade_drug", maxlen=100, units=200, layers=2, hidden_dense=None,
                    dropout=0.3, batch_size=32, epochs=30, learning_rate=0.003, validation="documents", patience=3,
-                   split_compounds=True, word2vec_epochs=20, char_units=25, char_dim=25, max_chars=20),
+                   split_compounds=True, word2vec_epochs=20, char_units=25, char_dim=25, max_chars=20, crf=True),
 }
 
 
@@ -116,9 +118,13 @@ def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
         x = nn.TimeDistributed(nn.Dense(config.hidden_dense, activation="softmax"))(x)
         if config.dropout:
             x = nn.Dropout(config.dropout)(x)
-    out = nn.TimeDistributed(nn.Dense(len(config.tags), activation="softmax"))(x)
+    if config.crf:
+        crf = nn.CRF()
+        out, loss = crf(nn.TimeDistributed(nn.Dense(len(config.tags)))(x)), crf.loss
+    else:
+        out, loss = nn.TimeDistributed(nn.Dense(len(config.tags), activation="softmax"))(x), "categorical_crossentropy"
     model = nn.Model(inputs if len(inputs) > 1 else words, out)
-    model.compile(optimizer=nn.optimizers.Adam(learning_rate=config.learning_rate), loss="categorical_crossentropy")
+    model.compile(optimizer=nn.optimizers.Adam(learning_rate=config.learning_rate), loss=loss)
     return model
 
 
@@ -222,11 +228,17 @@ class Tagger:
 
     def predict_tags(self, texts: Sequence[str], batch_size: int = 64) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
         """IOB2 tags for every token of each text (O past maxlen) and the token spans."""
+        from .. import nn
+
         if not texts:
             return [], []
         enc = self.encode_texts(texts)
-        probs = self.model.predict(enc.inputs, batch_size=batch_size)
-        best = probs.argmax(axis=-1)
+        scores = self.model.predict(enc.inputs, batch_size=batch_size)  # (N, maxlen, tags)
+        if self.config.crf:
+            (crf,) = [layer for layer in self.model.layers if isinstance(layer, nn.CRF)]
+            best = crf.decode(scores, np.maximum((enc.ids != 0).sum(axis=1), 1))
+        else:
+            best = scores.argmax(axis=-1)
         tags = self.config.tags
         out = []
         for i, spans in enumerate(enc.spans):

@@ -2,6 +2,7 @@
 
 from .base import (Input, InputLayer, Layer, Node, SymbolicTensor, clear_session, floatx, set_floatx,
                    set_random_seed)
+from .crf import CRF, CRFLoss
 from .core import Activation, Add, Average, Concatenate, Dense, Dropout, Embedding, Masking, Multiply
 from .pooling import GlobalAveragePooling1D, LastState
 from .recurrent import GRU, LSTM, SimpleRNN
@@ -10,4 +11,4 @@ from .wrappers import Bidirectional, TimeDistributed
 __all__ = ["Input", "InputLayer", "Layer", "Node", "SymbolicTensor", "clear_session", "floatx", "set_floatx",
            "set_random_seed", "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Embedding",
            "Masking", "Multiply", "GlobalAveragePooling1D", "LastState", "GRU", "LSTM", "SimpleRNN",
-           "Bidirectional", "TimeDistributed"]
+           "Bidirectional", "TimeDistributed", "CRF", "CRFLoss"]
