@@ -5,9 +5,9 @@ A tag path y_0 .. y_{L-1} of a sequence of length L scores
     start[y_0] + sum_t scores[t, y_t] + sum_{t >= 1} transitions[y_{t-1}, y_t] + end[y_{L-1}]
 
 and its probability is exp(score - log_z), log_z summing exp(score) over all C^L paths with the
-forward algorithm. Steps t >= L (padding) take no part. Shapes: B batch, T steps, C tags;
-``lengths`` (B,) integers in 1..T. The loops run over time only (T small kernels), vectorized over
-the batch and the tags.
+forward algorithm. Steps t >= L (padding) take no part. Shapes: B batch, T steps, C tags; ``lengths``
+(B,) NumPy integers in 1..T. The loops run over time only, up to the longest row, vectorized over the
+batch and the tags.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ import numpy as np
 def _logsumexp(xp, a, axis):
     top = a.max(axis=axis, keepdims=True)
     return (top + xp.log(xp.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _up_to_longest(array, lengths):
+    """array (B, T, ...) without the steps past the longest row: the loops over time skip them."""
+    return array[:, :int(np.max(lengths))]
 
 
 def valid_steps(xp, lengths, steps):
@@ -60,6 +65,8 @@ def negative_log_likelihood(xp, scores, tags, lengths, transitions, start, end):
 
     scores (B, T, C); tags (B, T) integers; lengths (B,) -> (nll (B,), grads(row_weights (B,)) ->
     (d scores (B, T, C), d transitions (C, C), d start (C,), d end (C,)) of sum_b w_b nll_b)."""
+    full_steps = scores.shape[1]
+    scores, tags = _up_to_longest(scores, lengths), _up_to_longest(tags, lengths)
     batch, steps, classes = scores.shape
     valid = valid_steps(xp, lengths, steps)
     log_z, alpha, beta = forward_backward(xp, scores, valid, transitions, start, end)
@@ -79,7 +86,8 @@ def negative_log_likelihood(xp, scores, tags, lengths, transitions, start, end):
         gold_pairs = xp.zeros((batch, classes, classes), scores.dtype)
         if steps > 1:
             gold_pairs = xp.einsum("bti,btj->bij", gold[:, :-1], gold[:, 1:])
-        d_scores = (marginal - gold) * w[:, None, None]
+        d_scores = xp.zeros((batch, full_steps, classes), scores.dtype)
+        d_scores[:, :steps] = (marginal - gold) * w[:, None, None]
         d_transitions = xp.einsum("b,bij->ij", w, pair.sum(axis=1) - gold_pairs)
         d_start = xp.einsum("b,bc->c", w, marginal[:, 0] - gold[:, 0])
         d_end = xp.einsum("b,btc->c", w, (marginal - gold) * is_last[:, :, None])
@@ -90,6 +98,8 @@ def negative_log_likelihood(xp, scores, tags, lengths, transitions, start, end):
 
 def viterbi(xp, scores, lengths, transitions, start, end):
     """The best path of each row: scores (B, T, C), lengths (B,) -> tags (B, T) int64, 0 at padding."""
+    full_steps = scores.shape[1]
+    scores = _up_to_longest(scores, lengths)
     batch, steps, _ = scores.shape
     valid = valid_steps(xp, lengths, steps)
     best = start + scores[:, 0]  # (B, C) best score of a prefix ending in each tag
@@ -100,7 +110,7 @@ def viterbi(xp, scores, lengths, transitions, start, end):
         best = xp.where(valid[:, t, None], candidates.max(axis=1) + scores[:, t], best)
     rows = xp.arange(batch)
     tag = (best + end).argmax(axis=1)
-    path = xp.zeros((batch, steps), np.int64)
+    path = xp.zeros((batch, full_steps), np.int64)
     for t in range(steps - 1, -1, -1):  # rows shorter than t + 1 keep their last tag until they start
         path[:, t] = xp.where(valid[:, t], tag, 0)
         if t:
