@@ -17,11 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..._validate import lengths_arg
+from ...reference import array_module
 from .. import crf as math
 from .. import deferred
 from ..autograd import Tensor, as_tensor, record
 from ..losses import Loss, sparse_ids
-from .base import Layer
+from .base import Layer, is_array, to_device
 from .core import _known_last
 
 __all__ = ["CRF", "CRFLoss"]
@@ -59,12 +60,14 @@ class CRF(Layer):
 
     def decode(self, scores, lengths=None):
         """Best tag paths: scores (B, T, C) (what the model predicts), lengths (B,) in 1..T (None: all
-        T) -> (B, T) int64 tag ids, 0 past each length."""
+        T) -> (B, T) int64 tag ids, 0 past each length, on the device of ``scores``."""
         if not self.built:
             raise ValueError(f"{self.name}: decode needs a built layer (call the model first)")
         scores = scores.data if isinstance(scores, Tensor) else scores
-        xp = self.transitions.xp
-        scores = xp.asarray(scores)
+        if not is_array(scores):
+            scores = np.asarray(scores)
+        xp = array_module(scores)
+        device = "cpu" if xp is np else "cuda"
         classes = self.transitions.shape[0]
         if scores.ndim != 3 or scores.shape[2] != classes or scores.dtype.kind != "f":
             raise ValueError(f"scores: expected float tag scores of shape (B, T, {classes}), got "
@@ -72,8 +75,8 @@ class CRF(Layer):
         if scores.shape[0] == 0 or scores.shape[1] == 0:
             return xp.zeros(scores.shape[:2], np.int64)
         lengths = lengths_arg(lengths, scores.shape[0], scores.shape[1])
-        return math.viterbi(xp, scores.astype(self.dtype), lengths, self.transitions.data, self.start.data,
-                            self.end.data)
+        weights = [to_device(w.data, device) for w in (self.transitions, self.start, self.end)]
+        return math.viterbi(xp, scores.astype(self.dtype, copy=False), lengths, *weights)
 
 
 class CRFLoss(Loss):
