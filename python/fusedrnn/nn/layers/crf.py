@@ -108,7 +108,7 @@ class CRFLoss(Loss):
         loss = nll.mean()
 
         def backward(g):  # g: 0-d
-            return grads(xp.full(batch, g / batch, dtype=scores.dtype))
+            return grads(xp.ones(batch, scores.dtype) * (g / batch))
         return record(loss, (y_pred, transitions, start, end), backward, name=self.name)
 
     def _tags(self, xp, y_true, scores, lengths):
