@@ -387,6 +387,31 @@ def test_model_takes_gpu_data_and_reports_bad_ids_late(rng):
     assert not deferred._pending
 
 
+def test_crf_tagger_trains_on_the_gpu_like_on_the_cpu(rng):
+    """A BiLSTM-CRF (fusedrnn.nn.crf's math on CuPy): the same loss history, weights and Viterbi paths."""
+    from fusedrnn.nn import CRF, LSTM, Bidirectional, Dense, Embedding, Sequential, TimeDistributed
+
+    ids, tags = _tagger_data(rng)
+    lengths = (ids != 0).sum(axis=1)
+    results = {}
+    for device in ("cpu", "cuda"):
+        crf = CRF()
+        model = Sequential([Embedding(50, 8, mask_zero=True), Bidirectional(LSTM(6, return_sequences=True)),
+                            TimeDistributed(Dense(3)), crf], seed=5)
+        model.compile("adam", crf.loss, device=device)
+        history = model.fit(ids, tags, batch_size=8, epochs=2, shuffle=True, seed=1, verbose=0)
+        scores = model.predict(ids)
+        results[device] = (model, history.history["loss"], scores, crf.decode(scores, lengths))
+    (cpu, cpu_loss, cpu_scores, cpu_paths), (gpu_model, gpu_loss, gpu_scores, gpu_paths) = results.values()
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
+    for a, b in zip(cpu.get_weights(), gpu_model.get_weights()):
+        assert max_rel_diff(b, a) <= 1e-4
+    assert max_rel_diff(gpu_scores, cpu_scores) <= 1e-4
+    assert isinstance(gpu_paths, np.ndarray) and (gpu_paths == cpu_paths).mean() > 0.99  # ties may differ
+    on_device = gpu_model.layers[-1].decode(cupy.asarray(gpu_scores), lengths)
+    assert isinstance(on_device, cupy.ndarray) and (on_device.get() == gpu_paths).all()
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
 def test_backward_without_dx_matches_the_full_backward(rng, path, cell, nonlinearity):
