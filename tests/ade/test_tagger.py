@@ -256,9 +256,9 @@ def test_cli_train_evaluate_predict_tiny(tiny, tmp_path, monkeypatch, capsys):
 @pytest.mark.skipif(not DATA, reason="FUSEDRNN_ADE_DIR is not set (the real ADE corpus folder)")
 def test_short_real_run_beats_all_o():
     """600 DRUG-AE sentences, a document split (20% test), 50-dim corpus Word2Vec (ADE-NEG included,
-    compounds split as the best preset does), one BiLSTM 64 over words and a character BiLSTM 8,
-    10 epochs of batch 16. All-O tagging scores strict ADE F1 = 0; we require >= 0.3 (measured 0.56
-    with this seed)."""
+    compounds split as the best preset does), one BiLSTM 64 over words and a character BiLSTM 8, the
+    best preset's CRF output, 10 epochs of batch 16. All-O tagging scores strict F1 = 0; we require
+    ADE >= 0.45 and DRUG >= 0.5 (measured 0.68 and 0.80 with this seed)."""
     start = time.perf_counter()
     records, _ = read_corpus(DATA, negatives=True)
     from fusedrnn.ade.embeddings import train_word2vec
@@ -279,8 +279,8 @@ def test_short_real_run_beats_all_o():
     print(f"short real run: ADE F1 {span['ADE']['f1']:.3f}, DRUG F1 {span['DRUG']['f1']:.3f}, "
           f"micro {span['micro']['f1']:.3f}, chapter mean F1 {metrics['chapter']['mean_f1']:.3f}, "
           f"{time.perf_counter() - start:.1f} s")
-    assert span["ADE"]["f1"] >= 0.3
-    assert span["DRUG"]["f1"] >= 0.3
+    assert span["ADE"]["f1"] >= 0.45
+    assert span["DRUG"]["f1"] >= 0.5
 
 
 def test_cli_cv_tiny(tiny, tmp_path, monkeypatch, capsys):
