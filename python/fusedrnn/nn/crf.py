@@ -83,9 +83,7 @@ def negative_log_likelihood(xp, scores, tags, lengths, transitions, start, end):
                                -np.inf))  # (B, T-1, C, C)
         gold = (xp.where(valid, tags, 0)[:, :, None] == xp.arange(classes)).astype(scores.dtype) * fv[:, :, None]
         is_last = (xp.arange(steps)[None, :] == xp.asarray(lengths)[:, None] - 1).astype(scores.dtype)
-        gold_pairs = xp.zeros((batch, classes, classes), scores.dtype)
-        if steps > 1:
-            gold_pairs = xp.einsum("bti,btj->bij", gold[:, :-1], gold[:, 1:])
+        gold_pairs = xp.einsum("bti,btj->bij", gold[:, :-1], gold[:, 1:])  # (B, C, C); zeros when T = 1
         d_scores = xp.zeros((batch, full_steps, classes), scores.dtype)
         d_scores[:, :steps] = (marginal - gold) * w[:, None, None]
         d_transitions = xp.einsum("b,bij->ij", w, pair.sum(axis=1) - gold_pairs)
