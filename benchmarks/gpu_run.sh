@@ -25,6 +25,9 @@ OUT=${OUT:-/tmp/fusedrnn-gpu}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
 deadline=$((SECONDS + LIMIT))
+# Some GPU images have only python3 on the PATH; $PYTHON overrides.
+PY=${PYTHON:-$(command -v python || command -v python3)}
+export PYTHONUNBUFFERED=1
 left() { echo $((deadline - SECONDS > 1 ? deadline - SECONDS : 1)); }
 status=0
 fail() { [ "$status" -eq 0 ] && status=$1; echo "gpu_run: $2" | tee -a "$OUT/env.txt" >&2; }
@@ -32,16 +35,16 @@ fail() { [ "$status" -eq 0 ] && status=$1; echo "gpu_run: $2" | tee -a "$OUT/env
 {
     date -u
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
-    python --version
-    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())" || true
-    python -c "import cupy; print('cupy', cupy.__version__)" || true
+    "$PY" --version
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())" || true
+    "$PY" -c "import cupy; print('cupy', cupy.__version__)" || true
     nvcc --version | tail -n 2 || echo "no nvcc on PATH"
 } > "$OUT/env.txt" 2>&1
 
 shopt -s nullglob
 wheels=("$WHEELDIR"/*.whl)
 if [ ${#wheels[@]} -gt 0 ]; then
-    python -m pip install --no-index --no-deps --find-links "$WHEELDIR" "${wheels[@]}" > "$OUT/build.log" 2>&1 \
+    "$PY" -m pip install --no-index --no-deps --find-links "$WHEELDIR" "${wheels[@]}" > "$OUT/build.log" 2>&1 \
         || fail 10 "installing the wheels of $WHEELDIR failed (see build.log)"
 fi
 
@@ -49,19 +52,19 @@ fi
 # ADE tagger, which this run does not use, hence --no-deps.
 if [ "$status" -eq 0 ]; then
     start=$SECONDS
-    FUSEDRNN_CUDA=ON timeout "$(left)" python -m pip install --no-index --no-deps --no-build-isolation -v . \
+    FUSEDRNN_CUDA=ON timeout "$(left)" "$PY" -m pip install --no-index --no-deps --no-build-isolation -v . \
         >> "$OUT/build.log" 2>&1 || fail 10 "building fusedrnn with FUSEDRNN_CUDA=ON failed (see build.log)"
     echo "build: $((SECONDS - start)) s" >> "$OUT/env.txt"
-    (cd /tmp && python -c "import fusedrnn, json; print(json.dumps(fusedrnn.build_info()))") >> "$OUT/env.txt" 2>&1
+    (cd /tmp && "$PY" -c "import fusedrnn, json; print(json.dumps(fusedrnn.build_info()))") >> "$OUT/env.txt" 2>&1
 fi
 
 if [ "$status" -eq 0 ]; then
     tests_limit=$(( $(left) < 240 ? $(left) : 240 ))
-    timeout "$tests_limit" python -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py \
+    timeout "$tests_limit" "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py \
         > "$OUT/pytest-gpu.log" 2>&1 || fail 20 "GPU tests failed or timed out (see pytest-gpu.log)"
     tail -n 3 "$OUT/pytest-gpu.log"
     # the benchmark runs even after failed tests: its own checks say which shapes are wrong
-    timeout "$(left)" python benchmarks/gpu_vs_cudnn.py --out "$OUT/gpu_vs_cudnn.md" > "$OUT/bench.log" 2>&1 \
+    timeout "$(left)" "$PY" benchmarks/gpu_vs_cudnn.py --out "$OUT/gpu_vs_cudnn.md" > "$OUT/bench.log" 2>&1 \
         || fail 30 "the benchmark failed, a check failed, or it ran out of time (see bench.log)"
     cat "$OUT/gpu_vs_cudnn.md" 2>/dev/null || tail -n 20 "$OUT/bench.log"
 fi

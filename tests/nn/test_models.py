@@ -240,6 +240,21 @@ def test_lazy_sequential_is_built_by_fit(rng):
         model.predict(rng.standard_normal((2, 7, 4)))
 
 
+def test_lazy_sequential_built_by_build_loads_weights(rng, tmp_path):
+    """Keras' way to restore a lazy model: build((None, T)) from a shape, then load_weights."""
+    x = rng.standard_normal((3, 4, 5))
+    trained = Sequential([L.LSTM(3), L.Dense(2)], seed=1)
+    trained.build((None, 4, 5))
+    assert trained.built
+    trained.save_weights(tmp_path / "w.npz")
+    fresh = Sequential([L.LSTM(3), L.Dense(2)], seed=2)
+    with pytest.raises(ValueError, match="build the model"):
+        fresh.load_weights(tmp_path / "w.npz")
+    fresh.build((None, None, 5))
+    fresh.load_weights(tmp_path / "w.npz")
+    np.testing.assert_array_equal(fresh.predict(x), trained.predict(x))
+
+
 def test_save_and_load_weights_round_trip(rng, tmp_path):
     """Weights are matched by "layername/weightname": the same code run again (same names) loads them."""
     ids = padded_ids(rng, [4, 2], 4)

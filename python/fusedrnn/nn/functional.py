@@ -109,19 +109,9 @@ def embedding(ids, table: Tensor) -> Tensor:
 
     def backward(g):
         grad = xp.zeros(table.shape, g.dtype)
-        _scatter_add(xp, grad, ids.reshape(-1), g.reshape(-1, table.shape[1]))
+        xp.add.at(grad, ids.reshape(-1), g.reshape(-1, table.shape[1]))
         return (grad,)
     return record(table.data[ids], (table,), backward)
-
-
-def _scatter_add(xp, target, index, values):
-    """target[index] += values with repeated indices adding up (np.add.at; CuPy's own on the GPU)."""
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
 
 
 def dropout(x: Tensor, rate: float, rng) -> Tensor:

@@ -606,6 +606,7 @@ class Sequential(Model):
                                                     from_data=True)
             for layer in self._layers:
                 self._output = layer(self._output)
+        self.built = True
 
     def call(self, inputs, training=False):
         if not self._layers:
