@@ -329,6 +329,18 @@ def test_arrays_on_two_devices(rng):
         ops.rnn_forward(gx, *gparams)
 
 
+def test_dropout_masks_are_the_host_masks_bit_for_bit():
+    """The CuPy kernel of fusedrnn._dropout against the NumPy twin: same seed, same bits."""
+    from fusedrnn import _dropout
+
+    for dtype in (np.float32, np.float64):
+        for shape, rate in (((32, 30, 600), 0.2), ((3, 1, 5), 0.5), ((7,), 0.999)):
+            gpu = _dropout.dropout_mask(cupy, shape, rate, np.random.default_rng(4), dtype)
+            host = _dropout.dropout_mask(np, shape, rate, np.random.default_rng(4), dtype)
+            assert isinstance(gpu, cupy.ndarray) and gpu.dtype == dtype and gpu.shape == shape
+            np.testing.assert_array_equal(cupy.asnumpy(gpu), host)
+
+
 # ------------------------------------------------------------------------------- the training layer
 
 def _tagger(seed):

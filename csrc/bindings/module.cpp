@@ -13,6 +13,7 @@
 
 #include "cpu/adam.h"
 #include "cpu/blas.h"
+#include "cpu/dropout.h"
 #include "cpu/isa.h"
 #include "cpu/sequence.h"
 
@@ -219,6 +220,21 @@ void adam_update(const py::array& var, const py::array& grad, const py::array& m
   throw py::type_error("var: dtype must be float32 or float64");
 }
 
+template <typename T>
+void dropout_mask_typed(const py::array& out, uint64_t key, uint32_t threshold, double scale) {
+  T* data = checked<T>(out, "out", Shape(out.shape(), out.shape() + out.ndim()), true);
+  const int64_t n = out.size();
+  py::gil_scoped_release release;
+  cpu::dropout_mask<T>(n, data, key, threshold, static_cast<T>(scale));
+}
+
+void dropout_mask(const py::array& out, uint64_t key, uint32_t threshold, double scale) {
+  if (threshold > (1u << 24)) throw py::value_error("threshold: must be at most 2**24");
+  if (out.dtype().is(py::dtype::of<float>())) return dropout_mask_typed<float>(out, key, threshold, scale);
+  if (out.dtype().is(py::dtype::of<double>())) return dropout_mask_typed<double>(out, key, threshold, scale);
+  throw py::type_error("out: dtype must be float32 or float64");
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = FUSEDRNN_VERSION;
@@ -252,6 +268,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("adam_update", &adam_update, py::arg("var").noconvert(), py::arg("grad").noconvert(),
         py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
         py::arg("epsilon"), "Adam's update of var, m and v in place, in one pass (Keras's form).");
+  m.def("dropout_mask", &dropout_mask, py::arg("out").noconvert(), py::arg("key"), py::arg("threshold"),
+        py::arg("scale"), "Fills out with scale or 0 from the counter-based generator (csrc/cpu/dropout.h).");
   m.def("build_info", &build_info, "What this module was compiled with.");
   m.def("get_num_threads", &cpu::blas_num_threads, "Threads the kernels use (OpenBLAS's setting).");
   m.def("set_num_threads", [](int n) {

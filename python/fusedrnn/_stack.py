@@ -3,8 +3,8 @@
 Parameters come as a list of ``(w_ih, w_hh, b_ih, b_hh)`` in PyTorch's order (layer 0 forward,
 layer 0 reverse, layer 1 forward, ...); states as ``(num_layers * num_directions, B, H)``. The
 output of a bidirectional layer is ``[forward, reverse]`` concatenated on the last axis. Dropout,
-when training, applies to the outputs of every layer but the last (its masks are drawn on the host,
-so a seed gives the same masks on every backend). On the CPU backend the two directions of a layer
+when training, applies to the outputs of every layer but the last (its masks come from a counter-based
+generator, fusedrnn._dropout, so a seed gives the same masks on every backend). On the CPU backend the two directions of a layer
 run at the same time, each on half of the threads; on the CUDA backend they go to the kernels in
 one call, which runs them concurrently.
 """
@@ -18,6 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _direction, _native, _validate
+from ._dropout import dropout_mask
 from .grads import StackGrads
 from .reference import array_module
 
@@ -168,8 +169,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
             contexts.append(ctx)
         mask = None
         if training and dropout > 0.0 and layer < num_layers - 1:
-            mask = (rng.random(y.shape) >= dropout).astype(y.dtype) / y.dtype.type(1.0 - dropout)
-            mask = xp.asarray(mask)
+            mask = dropout_mask(xp, y.shape, dropout, rng, y.dtype)
             y = y * mask
         masks.append(mask)
         layer_input = y

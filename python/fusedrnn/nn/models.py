@@ -18,7 +18,8 @@ every step: the loss and metrics are read back every ``GPU_LOG_EVERY`` batches a
 each epoch, so the per-batch logs (progress bar, callbacks' batch hooks) lag by up to that many
 batches, and a bad class id in a GPU batch raises when they are read (fusedrnn.nn.deferred).
 ``predict`` returns NumPy arrays, copied once at the end. CuPy data on a model on the CPU is a
-TypeError. Dropout masks are drawn on the host, so a seed gives the same training on both devices.
+TypeError. Dropout masks come from a counter-based generator that draws the same bits on both
+devices (fusedrnn._dropout), so a seed gives the same training on both.
 Checkpoints (save_weights) write host copies.
 """
 
