@@ -60,7 +60,7 @@ fi
 
 if [ "$status" -eq 0 ]; then
     tests_limit=$(( $(left) < 240 ? $(left) : 240 ))
-    timeout "$tests_limit" "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py \
+    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py \
         > "$OUT/pytest-gpu.log" 2>&1 || fail 20 "GPU tests failed or timed out (see pytest-gpu.log)"
     tail -n 3 "$OUT/pytest-gpu.log"
     # the benchmark runs even after failed tests: its own checks say which shapes are wrong
