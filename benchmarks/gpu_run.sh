@@ -4,12 +4,13 @@
 # benchmark against cuDNN. Everything it writes goes under $OUT (default /tmp/fusedrnn-gpu):
 #   env.txt            the card, driver, Python, torch/cuDNN, CuPy, nvcc
 #   build.log          pip's build output (CMake, nvcc)
-#   pytest-gpu.log     python -m pytest -m gpu on tests/test_cuda*.py
+#   pytest-gpu.log     python -m pytest -m gpu on tests/test_cuda*.py and tests/ade/test_tagger.py
 #   gpu_vs_cudnn.md    the benchmark's table (and bench.log, its output)
 #
 #   bash benchmarks/gpu_run.sh WHEELDIR [LIMIT_SECONDS]
 #
-# WHEELDIR holds the wheels the machine lacks (scipy-openblas32 at least: the CPU module links it);
+# WHEELDIR holds the wheels the machine lacks: scipy-openblas32 (the CPU module links it), and for the
+# ADE tagger's GPU test gensim, smart_open, nltk, defusedxml and seqeval (a wheel built from its sdist);
 # each is installed with --no-deps. LIMIT_SECONDS (default 540) bounds the whole run: each step gets
 # what is left (the tests at most 240 s), so the benchmark may be cut short, never the call.
 # Exit status: the first failing step's (build 10, tests 20, benchmark 30), 0 when all pass.
@@ -48,8 +49,7 @@ if [ ${#wheels[@]} -gt 0 ]; then
         || fail 10 "installing the wheels of $WHEELDIR failed (see build.log)"
 fi
 
-# The package itself: its Python dependencies that the machine lacks (gensim, nltk) are only for the
-# ADE tagger, which this run does not use, hence --no-deps.
+# The package itself, --no-deps: what it needs that the machine lacks came from WHEELDIR.
 if [ "$status" -eq 0 ]; then
     start=$SECONDS
     FUSEDRNN_CUDA=ON timeout "$(left)" "$PY" -m pip install --no-index --no-deps --no-build-isolation -v . \
@@ -60,7 +60,7 @@ fi
 
 if [ "$status" -eq 0 ]; then
     tests_limit=$(( $(left) < 240 ? $(left) : 240 ))
-    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py \
+    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py tests/ade/test_tagger.py \
         > "$OUT/pytest-gpu.log" 2>&1 || fail 20 "GPU tests failed or timed out (see pytest-gpu.log)"
     tail -n 3 "$OUT/pytest-gpu.log"
     # the benchmark runs even after failed tests: its own checks say which shapes are wrong

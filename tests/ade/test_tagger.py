@@ -75,14 +75,14 @@ def test_load_vectors_text_and_binary(tmp_path):
         load_vectors(tmp_path / "none.bin")
 
 
-def _tiny_tagger(records, scheme="ade_drug", crf=False):
+def _tiny_tagger(records, scheme="ade_drug", crf=False, kv=None, device="cpu"):
     from fusedrnn.ade.embeddings import train_word2vec
 
     nn.set_random_seed(0)
-    kv = train_word2vec(sentences_of(records), TINY)
+    kv = train_word2vec(sentences_of(records), TINY) if kv is None else kv
     config = preset("best", scheme=scheme, maxlen=12, units=4, epochs=2, batch_size=2, patience=None, char_units=3,
                     char_dim=4, crf=crf)
-    return Tagger.from_vectors(config, kv, texts=[r.text for r in records])
+    return Tagger.from_vectors(config, kv, texts=[r.text for r in records], device=device)
 
 
 @pytest.mark.parametrize("crf", [False, True])
@@ -115,6 +115,58 @@ def test_model_folder_round_trip(tiny, tmp_path, monkeypatch, crf):
     with pytest.raises(FileNotFoundError, match="missing weights.npz"):
         (tmp_path / "model" / "weights.npz").unlink()
         Tagger.load(tmp_path / "model")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("crf", [False, True])
+def test_tagger_trains_on_the_gpu_like_on_the_cpu(tiny, tmp_path, crf):
+    """The best preset's network (characters, two BiLSTMs, dropout, CRF or softmax) on the GPU: the same
+    seed gives the same weights (float32 rounding apart: 1e-4), probabilities and spans as on the CPU,
+    and a model folder saved from the GPU loads on it."""
+    cupy = pytest.importorskip("cupy")
+    from conftest import max_rel_diff
+
+    from fusedrnn import _native
+    from fusedrnn.ade.embeddings import train_word2vec
+
+    try:
+        _native.cuda()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    _, records = tiny
+    kv = train_word2vec(sentences_of(records), TINY)
+    taggers = {}
+    for device in ("cpu", "cuda"):
+        taggers[device] = _tiny_tagger(records, crf=crf, kv=kv, device=device)
+        taggers[device].fit(records[:3], records[3:], seed=1, verbose=0)
+    cpu, gpu = taggers["cpu"], taggers["cuda"]
+    assert gpu.model.device == "cuda" and all(isinstance(t.data, cupy.ndarray) for t in gpu.model.weights)
+    for a, b in zip(cpu.model.get_weights(), gpu.model.get_weights()):
+        assert max_rel_diff(b, a) <= 1e-4
+    texts = [r.text for r in records] + ["A sentence with unseen words entirely."]
+    inputs = cpu.encode_texts(texts).inputs
+    assert max_rel_diff(gpu.model.predict(inputs), cpu.model.predict(inputs)) <= 1e-4
+    assert gpu.predict_spans(texts) == cpu.predict_spans(texts)
+    gpu.save(tmp_path / "model")
+    loaded = Tagger.load(tmp_path / "model", device="cuda")
+    assert loaded.model.device == "cuda" and loaded.predict_spans(texts) == gpu.predict_spans(texts)
+
+
+def test_cli_device_cuda_without_the_backend_is_one_line(tiny, tmp_path, capsys):
+    from fusedrnn import _native
+
+    try:
+        _native.cuda()
+    except RuntimeError as exc:
+        reason = str(exc)
+    else:
+        pytest.skip("the CUDA backend works here (the GPU test above trains on it)")
+    folder, _ = tiny
+    rc = cli.main(["ade", "train", "--preset", "chapter", "--data", str(folder), "--out", str(tmp_path / "m"),
+                   "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"error: --device cuda: {reason}" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
 
 
 def test_character_features_and_compounds_round_trip(tiny, tmp_path):

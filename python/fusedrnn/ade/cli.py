@@ -35,6 +35,11 @@ def _add_data(parser):
     parser.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
 
 
+def _add_device(parser):
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where the network runs (cuda: the CUDA build, CuPy and a GPU; default cpu)")
+
+
 def add_arguments(parser):
     sub = parser.add_subparsers(dest="ade_command", metavar="ACTION", required=True)
     dl = sub.add_parser("download", help="fetch DRUG-AE.rel, ADE-NEG.txt, DRUG-DOSE.rel and verify sha256")
@@ -60,6 +65,7 @@ def add_arguments(parser):
     tr.add_argument("--limit", type=int, default=None, help="use only the first N DRUG-AE sentences (short runs)")
     tr.add_argument("--embeddings", default=None, help="word2vec binary or text file (default: corpus Word2Vec)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(tr)
     tr.set_defaults(ade_run=_train)
 
     cv = sub.add_parser("cv", help="k-fold document-level cross-validation of a preset")
@@ -76,6 +82,7 @@ def add_arguments(parser):
     cv.add_argument("--spert-folds", default=None, metavar="DIR",
                     help="use the published sentence-level SpERT folds in DIR instead of document folds")
     cv.add_argument("--quiet", action="store_true")
+    _add_device(cv)
     cv.set_defaults(ade_run=_cv)
 
     ev = sub.add_parser("evaluate", help="score a saved model on held-out documents (JSON)")
@@ -83,12 +90,14 @@ def add_arguments(parser):
     _add_data(ev)
     ev.add_argument("--test-pmids", default=None, help="default: the model folder's test_pmids.txt")
     ev.add_argument("--output", default=None, help="also write the JSON here")
+    _add_device(ev)
     ev.set_defaults(ade_run=_evaluate)
 
     pr = sub.add_parser("predict", help="tag sentences, one per line, into JSON lines")
     pr.add_argument("--model", required=True)
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True)
+    _add_device(pr)
     pr.set_defaults(ade_run=_predict)
 
 
@@ -162,7 +171,7 @@ def _fit_one(args, config, kv, vocab, train_all, test, out, title):
         fit_idx, val_idx = list(range(len(train_all))), []
     fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
     nn.set_random_seed(args.seed)
-    tagger = Tagger.from_vectors(config, kv, vocab, texts=[r.text for r in fit_records])
+    tagger = Tagger.from_vectors(config, kv, vocab, texts=[r.text for r in fit_records], device=args.device)
     _log(f"{title}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
          f"vocabulary {len(tagger.words)}")
     start = time.perf_counter()
@@ -266,7 +275,7 @@ def _evaluate(args) -> int:
     from .model import Tagger
     from .splits import heldout_split, read_pmid_file
 
-    tagger = Tagger.load(args.model)
+    tagger = Tagger.load(args.model, device=args.device)
     pmid_file = Path(args.test_pmids) if args.test_pmids else Path(args.model) / "test_pmids.txt"
     pmids = read_pmid_file(pmid_file)
     records, _ = read_corpus(args.data)
@@ -309,7 +318,7 @@ def _predict(args) -> int:
     from .model import Tagger
 
     lines = read_lines(args.input)
-    tagger = Tagger.load(args.model)
+    tagger = Tagger.load(args.model, device=args.device)
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
     spans = tagger.predict_spans([t for _, t in kept])
@@ -325,9 +334,21 @@ def _predict(args) -> int:
     return 0
 
 
+def _require_cuda():
+    """--device cuda without the CUDA build, CuPy or a GPU: a ValueError saying which, before any work."""
+    from .. import _native
+
+    try:
+        _native.cuda()
+    except RuntimeError as exc:
+        raise ValueError(f"--device cuda: {exc}") from None
+
+
 def run(args) -> int:
     # Expected user errors (missing corpus, bad bytes, bad download) as one line, not a traceback.
     try:
+        if getattr(args, "device", "cpu") == "cuda":
+            _require_cuda()
         return args.ade_run(args)
     except (FileNotFoundError, ValueError, ConnectionError) as exc:
         print(f"fusedrnn ade {args.ade_command}: error: {exc}", file=sys.stderr)

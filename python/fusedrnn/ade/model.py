@@ -151,7 +151,8 @@ class Encoded:
 class Tagger:
     """A network with its vocabulary: encode sentences, fit, predict spans, save and load."""
 
-    def __init__(self, config: Config, words: list[str], matrix: np.ndarray, chars: Sequence[str] = ()):
+    def __init__(self, config: Config, words: list[str], matrix: np.ndarray, chars: Sequence[str] = (),
+                 device: str = "cpu"):
         self.config = config
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
@@ -160,14 +161,17 @@ class Tagger:
         self.char_index = {ch: i for i, ch in enumerate(self.chars)}
         if config.char_units and len(self.chars) < 2:
             raise ValueError("chars: a character vocabulary (padding, unknown, characters) is needed when char_units > 0")
-        self.model = build_network(config, self.matrix, len(self.chars))
+        # device "cuda": weights, optimizer state and batches on the GPU; the host keeps the encoding,
+        # the Viterbi decoding (on predict's NumPy scores) and the evaluation.
+        self.model = build_network(config, self.matrix, len(self.chars)).to(device)
         self.history = None
 
     @classmethod
-    def from_vectors(cls, config: Config, kv, sentences=None, oov: str = "mean", texts: Sequence[str] = ()) -> Tagger:
+    def from_vectors(cls, config: Config, kv, sentences=None, oov: str = "mean", texts: Sequence[str] = (),
+                     device: str = "cpu") -> Tagger:
         """A new tagger on the vectors ``kv``; ``texts`` give the character vocabulary (char_units > 0)."""
         words, matrix = build_vocabulary(kv, sentences, oov=oov)
-        return cls(config, words, matrix, character_vocabulary(texts) if config.char_units else ())
+        return cls(config, words, matrix, character_vocabulary(texts) if config.char_units else (), device)
 
     # -- data
 
@@ -289,7 +293,7 @@ class Tagger:
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> Tagger:
+    def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Tagger:
         folder = Path(folder)
         need = ["config.json", "vocab.json", "embeddings.npy", "weights.npz"]
         if not folder.is_dir():
@@ -307,7 +311,7 @@ class Tagger:
         matrix = np.load(folder / "embeddings.npy")
         if matrix.shape[0] != len(words):
             raise ValueError(f"{folder}: {len(words)} words but {matrix.shape[0]} embedding rows")
-        tagger = cls(config, words, matrix, raw.get("chars", []))
+        tagger = cls(config, words, matrix, raw.get("chars", []), device)
         tagger.model.load_weights(folder / "weights.npz")
         return tagger
 
