@@ -3,10 +3,10 @@
 Parameters come as a list of ``(w_ih, w_hh, b_ih, b_hh)`` in PyTorch's order (layer 0 forward,
 layer 0 reverse, layer 1 forward, ...); states as ``(num_layers * num_directions, B, H)``. The
 output of a bidirectional layer is ``[forward, reverse]`` concatenated on the last axis. Dropout,
-when training, applies to the outputs of every layer but the last (its masks come from a counter-based
-generator, fusedrnn._dropout, so a seed gives the same masks on every backend). On the CPU backend the two directions of a layer
-run at the same time, each on half of the threads; on the CUDA backend they go to the kernels in
-one call, which runs them concurrently.
+when training, applies to the outputs of every layer but the last (its masks come from the
+counter-based generator of fusedrnn._dropout, so a seed gives the same masks on every backend). On
+the CPU backend the two directions of a layer run at the same time, each on half of the threads; on
+the CUDA backend they go to the kernels in one call, which runs them concurrently.
 """
 
 from __future__ import annotations

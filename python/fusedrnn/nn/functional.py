@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _direction, _dropout, ops
+from .. import _direction, ops
+from .._dropout import dropout_mask  # the layers' masks too (F.dropout_mask)
 from .autograd import Tensor, as_tensor, record, record_many
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
@@ -121,11 +122,6 @@ def dropout(x: Tensor, rate: float, rng) -> Tensor:
         return x
     mask = dropout_mask(x.xp, x.shape, rate, rng, x.dtype)
     return record(x.data * mask, (x,), lambda g: (g * mask,))
-
-
-def dropout_mask(xp, shape, rate, rng, dtype):
-    """Zeros with probability ``rate``, else 1 / (1 - rate), made on xp's device (fusedrnn._dropout)."""
-    return _dropout.dropout_mask(xp, shape, rate, rng, dtype)
 
 
 def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
