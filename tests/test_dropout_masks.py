@@ -49,6 +49,36 @@ def test_compiled_mask_is_the_twin_bit_for_bit(dtype, shape):
     assert not compiled_mask((9,), key, 2**24, 1.0, dtype).any()  # threshold 2**24: nothing kept
 
 
+@needs_core
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (32, 30, 600)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_dropout_is_x_times_the_twin_bit_for_bit(dtype, shape, threads):
+    """x times the mask in one pass, split over threads or not (the largest shape is split), in place too."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(dtype)
+    key, threshold, scale = int(rng.integers(0, 2**64, dtype=np.uint64)), int(0.3 * 2**24), 1 / 0.7
+    want = x * _dropout.numpy_mask(shape, key, threshold, scale, dtype)
+    out = np.empty(shape, dtype)
+    core.dropout_mask(out, key, threshold, scale, x, threads)
+    np.testing.assert_array_equal(out, want)
+    mask = np.empty(shape, dtype)
+    core.dropout_mask(mask, key, threshold, scale, None, threads)
+    np.testing.assert_array_equal(mask, _dropout.numpy_mask(shape, key, threshold, scale, dtype))
+    core.dropout_mask(x, key, threshold, scale, x, threads)  # out is x
+    np.testing.assert_array_equal(x, want)
+
+
+def test_apply_dropout_is_the_mask_of_the_same_key(monkeypatch):
+    """apply_dropout(x, key) == x * dropout_mask drawn with that key, compiled or not."""
+    x = np.random.default_rng(7).standard_normal((4, 6, 10))
+    mask = _dropout.dropout_mask(np, x.shape, 0.4, np.random.default_rng(8), x.dtype)
+    key = _dropout.dropout_key(np.random.default_rng(8))
+    np.testing.assert_array_equal(_dropout.apply_dropout(x, key, 0.4), x * mask)
+    monkeypatch.setattr(_native, "core", lambda: None)
+    np.testing.assert_array_equal(_dropout.apply_dropout(x, key, 0.4), x * mask)
+
+
 @pytest.mark.parametrize("rate", [0.1, 0.2, 0.5, 0.9])
 def test_keep_rate_scale_and_independence(rate):
     rng = np.random.default_rng(11)
@@ -86,3 +116,9 @@ def test_compiled_mask_rejects_bad_arrays():
         core.dropout_mask(read_only, 1, 10, 1.0)
     with pytest.raises(ValueError, match="threshold"):
         core.dropout_mask(np.empty(4, np.float32), 1, 2**24 + 1, 1.0)
+    with pytest.raises(ValueError, match="x: expected shape"):
+        core.dropout_mask(np.empty(4, np.float32), 1, 10, 1.0, np.ones(5, np.float32))
+    with pytest.raises(TypeError, match="x: dtype"):
+        core.dropout_mask(np.empty(4, np.float32), 1, 10, 1.0, np.ones(4))
+    with pytest.raises(ValueError, match="x: must be C-contiguous"):
+        core.dropout_mask(np.empty(4, np.float32), 1, 10, 1.0, np.ones(8, np.float32)[::2])

@@ -15,6 +15,7 @@
 #include "cpu/blas.h"
 #include "cpu/dropout.h"
 #include "cpu/isa.h"
+#include "cpu/matmul.h"
 #include "cpu/sequence.h"
 
 namespace py = pybind11;
@@ -200,7 +201,7 @@ struct Binding {
 
 template <typename T>
 void adam_update_typed(const py::array& var, const py::array& grad, const py::array& m, const py::array& v,
-                       double alpha, double beta1, double beta2, double epsilon) {
+                       double alpha, double beta1, double beta2, double epsilon, int num_threads) {
   if (var.ndim() < 0) throw py::value_error("var: not an array");
   Shape shape(var.shape(), var.shape() + var.ndim());
   T* var_data = checked<T>(var, "var", shape, true);
@@ -210,28 +211,60 @@ void adam_update_typed(const py::array& var, const py::array& grad, const py::ar
   const int64_t n = var.size();
   py::gil_scoped_release release;
   cpu::adam_update<T>(n, var_data, grad_data, m_data, v_data, static_cast<T>(alpha), static_cast<T>(beta1),
-                      static_cast<T>(beta2), static_cast<T>(epsilon));
+                      static_cast<T>(beta2), static_cast<T>(epsilon), num_threads);
 }
 
 void adam_update(const py::array& var, const py::array& grad, const py::array& m, const py::array& v, double alpha,
-                 double beta1, double beta2, double epsilon) {
-  if (var.dtype().is(py::dtype::of<float>())) return adam_update_typed<float>(var, grad, m, v, alpha, beta1, beta2, epsilon);
-  if (var.dtype().is(py::dtype::of<double>())) return adam_update_typed<double>(var, grad, m, v, alpha, beta1, beta2, epsilon);
+                 double beta1, double beta2, double epsilon, int num_threads) {
+  if (var.dtype().is(py::dtype::of<float>()))
+    return adam_update_typed<float>(var, grad, m, v, alpha, beta1, beta2, epsilon, num_threads);
+  if (var.dtype().is(py::dtype::of<double>()))
+    return adam_update_typed<double>(var, grad, m, v, alpha, beta1, beta2, epsilon, num_threads);
   throw py::type_error("var: dtype must be float32 or float64");
 }
 
 template <typename T>
-void dropout_mask_typed(const py::array& out, uint64_t key, uint32_t threshold, double scale) {
-  T* data = checked<T>(out, "out", Shape(out.shape(), out.shape() + out.ndim()), true);
-  const int64_t n = out.size();
+void matmul_typed(const py::array& a, const py::array& b, const py::array& out, bool trans_a, bool trans_b,
+                  int num_threads) {
+  if (a.ndim() != 2) throw py::value_error("a: expected 2 dimensions");
+  if (b.ndim() != 2) throw py::value_error("b: expected 2 dimensions");
+  const int64_t m = a.shape(trans_a ? 1 : 0), k = a.shape(trans_a ? 0 : 1);
+  const int64_t n = b.shape(trans_b ? 0 : 1);
+  if (b.shape(trans_b ? 1 : 0) != k) throw py::value_error("b: its inner dimension does not match a's");
+  // scipy-openblas32 indexes with 32-bit integers.
+  if (std::max({a.size(), b.size(), m * n}) > INT32_MAX)
+    throw py::value_error("a, b: sizes exceed the 32-bit BLAS index limit");
+  const T* a_data = checked<T>(a, "a", {a.shape(0), a.shape(1)});
+  const T* b_data = checked<T>(b, "b", {b.shape(0), b.shape(1)});
+  T* out_data = checked<T>(out, "out", {m, n}, true);
   py::gil_scoped_release release;
-  cpu::dropout_mask<T>(n, data, key, threshold, static_cast<T>(scale));
+  cpu::matmul<T>(trans_a, trans_b, m, n, k, a_data, a.shape(1), b_data, b.shape(1), out_data, n,
+                 std::max(1, num_threads));
 }
 
-void dropout_mask(const py::array& out, uint64_t key, uint32_t threshold, double scale) {
+void matmul(const py::array& a, const py::array& b, const py::array& out, bool trans_a, bool trans_b,
+            int num_threads) {
+  if (a.dtype().is(py::dtype::of<float>())) return matmul_typed<float>(a, b, out, trans_a, trans_b, num_threads);
+  if (a.dtype().is(py::dtype::of<double>())) return matmul_typed<double>(a, b, out, trans_a, trans_b, num_threads);
+  throw py::type_error("a: dtype must be float32 or float64");
+}
+
+template <typename T>
+void dropout_mask_typed(const py::array& out, uint64_t key, uint32_t threshold, double scale,
+                        const std::optional<py::array>& x, int num_threads) {
+  const Shape shape(out.shape(), out.shape() + out.ndim());
+  T* data = checked<T>(out, "out", shape, true);
+  const T* x_data = checked_optional<T>(x, "x", shape);
+  const int64_t n = out.size();
+  py::gil_scoped_release release;
+  cpu::dropout_mask<T>(n, x_data, data, key, threshold, static_cast<T>(scale), num_threads);
+}
+
+void dropout_mask(const py::array& out, uint64_t key, uint32_t threshold, double scale,
+                  const std::optional<py::array>& x, int num_threads) {
   if (threshold > (1u << 24)) throw py::value_error("threshold: must be at most 2**24");
-  if (out.dtype().is(py::dtype::of<float>())) return dropout_mask_typed<float>(out, key, threshold, scale);
-  if (out.dtype().is(py::dtype::of<double>())) return dropout_mask_typed<double>(out, key, threshold, scale);
+  if (out.dtype().is(py::dtype::of<float>())) return dropout_mask_typed<float>(out, key, threshold, scale, x, num_threads);
+  if (out.dtype().is(py::dtype::of<double>())) return dropout_mask_typed<double>(out, key, threshold, scale, x, num_threads);
   throw py::type_error("out: dtype must be float32 or float64");
 }
 
@@ -267,9 +300,15 @@ PYBIND11_MODULE(_core, m) {
   Binding<RnnCell>::define(m, "rnn");
   m.def("adam_update", &adam_update, py::arg("var").noconvert(), py::arg("grad").noconvert(),
         py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
-        py::arg("epsilon"), "Adam's update of var, m and v in place, in one pass (Keras's form).");
+        py::arg("epsilon"), py::arg("num_threads") = 1,
+        "Adam's update of var, m and v in place, in one pass (Keras's form).");
+  m.def("matmul", &matmul, py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("out").noconvert(),
+        py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("num_threads") = 1,
+        "out (m, n) = op(a) @ op(b), op transposing where asked; output rows split over the threads.");
   m.def("dropout_mask", &dropout_mask, py::arg("out").noconvert(), py::arg("key"), py::arg("threshold"),
-        py::arg("scale"), "Fills out with scale or 0 from the counter-based generator (csrc/cpu/dropout.h).");
+        py::arg("scale"), py::arg("x").noconvert().none(true) = py::none(), py::arg("num_threads") = 1,
+        "Fills out with the mask (scale or 0) from the counter-based generator (csrc/cpu/dropout.h), "
+        "or with x times it where x is given.");
   m.def("build_info", &build_info, "What this module was compiled with.");
   m.def("get_num_threads", &cpu::blas_num_threads, "Threads the kernels use (OpenBLAS's setting).");
   m.def("set_num_threads", [](int n) {

@@ -1,8 +1,10 @@
 #include "cpu/adam.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/isa.h"
+#include "cpu/parallel.h"
 
 namespace fusedrnn::cpu {
 
@@ -33,10 +35,8 @@ FUSEDRNN_TARGET_AVX2 void update_avx2(int64_t n, T* var, const T* grad, T* m, T*
 }
 #endif
 
-}  // namespace
-
 template <typename T>
-void adam_update(int64_t n, T* var, const T* grad, T* m, T* v, T alpha, T beta1, T beta2, T epsilon) {
+void update_best(int64_t n, T* var, const T* grad, T* m, T* v, T alpha, T beta1, T beta2, T epsilon) {
   static const Isa isa = best_isa();
 #ifdef FUSEDRNN_X86_DISPATCH
   if (isa == Isa::avx512) return update_avx512(n, var, grad, m, v, alpha, beta1, beta2, epsilon);
@@ -45,8 +45,19 @@ void adam_update(int64_t n, T* var, const T* grad, T* m, T* v, T alpha, T beta1,
   update(n, var, grad, m, v, alpha, beta1, beta2, epsilon);
 }
 
-template void adam_update<float>(int64_t, float*, const float*, float*, float*, float, float, float, float);
+}  // namespace
+
+template <typename T>
+void adam_update(int64_t n, T* var, const T* grad, T* m, T* v, T alpha, T beta1, T beta2, T epsilon,
+                 int num_threads) {
+  for_each_range(split_rows(n, threads_for(n, 1 << 16, num_threads)), [&](RowRange r) {
+    update_best(r.end - r.begin, var + r.begin, grad + r.begin, m + r.begin, v + r.begin, alpha, beta1, beta2,
+                epsilon);
+  });
+}
+
+template void adam_update<float>(int64_t, float*, const float*, float*, float*, float, float, float, float, int);
 template void adam_update<double>(int64_t, double*, const double*, double*, double*, double, double, double,
-                                  double);
+                                  double, int);
 
 }  // namespace fusedrnn::cpu

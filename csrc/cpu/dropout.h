@@ -17,9 +17,11 @@ inline __attribute__((always_inline)) uint64_t counter_hash(uint64_t key, uint64
   return z ^ (z >> 31);
 }
 
-// out[i] = scale if the top 24 bits of counter_hash(key, i) are >= threshold, else 0: kept with
-// probability 1 - threshold / 2^24. out has n elements.
+// mask[i] = scale if the top 24 bits of counter_hash(key, i) are >= threshold, else 0: kept with
+// probability 1 - threshold / 2^24. out[i] = mask[i], or x[i] * mask[i] where x is given (dropout
+// applied in one pass, and again to the gradient in the backward: the key is all it keeps).
+// x and out have n elements; large arrays are split over up to num_threads threads.
 template <typename T>
-void dropout_mask(int64_t n, T* out, uint64_t key, uint32_t threshold, T scale);
+void dropout_mask(int64_t n, const T* x, T* out, uint64_t key, uint32_t threshold, T scale, int num_threads);
 
 }  // namespace fusedrnn::cpu

@@ -23,6 +23,12 @@ inline std::vector<RowRange> split_rows(int64_t n, int num_threads) {
   return ranges;
 }
 
+// Threads worth starting for `work` units (elements, multiply-adds) at `min_per_thread` units
+// each: starting a thread costs ~20 us, more than small loops save. At least 1, at most num_threads.
+inline int threads_for(int64_t work, int64_t min_per_thread, int num_threads) {
+  return static_cast<int>(std::clamp<int64_t>(work / min_per_thread, 1, std::max(1, num_threads)));
+}
+
 // Runs work(range) for every range, the first on the calling thread. `work` must not throw:
 // everything it needs is allocated before this is called. If a thread cannot be started, its
 // share runs on the calling thread instead.

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import _native
+from .reference import array_module
 
 KEEP_BITS = 24
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -24,22 +25,39 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 _cupy_kernel = None
 
 
+def dropout_key(rng) -> int:
+    """A mask's key: one draw from ``rng``, a NumPy Generator."""
+    return int(rng.integers(0, 2**64, dtype=np.uint64))
+
+
 def dropout_mask(xp, shape, rate: float, rng, dtype):
     """-> an array of ``shape`` and ``dtype`` on xp's device (NumPy or CuPy): 0 with probability
     ``rate`` (0 <= rate < 1), else 1 / (1 - rate). ``rng``: a NumPy Generator, drawn once."""
-    dtype = np.dtype(dtype)
-    key = int(rng.integers(0, 2**64, dtype=np.uint64))
+    return _draw(xp, shape, np.dtype(dtype), dropout_key(rng), rate)
+
+
+def apply_dropout(x, key: int, rate: float):
+    """x * the mask of x's shape keyed by ``key``, in one pass where compiled: the forward of
+    dropout, and its backward on the gradient with the same key (no mask is kept)."""
+    return _draw(array_module(x), x.shape, x.dtype, key, rate, x)
+
+
+def _draw(xp, shape, dtype, key, rate, x=None):
+    """The mask keyed by ``key`` (or x times it, x of ``shape`` and ``dtype``) on xp's device."""
     threshold = min(1 << KEEP_BITS, math.ceil(float(rate) * (1 << KEEP_BITS)))
     scale = 1.0 / (1.0 - float(rate))
     if xp is not np:
         out = xp.empty(shape, dtype)
-        _kernel()(np.uint64(key), np.uint32(threshold), dtype.type(scale), out)
+        _kernel()(dtype.type(1) if x is None else xp.ascontiguousarray(x), np.uint64(key), np.uint32(threshold),
+                  dtype.type(scale), out)
         return out
     core = _native.core()
     if core is None:
-        return numpy_mask(shape, key, threshold, scale, dtype)
+        mask = numpy_mask(shape, key, threshold, scale, dtype)
+        return mask if x is None else x * mask
     out = np.empty(shape, dtype)
-    core.dropout_mask(out, key, threshold, scale)
+    core.dropout_mask(out, key, threshold, scale, None if x is None else np.ascontiguousarray(x),
+                      _native.get_num_threads())
     return out
 
 
@@ -55,20 +73,21 @@ def numpy_mask(shape, key: int, threshold: int, scale: float, dtype) -> np.ndarr
 
 
 def _kernel():
-    """The generator as a CuPy elementwise kernel (compiled at the first GPU dropout); i is the
-    element's C-order index in the fresh contiguous output."""
+    """The generator as a CuPy elementwise kernel (compiled at the first GPU dropout): out = x times
+    the mask (x = 1 for the mask alone); i is the element's C-order index in the fresh contiguous
+    output."""
     global _cupy_kernel
     if _cupy_kernel is None:
         import cupy
 
         _cupy_kernel = cupy.ElementwiseKernel(
-            "uint64 key, uint32 threshold, T scale", "T out",
+            "T x, uint64 key, uint32 threshold, T scale", "T out",
             """
             unsigned long long z = key + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ull;
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
             z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
             z ^= z >> 31;
-            out = (z >> 40) >= threshold ? scale : (T)0;
+            out = x * ((z >> 40) >= threshold ? scale : (T)0);
             """,
             "fusedrnn_dropout_mask")
     return _cupy_kernel

@@ -25,6 +25,23 @@ def test_native_adam_matches_array_form(dtype):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("n", [5, 1 << 18])
+def test_native_adam_threads_give_the_same_bits(n):
+    """Split over two threads (large arrays) or not (small ones), every element gets the same update."""
+    core = fusedrnn._native.core()
+    rng = np.random.default_rng(1)
+    start = [rng.standard_normal(n).astype(np.float32) for _ in range(4)]
+    start[3] = np.abs(start[3])
+    results = []
+    for threads in (1, 2):
+        var, grad, m, v = (a.copy() for a in start)
+        core.adam_update(var, grad, m, v, 0.01, 0.9, 0.999, 1e-7, threads)
+        results.append((var, m, v))
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    assert not np.array_equal(results[0][0], start[0])
+
+
 def test_native_adam_checks_its_arguments():
     core = fusedrnn._native.core()
     a = np.zeros(4, np.float32)

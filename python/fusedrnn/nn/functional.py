@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _direction, ops
-from .._dropout import dropout_mask  # the layers' masks too (F.dropout_mask)
+from .._matmul import matmul
+from .._dropout import apply_dropout, dropout_key, dropout_mask  # the layers' masks too (F.dropout_mask)
 from .autograd import Tensor, as_tensor, record, record_many
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
@@ -30,15 +31,15 @@ def linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
     # As one 2-D product over all leading axes: a stacked (batched) matmul of 3-D input is several
     # times slower than one GEMM over the B*T rows.
     flat_x = x.data.reshape(-1, x.shape[-1])
-    out = flat_x @ kernel.data
+    out = matmul(flat_x, kernel.data)
     if bias is not None:
         out += bias.data
     out = out.reshape(*x.shape[:-1], kernel.shape[1])
 
     def backward(g):  # g (..., U)
         flat_g = g.reshape(-1, g.shape[-1])
-        dx = (flat_g @ kernel.data.T).reshape(x.shape)
-        return (dx, flat_x.T @ flat_g, None if bias is None else flat_g.sum(axis=0))
+        dx = matmul(flat_g, kernel.data, transpose_b=True).reshape(x.shape)
+        return (dx, matmul(flat_x, flat_g, transpose_a=True), None if bias is None else flat_g.sum(axis=0))
     return record(out, (x, kernel, bias), backward)
 
 
@@ -120,8 +121,8 @@ def dropout(x: Tensor, rate: float, rng) -> Tensor:
     x = as_tensor(x)
     if rate <= 0.0:
         return x
-    mask = dropout_mask(x.xp, x.shape, rate, rng, x.dtype)
-    return record(x.data * mask, (x,), lambda g: (g * mask,))
+    key = dropout_key(rng)  # the mask is drawn again from its key in the backward, never stored
+    return record(apply_dropout(x.data, key, rate), (x,), lambda g: (apply_dropout(g, key, rate),))
 
 
 def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,

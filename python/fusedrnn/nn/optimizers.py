@@ -178,7 +178,8 @@ class Adam(Optimizer):
         core = _native.core()
         if core is not None and not self.amsgrad and isinstance(var, np.ndarray) and var.flags.c_contiguous:
             # One fused pass (csrc/cpu/adam.h): the array form below makes a dozen passes over memory.
-            core.adam_update(var, np.ascontiguousarray(grad), m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
+            core.adam_update(var, np.ascontiguousarray(grad), m, v, alpha, self.beta_1, self.beta_2, self.epsilon,
+                             _native.get_num_threads())
             return
         if xp is not np and not self.amsgrad:
             _cupy_adam_kernel()(grad, alpha, self.beta_1, self.beta_2, self.epsilon, var, m, v)  # one kernel
