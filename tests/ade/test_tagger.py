@@ -352,6 +352,31 @@ def test_cli_cv_tiny(tiny, tmp_path, monkeypatch, capsys):
     assert "k must be between 2" in capsys.readouterr().err
 
 
+def test_cli_cv_negatives_stay_on_the_training_side(tiny, tmp_path, monkeypatch, capsys):
+    """--negatives: ADE-NEG sentences train, except those of the fold's test abstracts; tests are DRUG-AE's."""
+    folder, records = tiny
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    counts = {}
+    for negatives in ([], ["--negatives"]):
+        out = tmp_path / f"cv{len(negatives)}"
+        rc = cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "2", "--out", str(out),
+                       "--epochs", "1", "--units", "4", "--quiet", *negatives])
+        assert rc == 0, capsys.readouterr().err
+        for k in (1, 2):
+            metrics = json.loads((out / f"fold_{k}" / "metrics.json").read_text(encoding="utf-8"))
+            test = (out / f"fold_{k}" / "test_pmids.txt").read_text(encoding="utf-8").split()
+            assert metrics["config"]["negatives"] == bool(negatives)
+            assert metrics["test"]["sentences"] == sum(not r.negative and r.pmid in test for r in records)
+            counts[bool(negatives), tuple(test)] = metrics["split"]["train"]
+    # the tiny corpus: abstract 111 has a negative sentence, 444 has only one; 222 has none
+    assert counts[True, ("111",)] == counts[False, ("111",)] + 1  # 444's (111's own is held out with it)
+    assert counts[True, ("222",)] == counts[False, ("222",)] + 2  # 111's and 444's
+    spert_args = ["ade", "cv", "--preset", "best", "--data", str(folder), "--spert-folds", str(tmp_path), "--out",
+                  str(tmp_path / "s"), "--negatives"]
+    assert cli.main(spert_args) == 2
+    assert "--negatives: not with --spert-folds" in capsys.readouterr().err
+
+
 def test_cli_cv_on_spert_folds(tiny, tmp_path, monkeypatch, capsys):
     folder, records = tiny
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

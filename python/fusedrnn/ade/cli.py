@@ -5,10 +5,12 @@
 (sentences, mentions, failed offset mappings, drug-inside-ADE relations, skipped lines).
 
 ``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--data DIR] [--test-pmids FILE] [--seed N]
-[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH]``: holds out the documents of
+[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives]``: holds out the documents of
 ``--test-pmids`` (default: a seeded 10% of the documents, written to MODEL_DIR/test_pmids.txt), trains
 on the rest, saves the model folder, and writes MODEL_DIR/metrics.json (test scores, history, timings)
-and MODEL_DIR/learning_curve.png.
+and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the ADE-NEG sentences (no adverse
+effect) of every document that has no sentence on the test or the inner validation side; the test and
+validation sentences stay DRUG-AE's, as in the literature.
 
 ``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE]``: strict span
 scores per type and micro, and the chapter's token metrics, as JSON (default test set: the model's
@@ -64,6 +66,8 @@ def add_arguments(parser):
     tr.add_argument("--units", type=int, default=None, help="override the preset's LSTM units")
     tr.add_argument("--limit", type=int, default=None, help="use only the first N DRUG-AE sentences (short runs)")
     tr.add_argument("--embeddings", default=None, help="word2vec binary or text file (default: corpus Word2Vec)")
+    tr.add_argument("--negatives", action="store_true",
+                    help="also train on ADE-NEG sentences, of documents on the training side only")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_device(tr)
     tr.set_defaults(ade_run=_train)
@@ -79,6 +83,8 @@ def add_arguments(parser):
     cv.add_argument("--units", type=int, default=None)
     cv.add_argument("--limit", type=int, default=None)
     cv.add_argument("--embeddings", default=None)
+    cv.add_argument("--negatives", action="store_true",
+                    help="also train on ADE-NEG sentences, of documents on the training side only")
     cv.add_argument("--spert-folds", default=None, metavar="DIR",
                     help="use the published sentence-level SpERT folds in DIR instead of document folds")
     cv.add_argument("--quiet", action="store_true")
@@ -127,20 +133,24 @@ def _positive_arg(name, value):
 
 
 def _setup(args):
-    """Checks the options, reads the corpus, gets the vectors: (config, records, positives, kv, info, vocab)."""
+    """Checks the options, reads the corpus, gets the vectors: (config, positives, negatives, kv, info,
+    vocab); negatives is empty unless --negatives."""
     from .corpus import read_corpus, resolve_data_dir
     from .embeddings import Word2VecParams, corpus_vectors, load_vectors, sentences_of
     from .model import preset
 
     for name in ("epochs", "batch_size", "units", "limit"):
         _positive_arg(name.replace("_", "-"), getattr(args, name))
-    config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units)
+    config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
+                    negatives=args.negatives or None)
     data_dir = resolve_data_dir(args.data)
     embeddings = load_vectors(args.embeddings) if args.embeddings else None
     records, _ = read_corpus(data_dir, negatives=True)
     positives = [r for r in records if not r.negative]
+    negatives = [r for r in records if r.negative] if config.negatives else []
     if args.limit:
         positives = positives[: args.limit]
+        negatives = [r for r in negatives if r.pmid in {p.pmid for p in positives}]  # of the same abstracts
     if embeddings is None:
         params = Word2VecParams(seed=args.seed, split_compounds=config.split_compounds, epochs=config.word2vec_epochs)
         kv, info = corpus_vectors(data_dir, records, params, log=_log)
@@ -148,15 +158,16 @@ def _setup(args):
     else:
         kv, info = embeddings, {"file": str(args.embeddings)}
         vocab = sentences_of(records, config.split_compounds)
-    return config, positives, kv, info, vocab
+    return config, positives, negatives, kv, info, vocab
 
 
 def _log(msg):
     print(msg, file=sys.stderr)
 
 
-def _fit_one(args, config, kv, vocab, train_all, test, out, title):
-    """Trains on ``train_all`` (with the preset's validation split), saves into ``out``, scores ``test``."""
+def _fit_one(args, config, kv, vocab, train_all, test, out, title, negatives=()):
+    """Trains on ``train_all`` (with the preset's validation split) and the ``negatives`` of documents
+    on neither the test nor the validation side, saves into ``out``, scores ``test``."""
     import time
 
     from .. import nn
@@ -170,6 +181,8 @@ def _fit_one(args, config, kv, vocab, train_all, test, out, title):
     else:
         fit_idx, val_idx = list(range(len(train_all))), []
     fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
+    held_out = {r.pmid for r in val_records} | {r.pmid for r in test}
+    fit_records += [r for r in negatives if r.pmid not in held_out]
     nn.set_random_seed(args.seed)
     tagger = Tagger.from_vectors(config, kv, vocab, texts=[r.text for r in fit_records], device=args.device)
     _log(f"{title}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
@@ -200,7 +213,7 @@ def _train(args) -> int:
     from .splits import document_split, heldout_split, read_pmid_file
 
     test_pmids = read_pmid_file(args.test_pmids) if args.test_pmids else None
-    config, positives, kv, info, vocab = _setup(args)
+    config, positives, negatives, kv, info, vocab = _setup(args)
     if test_pmids is not None:
         train_idx, test_idx = heldout_split(positives, test_pmids)
         if not test_idx:
@@ -209,7 +222,7 @@ def _train(args) -> int:
         train_idx, test_idx = document_split(positives, args.test_fraction, seed=args.seed)
     out = Path(args.out)
     metrics = _fit_one(args, config, kv, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
-                       out, f"ADE tagger, preset {args.preset}")
+                       out, f"ADE tagger, preset {args.preset}", negatives)
     metrics["embeddings"] = info
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics["test"]:
@@ -226,7 +239,10 @@ def _cv(args) -> int:
 
     from .splits import document_folds, spert_folds, spert_record
 
-    config, positives, kv, info, vocab = _setup(args)
+    if args.spert_folds and args.negatives:
+        raise ValueError("--negatives: not with --spert-folds, whose sentences carry no PubMed ID to keep "
+                         "an abstract's negatives off its test side")
+    config, positives, negatives, kv, info, vocab = _setup(args)
     if args.spert_folds:
         sentences, folds = spert_folds(args.spert_folds)
         positives = [spert_record(s) for s in sentences]
@@ -236,7 +252,7 @@ def _cv(args) -> int:
     results = []
     for k, (train_idx, test_idx) in enumerate(folds, 1):
         m = _fit_one(args, config, kv, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
-                     out / f"fold_{k}", f"ADE tagger, preset {args.preset}, fold {k}/{len(folds)}")
+                     out / f"fold_{k}", f"ADE tagger, preset {args.preset}, fold {k}/{len(folds)}", negatives)
         (out / f"fold_{k}" / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
         _log(f"fold {k}: " + _score_line(m["test"]))
         results.append(m)

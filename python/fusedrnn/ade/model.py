@@ -62,7 +62,7 @@ class Config:
     train_first: int = 4000
     inner_fraction: float = 0.1
     patience: int | None = None  # early stopping on val_loss when set
-    negatives: bool = False  # train on ADE-NEG sentences too
+    negatives: bool = False  # ADE-NEG sentences of training-side documents train too (ade.cli --negatives)
     split_compounds: bool = False  # also split tokens at "-" and "/" (tokens.tokenize)
     word2vec_epochs: int = 5  # epochs of the corpus Word2Vec (embeddings.Word2VecParams)
     train_embeddings: bool = False  # fine-tune the word vectors (frozen in the chapter)
