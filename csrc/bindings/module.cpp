@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cpu/adam.h"
@@ -42,6 +44,29 @@ T* checked(const py::array& arr, const char* name, const Shape& shape, bool outp
   if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": must be C-contiguous");
   if (output && !arr.writeable()) throw py::value_error(std::string(name) + ": must be writable");
   return static_cast<T*>(const_cast<void*>(arr.data()));
+}
+
+// A (B, T, W) array whose (b, t) rows are each contiguous and evenly `stride` elements apart, stride
+// >= W: C order (stride W), or one side of a (B, T, 2W) array (stride 2W), where the two directions
+// of a bidirectional layer write their outputs and read their gradients. -> (data, stride).
+template <typename T>
+std::pair<T*, int64_t> checked_rows(const py::array& arr, const char* name, const Shape& shape, bool output = false) {
+  if (arr.flags() & py::array::c_style) return {checked<T>(arr, name, shape, output), shape[2]};
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": dtype " + std::string(py::str(arr.dtype())) +
+                         " does not match the other arrays");
+  bool same = arr.ndim() == 3;
+  for (size_t i = 0; same && i < 3; ++i) same = arr.shape(i) == shape[i];
+  if (!same) throw py::value_error(std::string(name) + ": expected shape " + shape_text(shape));
+  const int64_t item = static_cast<int64_t>(sizeof(T)), B = shape[0], S = shape[1], W = shape[2];
+  // Strides of axes of length 1 say nothing: a single row has whatever stride suits.
+  const int64_t stride = S > 1 ? arr.strides(1) / item : B > 1 ? arr.strides(0) / item : W;
+  const bool rows_ok = (W == 1 || arr.strides(2) == item) && stride >= W &&
+                       (S == 1 || arr.strides(1) == stride * item) && (B == 1 || arr.strides(0) == S * stride * item);
+  if (!rows_ok)
+    throw py::value_error(std::string(name) + ": must be C-contiguous, or rows of a C-contiguous (B, T, k*H) array");
+  if (output && !arr.writeable()) throw py::value_error(std::string(name) + ": must be writable");
+  return {static_cast<T*>(const_cast<void*>(arr.data())), stride};
 }
 
 template <typename T>
@@ -104,7 +129,8 @@ struct Binding {
     a.reverse = reverse;
     a.act = checked_activation(act);
     a.num_threads = std::max(1, num_threads);
-    a.y = checked<T>(y, "y", {B, S, H}, true);
+    int64_t y_stride;
+    std::tie(a.y, y_stride) = checked_rows<T>(y, "y", {B, S, H}, true);
     a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
     a.gates = checked<T>(gates, "gates", {B, S, GH}, true);
     a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H}, true);
@@ -115,7 +141,7 @@ struct Binding {
       a.c_n = checked<T>(*c_n, "c_n", {B, H}, true);
     }
     py::gil_scoped_release release;
-    cpu::sequence_forward<Cell, T>(a);
+    cpu::sequence_forward<Cell, T>(a, y_stride);
   }
 
   template <typename T>
@@ -141,7 +167,8 @@ struct Binding {
     a.gates = checked<T>(gates, "gates", {B, S, GH});
     a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H});
     a.h_prev = checked<T>(h_prev, "h_prev", {B, S, H});
-    a.dy = checked<T>(dy, "dy", {B, S, H});
+    int64_t dy_stride;
+    std::tie(a.dy, dy_stride) = checked_rows<T>(dy, "dy", {B, S, H});
     a.dh_n = checked_optional<T>(dh_n, "dh_n", {B, H});
     a.dx = checked_optional<T>(dx, "dx", {B, S, d.input}, true);
     a.dw_ih = checked<T>(dw_ih, "dw_ih", {GH, d.input}, true);
@@ -155,7 +182,7 @@ struct Binding {
       a.dc0 = checked<T>(*dc0, "dc0", {B, H}, true);
     }
     py::gil_scoped_release release;
-    cpu::sequence_backward<Cell, T>(a);
+    cpu::sequence_backward<Cell, T>(a, dy_stride);
   }
 
   template <typename... Args>

@@ -40,12 +40,24 @@ void copy_or_zero(const T* src, T* dst, int64_t n) {
     std::fill(dst, dst + n, T(0));
 }
 
-// Zeroes the steps t >= len_b of row b in a (B, T, width) array.
+// Zeroes the steps t >= len_b of row b in a (B, T, width) array whose (b, t) rows are `stride` apart.
+template <typename T>
+void zero_padding(T* array, int64_t width, const SeqDims& d, const int64_t* lengths, RowRange rows,
+                  int64_t stride) {
+  if (width == 0) return;
+  for (int64_t b = rows.begin; b < rows.end; ++b) {
+    if (stride == width) {  // one run of memory
+      std::fill(array + (b * d.steps + lengths[b]) * width, array + (b + 1) * d.steps * width, T(0));
+      continue;
+    }
+    for (int64_t t = lengths[b]; t < d.steps; ++t)
+      std::fill(array + (b * d.steps + t) * stride, array + (b * d.steps + t) * stride + width, T(0));
+  }
+}
+
 template <typename T>
 void zero_padding(T* array, int64_t width, const SeqDims& d, const int64_t* lengths, RowRange rows) {
-  if (width == 0) return;
-  for (int64_t b = rows.begin; b < rows.end; ++b)
-    std::fill(array + (b * d.steps + lengths[b]) * width, array + (b + 1) * d.steps * width, T(0));
+  zero_padding(array, width, d, lengths, rows, width);
 }
 
 // sums[j] = sum over r of matrix[r, j], for the columns j in `cols` of a (rows, width) matrix.
@@ -59,7 +71,7 @@ void column_sums(const T* matrix, int64_t rows, int64_t width, RowRange cols, T*
 }  // namespace
 
 template <class Cell, typename T>
-void sequence_forward(const ForwardArgs<T>& a) {
+void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
   const SeqDims& d = a.dims;
   const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
   const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
@@ -99,10 +111,10 @@ void sequence_forward(const ForwardArgs<T>& a) {
         const int64_t r = b - rows.begin;
         rows_kernels.forward(H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
                             has_cell_state ? c_rows + r * H : nullptr, a.aux + bt * AH, a.h_prev + bt * H,
-                            a.y + bt * H);
+                            a.y + bt * y_stride);
       }
     }
-    zero_padding(a.y, H, d, a.lengths, rows);
+    zero_padding(a.y, H, d, a.lengths, rows, y_stride);
     zero_padding(a.h_prev, H, d, a.lengths, rows);
     zero_padding(a.gates, GH, d, a.lengths, rows);
     zero_padding(a.aux, AH, d, a.lengths, rows);
@@ -112,7 +124,7 @@ void sequence_forward(const ForwardArgs<T>& a) {
 }
 
 template <class Cell, typename T>
-void sequence_backward(const BackwardArgs<T>& a) {
+void sequence_backward(const BackwardArgs<T>& a, int64_t dy_stride) {
   const SeqDims& d = a.dims;
   const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
   const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
@@ -153,7 +165,7 @@ void sequence_backward(const BackwardArgs<T>& a) {
         }
         const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
         T* dh_b = dh.get() + b * H;
-        const T* dy_b = a.dy + bt * H;
+        const T* dy_b = a.dy + bt * dy_stride;
         if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
           for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[b * H + j] : T(0));
         } else {
@@ -207,8 +219,8 @@ void sequence_backward(const BackwardArgs<T>& a) {
 }
 
 #define FUSEDRNN_INSTANTIATE(CELL, T)                                       \
-  template void sequence_forward<CELL, T>(const ForwardArgs<T>&);          \
-  template void sequence_backward<CELL, T>(const BackwardArgs<T>&);
+  template void sequence_forward<CELL, T>(const ForwardArgs<T>&, int64_t);  \
+  template void sequence_backward<CELL, T>(const BackwardArgs<T>&, int64_t);
 
 FUSEDRNN_INSTANTIATE(LstmCell, float)
 FUSEDRNN_INSTANTIATE(LstmCell, double)

@@ -6,10 +6,12 @@
 
 namespace fusedrnn::cpu {
 
+// y_stride, dy_stride: elements from one (b, t) row of y, dy to the next; H for a (B, T, H) array,
+// 2H where the two directions of a bidirectional layer share one (B, T, 2H) array, each its half.
 template <class Cell, typename T>
-void sequence_forward(const ForwardArgs<T>& args);
+void sequence_forward(const ForwardArgs<T>& args, int64_t y_stride);
 
 template <class Cell, typename T>
-void sequence_backward(const BackwardArgs<T>& args);
+void sequence_backward(const BackwardArgs<T>& args, int64_t dy_stride);
 
 }  // namespace fusedrnn::cpu

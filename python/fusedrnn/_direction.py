@@ -32,10 +32,11 @@ class Context:
     path: Optional[str] = None  # cuda: the kernels' path the forward took ("persistent" or "steps")
 
 
-def allocate_forward(xp, cell, B, T, H, dtype):
+def allocate_forward(xp, cell, B, T, H, dtype, y=None):
     """Outputs and saved arrays of one direction on ``xp``'s device, in the layout every native
-    backend writes -> y (B, T, H), h_n (B, H), c_n (B, H) or None, saved (gates, aux, h_prev)."""
-    y = xp.empty((B, T, H), dtype)
+    backend writes -> y (B, T, H) (``y`` where given), h_n (B, H), c_n (B, H) or None, saved (gates,
+    aux, h_prev)."""
+    y = xp.empty((B, T, H), dtype) if y is None else y
     h_n = xp.empty((B, H), dtype)
     c_n = xp.empty((B, H), dtype) if cell == "lstm" else None
     saved = (xp.empty((B, T, _validate.GATES[cell] * H), dtype),  # gates
@@ -53,19 +54,33 @@ def allocate_grads(xp, cell, x, w_ih, w_hh, need_dx: bool = True) -> Grads:
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
-            nonlinearity="tanh", num_threads: Optional[int] = None, recurrent_mask=None):
-    """-> y (B, T, H), h_n (B, H), c_n (B, H) or None, Context."""
+            nonlinearity="tanh", num_threads: Optional[int] = None, recurrent_mask=None, y_out=None):
+    """-> y (B, T, H), h_n (B, H), c_n (B, H) or None, Context.
+
+    y_out: a host array (B, T, H) for y, whose rows may be one side of a (B, T, 2H) array (where a
+    bidirectional layer's two directions write their halves, _validate.rows_evenly_spaced); y is then
+    y_out. Host backends only."""
     a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity,
                                recurrent_mask)
     backend = _native.choose_backend(a.x)
     if backend == "cuda":
+        if y_out is not None:
+            raise ValueError("y_out: host backends only")
         return forward_cuda(cell, [a])[0]
+    if y_out is not None and not (isinstance(y_out, np.ndarray) and y_out.dtype == a.x.dtype
+                                  and y_out.shape == (a.batch, a.steps, a.hidden) and y_out.flags.writeable
+                                  and _validate.rows_evenly_spaced(y_out)):
+        raise ValueError("y_out: expected a writable host array (B, T, H) of x's dtype, in C order or one side "
+                         "of a (B, T, 2H) one")
     if backend == "numpy":
         ref_lengths = None if lengths is None else a.lengths
         with np.errstate(all="ignore"):  # NaN and inf propagate quietly, as in the compiled kernels
             y, h_n, c_n, saved = _reference_forward(cell, a, ref_lengths)
+        if y_out is not None:
+            y_out[...] = y
+            y = y_out
     else:
-        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype)
+        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype, y_out)
         kernel = getattr(_native.core(), f"{cell}_forward")
         kernel(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, a.lengths, a.recurrent_mask, a.reverse,
                ACTIVATION_CODE[a.nonlinearity], num_threads or _native.get_num_threads(), y, h_n, c_n, *saved)

@@ -66,6 +66,22 @@ def forward_directions(cell, calls, wrap=None):
                                                                     **call) for d, call in enumerate(calls)])
 
 
+def share_output(calls):
+    """Two host directions' outputs as the halves of one (B, T, 2H) array: sets each call's ``y_out``
+    to its half and returns the array, so that no concatenation follows. None where the kernels
+    cannot write in place (GPU arrays, one direction) or the arguments are malformed (the calls'
+    validation reports what is wrong)."""
+    x, w_hh = calls[0]["x"], calls[0]["w_hh"]
+    if not (len(calls) == 2 and isinstance(x, np.ndarray) and x.ndim == 3 and isinstance(w_hh, np.ndarray)
+            and w_hh.ndim == 2 and getattr(calls[1]["w_hh"], "shape", None) == w_hh.shape):
+        return None
+    hidden = w_hh.shape[1]
+    y = np.empty(x.shape[:2] + (2 * hidden,), x.dtype)
+    for d, call in enumerate(calls):
+        call["y_out"] = y[..., d * hidden:(d + 1) * hidden]
+    return y
+
+
 def backward_directions(cell, contexts, cotangents, need_dx=None):
     """Backward of the directions of one forward_directions call: ``cotangents`` holds (dy (B, T, H),
     dh_n (B, H) or None, dc_n (B, H) or None) per Context -> [Grads]. ``need_dx``: one bool per
@@ -161,8 +177,10 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         calls = [dict(x=layer_input, w_ih=params[k][0], w_hh=params[k][1], b_ih=params[k][2], b_hh=params[k][3],
                       h0=None if h0 is None else h0[k], c0=None if c0 is None else c0[k], lengths=lengths,
                       reverse=bool(k % D), nonlinearity=nonlinearity) for k in range(layer * D, (layer + 1) * D)]
+        y = share_output(calls) if D == 2 else None
         results = forward_directions(cell, calls, wrap)
-        y = results[0][0] if D == 1 else xp.concatenate([r[0] for r in results], axis=-1)
+        if y is None:
+            y = results[0][0] if D == 1 else xp.concatenate([r[0] for r in results], axis=-1)
         for _, hn, cn, ctx in results:
             h_n.append(hn)
             c_n.append(cn)
@@ -202,7 +220,7 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
         if ctx.masks[layer] is not None:
             d_out = d_out * ctx.masks[layer]
         ks = range(layer * D, (layer + 1) * D)
-        cotangents = [(xp.ascontiguousarray(d_out[..., d * H:(d + 1) * H]),  # this direction's part of dy
+        cotangents = [(d_out[..., d * H:(d + 1) * H],  # this direction's part of dy (a view; copied if needed)
                        None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]) for d, k in enumerate(ks)]
         grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents)
         for k, g in zip(ks, grads):

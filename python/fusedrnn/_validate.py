@@ -78,6 +78,19 @@ def contiguous(a):
     return a if a is None or a.flags.c_contiguous else a.copy(order="C")
 
 
+def rows_evenly_spaced(a) -> bool:
+    """a (B, T, W) whose (b, t) rows are each contiguous and evenly spaced: C order, or one side of a
+    (B, T, k*W) array in C order. The CPU kernels read and write such arrays in place (module.cpp's
+    checked_rows)."""
+    if a.flags.c_contiguous:
+        return True
+    B, T, W = a.shape
+    item = a.itemsize
+    stride = a.strides[1] // item if T > 1 else a.strides[0] // item if B > 1 else W
+    return ((W == 1 or a.strides[2] == item) and stride >= W and (T == 1 or a.strides[1] == stride * item)
+            and (B == 1 or a.strides[0] == T * stride * item))
+
+
 def optional_array_arg(name, a, shape, layout, dtype, like=None):
     if a is None:
         return None
@@ -160,7 +173,8 @@ def backward_args(cell, ctx, context_type, dy, dh_n, dc_n):
     hidden = ctx.w_hh.shape[1]
     dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype, ctx.x)
     expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
-    dy = contiguous(dy)
+    if not (ctx.backend == "cpu" and rows_evenly_spaced(dy)):  # the CPU kernels read such rows in place
+        dy = contiguous(dy)
     dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
     if cell == "lstm":
         dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)

@@ -229,7 +229,7 @@ def reverse_sequence(x: Tensor, lengths) -> Tensor:
 
 def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, forward_params, backward_params,
                             forward_states=(None, None), backward_states=(None, None), lengths=None,
-                            nonlinearity: str = "tanh", recurrent_masks=(None, None)):
+                            nonlinearity: str = "tanh", recurrent_masks=(None, None), merge_concat: bool = False):
     """Both directions of a bidirectional fused layer as one graph node: the forward pass over
     x_forward (B, T, I) and the reverse pass (each row from its own last valid step) over x_backward
     (the same tensor unless each direction has its own input dropout). On the CPU backend the two
@@ -238,8 +238,11 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
 
     params: (w_ih, w_hh, b_ih, b_hh) per direction; states: (h0, c0) per direction (None: zeros);
     recurrent_masks: (B, H) or None per direction.
-    -> [y_f, h_f, c_f, y_b, h_b, c_b]: y (B, T, H) in input order, h, c (B, H); c None but for LSTM."""
-    from .._stack import backward_directions, forward_directions
+    -> [y_f, h_f, c_f, y_b, h_b, c_b]: y (B, T, H) in input order, h, c (B, H); c None but for LSTM.
+    merge_concat (Bidirectional's merge_mode "concat"): -> [y, h_f, c_f, h_b, c_b] with y (B, T, 2H),
+    [y_f, y_b] on the last axis. On the host the kernels write their halves of y in place and read
+    their gradients from the halves of its gradient: no concatenation, no split copies."""
+    from .._stack import backward_directions, forward_directions, share_output
 
     xs = (as_tensor(x_forward), as_tensor(x_backward))
     params = tuple(tuple(as_tensor(p) for p in ps) for ps in (forward_params, backward_params))
@@ -248,21 +251,34 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
                   b_hh=params[d][3].data, h0=None if states[d][0] is None else states[d][0].data,
                   c0=None if states[d][1] is None else states[d][1].data, lengths=lengths, reverse=bool(d),
                   nonlinearity=nonlinearity, recurrent_mask=recurrent_masks[d]) for d in range(2)]
+    y = share_output(calls) if merge_concat else None
     results = forward_directions(cell, calls)
     contexts = [r[3] for r in results]
+    hidden = results[0][0].shape[-1]
+    if merge_concat and y is None:  # the GPU: one concatenation
+        y = xs[0].xp.concatenate([results[0][0], results[1][0]], axis=-1)
 
-    def backward(grads):  # [dy_f, dh_f, dc_f, dy_b, dh_b, dc_b], None where unused
+    def backward(grads):  # [dy_f, dh_f, dc_f, dy_b, dh_b, dc_b] (merge_concat: [dy, dh_f, dc_f, dh_b, dc_b]), None where unused
+        if merge_concat:
+            dy, *states_grads = grads
+            halves = (None, None) if dy is None else (dy[..., :hidden], dy[..., hidden:])
+            grads = [halves[0], *states_grads[:2], halves[1], *states_grads[2:]]
         cotangents = []
         for d in range(2):
             dy, dh_n, dc_n = grads[3 * d:3 * d + 3]
-            y = results[d][0]
-            dy = xs[d].xp.zeros(y.shape, y.dtype) if dy is None else dy
+            y_d = results[d][0]
+            dy = xs[d].xp.zeros(y_d.shape, y_d.dtype) if dy is None else dy
             cotangents.append((dy, dh_n, dc_n))
         g = backward_directions(cell, contexts, cotangents, need_dx=[x.requires_grad for x in xs])
         return tuple(out for d in range(2)
                      for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh, g[d].dh0, g[d].dc0))
 
     parents = tuple(t for d in range(2) for t in (xs[d],) + params[d] + states[d])
+    if merge_concat:
+        outputs = record_many([y, results[0][1], results[0][2], results[1][1], results[1][2]], parents, backward)
+        if cell != "lstm":
+            outputs[2] = outputs[4] = None
+        return outputs
     outputs = record_many([results[0][0], results[0][1], results[0][2], results[1][0], results[1][1], results[1][2]],
                           parents, backward)
     if cell != "lstm":

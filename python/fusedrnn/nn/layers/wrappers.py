@@ -69,11 +69,17 @@ class Bidirectional(Layer):
         fwd, bwd = self.forward_layer, self.backward_layer
         xf, h0f, c0f, mask_f = fwd.prepare(inputs, forward_state, training)
         xb, h0b, c0b, mask_b = bwd.prepare(inputs, backward_state, training)
-        yf, hf, cf, yb, hb, cb = F.bidirectional_recurrent(
+        # concatenated sequences come out of the node already joined (no copy on the host)
+        joined = self.return_sequences and self.merge_mode == "concat"
+        outs = F.bidirectional_recurrent(
             fwd.cell, xf, xb, (fwd.w_ih, fwd.w_hh, fwd.b_ih, fwd.b_hh), (bwd.w_ih, bwd.w_hh, bwd.b_ih, bwd.b_hh),
-            (h0f, c0f), (h0b, c0b), lengths, fwd.activation, (mask_f, mask_b))
+            (h0f, c0f), (h0b, c0b), lengths, fwd.activation, (mask_f, mask_b), merge_concat=joined)
+        if joined:
+            y, hf, cf, hb, cb = outs
+        else:
+            yf, hf, cf, yb, hb, cb = outs
         if self.return_sequences:
-            output = self._merge(yf, yb)
+            output = y if joined else self._merge(yf, yb)
             for y in (output if isinstance(output, list) else [output]):
                 y.lengths = lengths
         else:
