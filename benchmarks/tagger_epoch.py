@@ -12,8 +12,11 @@ Synthetic data of the tagger's size: sentences x 30 token ids from a 10,000-word
 padding, so both sides do the same work), 3 classes. Both sides: float32, the same threads, the
 same batches in the same order (no shuffling). Before timing, torch's model gets our initial weights
 and both must give the same probabilities (dropout off). Rounds alternate the order; each side's
-time is the median over rounds, scaled to a 4000-sentence epoch when --sentences is smaller. torch's
-threads suffer most from other work on a shared machine: the load average is printed with the table.
+time is the median over rounds, scaled to a 4000-sentence epoch when --sentences is smaller. The
+table also gives the median of the rounds' own ratios (each round times both sides back to back), which
+drifts of the machine's speed move less. The machine's moment is printed with it: the load average, and
+a single-threaded float32 GEMM rate taken before and after the rounds (on these shared 2-vCPU machines
+it has read 100-160 GFLOP/s within one hour, and both sides' times move with it).
 """
 
 from __future__ import annotations
@@ -79,6 +82,21 @@ def torch_twin(torch, model):
     return twin
 
 
+def gemm_rate(seconds=0.3):
+    """GFLOP/s of one thread's float32 GEMMs of the recurrent products' size, over ``seconds``."""
+    from fusedrnn import _native
+
+    core = _native.core()
+    a, b = np.ones((256, 300), np.float32), np.ones((300, 1200), np.float32)
+    out = np.empty((256, 1200), np.float32)
+    rates, stop = [], time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        start = time.perf_counter()
+        core.matmul(a, b, out, False, False, 1)
+        rates.append(2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=32)
@@ -125,6 +143,7 @@ def main(argv=None):
 
     peers = {"ours": run_ours, "torch": run_torch}
     names = list(peers)
+    rate_before = gemm_rate()
     warm = min(args.sentences, 4 * args.batch_size)
     for run in peers.values():
         run(warm)
@@ -135,23 +154,28 @@ def main(argv=None):
             peers[name](args.sentences)
             seconds[name].append(time.perf_counter() - start)
 
+    rate_after = gemm_rate()
     load = os.getloadavg()[0]
     scale = EPOCH_SENTENCES / args.sentences
     per_epoch = {name: statistics.median(values) * scale for name, values in seconds.items()}
     print(f"tagger epoch: batch {args.batch_size}, {args.sentences} sentences timed x {STEPS} steps, vocabulary "
           f"{VOCAB}, {threads} threads, torch {torch.__version__}, {args.rounds} rounds "
-          f"(check: max |ours - torch| = {diff:.2g}); load average {load:.2f}")
-    print("| batch | sentences timed | peer | s/epoch | / torch |")
-    print("|---:|---:|---|---:|---:|")
+          f"(check: max |ours - torch| = {diff:.2g}); load average {load:.2f}; one-thread sgemm "
+          f"{rate_before:.0f} GFLOP/s before, {rate_after:.0f} after")
+    print("| batch | sentences timed | peer | s/epoch | / torch | median of the rounds' ratios |")
+    print("|---:|---:|---|---:|---:|---:|")
     ratio = {name: per_epoch[name] / per_epoch["torch"] for name in names}
+    paired = {name: statistics.median(a / b for a, b in zip(seconds[name], seconds["torch"])) for name in names}
     for name in names:
-        print(f"| {args.batch_size} | {args.sentences} | {name} | {per_epoch[name]:.1f} | {ratio[name]:.2f} |")
+        print(f"| {args.batch_size} | {args.sentences} | {name} | {per_epoch[name]:.1f} | {ratio[name]:.2f} | "
+              f"{paired[name]:.2f} |")
     if scale != 1:
         print(f"(s/epoch: the time for {args.sentences} sentences x {scale:g}, a {EPOCH_SENTENCES}-sentence epoch)")
     if args.json:
         print(json.dumps({"benchmark": "tagger_epoch", "batch_size": args.batch_size, "sentences": args.sentences,
                           "threads": threads, "rounds": args.rounds, "seconds_per_epoch": per_epoch,
-                          "over_torch": ratio, "raw_seconds": seconds, "load_average": load}))
+                          "over_torch": ratio, "over_torch_paired": paired, "raw_seconds": seconds,
+                          "load_average": load, "sgemm_gflops": [rate_before, rate_after]}))
     return 0
 
 
