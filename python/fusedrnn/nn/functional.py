@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _direction, ops
-from .._matmul import matmul
 from .._dropout import apply_dropout, dropout_key, dropout_mask  # the layers' masks too (F.dropout_mask)
+from .._matmul import matmul
 from .autograd import Tensor, as_tensor, record, record_many
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
@@ -258,8 +258,8 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
     if merge_concat and y is None:  # the GPU: one concatenation
         y = xs[0].xp.concatenate([results[0][0], results[1][0]], axis=-1)
 
-    def backward(grads):  # [dy_f, dh_f, dc_f, dy_b, dh_b, dc_b] (merge_concat: [dy, dh_f, dc_f, dh_b, dc_b]), None where unused
-        if merge_concat:
+    def backward(grads):  # [dy_f, dh_f, dc_f, dy_b, dh_b, dc_b], None where unused
+        if merge_concat:  # [dy, dh_f, dc_f, dh_b, dc_b]: dy's halves are views, read in place on the host
             dy, *states_grads = grads
             halves = (None, None) if dy is None else (dy[..., :hidden], dy[..., hidden:])
             grads = [halves[0], *states_grads[:2], halves[1], *states_grads[2:]]

@@ -80,8 +80,8 @@ class Bidirectional(Layer):
             yf, hf, cf, yb, hb, cb = outs
         if self.return_sequences:
             output = y if joined else self._merge(yf, yb)
-            for y in (output if isinstance(output, list) else [output]):
-                y.lengths = lengths
+            for sequence in (output if isinstance(output, list) else [output]):
+                sequence.lengths = lengths
         else:
             output = self._merge(hf, hb)
         outputs = output if isinstance(output, list) else [output]
