@@ -300,9 +300,18 @@ def test_cli_train_evaluate_predict_tiny(tiny, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert cli.main(["ade", "evaluate", "--model", str(out), "--data", str(folder), "--output",
                      str(tmp_path / "eval.json")]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     assert printed["span"] == metrics["test"]["span"]
+    assert "predict" in captured.err  # the progress bar, on stderr, never in the JSON
     assert json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))["chapter"] == printed["chapter"]
+    assert cli.main(["ade", "evaluate", "--model", str(out), "--data", str(folder), "--quiet"]) == 0
+    assert "predict" not in capsys.readouterr().err
+    (tmp_path / "in.txt").write_text("Aspirin gave a rash.\n", encoding="utf-8")
+    for quiet in ([], ["--quiet"]):
+        assert cli.main(["ade", "predict", "--model", str(out), "--input", str(tmp_path / "in.txt"), "--output",
+                         str(tmp_path / "out.jsonl"), *quiet]) == 0
+        assert ("batch" in capsys.readouterr().err) == (not quiet)
 
 
 @pytest.mark.skipif(not DATA, reason="FUSEDRNN_ADE_DIR is not set (the real ADE corpus folder)")

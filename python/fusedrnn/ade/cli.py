@@ -12,11 +12,11 @@ and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the ADE-NEG sen
 effect) of every document that has no sentence on the test or the inner validation side; the test and
 validation sentences stay DRUG-AE's, as in the literature.
 
-``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE]``: strict span
-scores per type and micro, and the chapter's token metrics, as JSON (default test set: the model's
-test_pmids.txt).
+``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE] [--quiet]``:
+strict span scores per type and micro, and the chapter's token metrics, as JSON (default test set: the
+model's test_pmids.txt).
 
-``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE.jsonl``: one sentence per input line
+``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE.jsonl [--quiet]``: one sentence per input line
 (UTF-8; a trailing "\r" is dropped); one JSON object per non-empty line,
 ``{"line": n, "text": ..., "spans": [{"start", "end", "label", "text"}]}`` with character offsets into the
 line. Empty or blank lines are skipped and counted (reported on stderr).
@@ -26,6 +26,8 @@ document (no abstract on both sides); one model folder per fold and DIR/cv.json 
 the mean (and std) strict span scores and chapter metrics. ``--spert-folds DIR`` trains and scores on
 the published sentence-level SpERT folds instead (``--folds`` is then ignored), for comparison with the
 literature only: those folds put sentences of one abstract on both sides.
+
+Every command that runs the network shows progress bars on stderr; ``--quiet`` turns them off.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def add_arguments(parser):
     _add_data(ev)
     ev.add_argument("--test-pmids", default=None, help="default: the model folder's test_pmids.txt")
     ev.add_argument("--output", default=None, help="also write the JSON here")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(ev)
     ev.set_defaults(ade_run=_evaluate)
 
@@ -103,6 +106,7 @@ def add_arguments(parser):
     pr.add_argument("--model", required=True)
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True)
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(pr)
     pr.set_defaults(ade_run=_predict)
 
@@ -298,7 +302,7 @@ def _evaluate(args) -> int:
     _, test_idx = heldout_split(records, pmids)
     if not test_idx:
         raise ValueError(f"{pmid_file}: none of its PubMed IDs is in the corpus")
-    metrics = tagger.evaluate([records[i] for i in test_idx])
+    metrics = tagger.evaluate([records[i] for i in test_idx], verbose=0 if args.quiet else 1)
     metrics["test_pmids"] = str(pmid_file)
     text = json.dumps(metrics, indent=2)
     if args.output:
@@ -337,7 +341,7 @@ def _predict(args) -> int:
     tagger = Tagger.load(args.model, device=args.device)
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
-    spans = tagger.predict_spans([t for _, t in kept])
+    spans = tagger.predict_spans([t for _, t in kept], verbose=0 if args.quiet else 1)
     out = Path(args.output)
     if out.parent and not out.parent.is_dir():
         raise FileNotFoundError(f"output folder not found: {out.parent}")

@@ -230,14 +230,16 @@ class Tagger:
 
     # -- prediction
 
-    def predict_tags(self, texts: Sequence[str], batch_size: int = 64) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
-        """IOB2 tags for every token of each text (O past maxlen) and the token spans."""
+    def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
+                     verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
+        """IOB2 tags for every token of each text (O past maxlen) and the token spans; verbose=1 shows
+        a progress bar over the batches."""
         from .. import nn
 
         if not texts:
             return [], []
         enc = self.encode_texts(texts)
-        scores = self.model.predict(enc.inputs, batch_size=batch_size)  # (N, maxlen, tags)
+        scores = self.model.predict(enc.inputs, batch_size=batch_size, verbose=verbose)  # (N, maxlen, tags)
         if self.config.crf:
             (crf,) = [layer for layer in self.model.layers if isinstance(layer, nn.CRF)]
             best = crf.decode(scores, np.maximum((enc.ids != 0).sum(axis=1), 1))
@@ -250,12 +252,12 @@ class Tagger:
             out.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
         return out, enc.spans
 
-    def predict_spans(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
+    def predict_spans(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0) -> list[list[Span]]:
         """Character spans (labels ADE / DRUG) for each text."""
-        tags, spans = self.predict_tags(texts, batch_size)
+        tags, spans = self.predict_tags(texts, batch_size, verbose)
         return [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, tags)]
 
-    def evaluate(self, records: Sequence[Record], batch_size: int = 64) -> dict:
+    def evaluate(self, records: Sequence[Record], batch_size: int = 64, verbose: int = 0) -> dict:
         """Strict span scores (per type and micro) and the chapter's token metrics, side by side.
 
         Gold spans are the corpus mentions in the tagger's scheme, off-boundary and past-maxlen ones
@@ -264,7 +266,7 @@ class Tagger:
         if not records:
             raise ValueError("no sentences to evaluate")
         texts = [r.text for r in records]
-        pred_tags, spans = self.predict_tags(texts, batch_size)
+        pred_tags, spans = self.predict_tags(texts, batch_size, verbose)
         gold_tags = [labels_for(s, self.gold_mentions(r), self.config.tags)[0] for r, s in zip(records, spans)]
         pred = [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, pred_tags)]
         gold = [self.gold_mentions(r) for r in records]
