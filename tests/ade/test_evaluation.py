@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fusedrnn.ade.corpus import Span
-from fusedrnn.ade.evaluation import chapter_metrics, seqeval_scores, sentence_token_scores, span_scores
+from fusedrnn.ade.evaluation import (chapter_metrics, overlap_scores, seqeval_scores, sentence_token_scores,
+                                     span_scores)
 
 
 def S(a, b, label):
@@ -23,6 +24,26 @@ def test_strict_span_scores():
     assert span_scores([[]], [[]])["micro"]["f1"] == 0.0
     with pytest.raises(ValueError, match="1 gold"):
         span_scores([[]], [])
+
+
+def test_overlap_span_scores():
+    gold = [[S(0, 4, "ADE"), S(10, 15, "DRUG")], [S(0, 3, "ADE"), S(5, 9, "ADE")], [S(0, 2, "ADE")]]
+    # Sentence 1: DRUG off by one now counts; a stray ADE overlaps nothing. Sentence 2: one wide
+    # prediction overlaps both gold ADEs, a DRUG over the first does not (wrong label). Sentence 3:
+    # a prediction that only touches the gold span's end (2 == 2) does not overlap it.
+    pred = [[S(0, 4, "ADE"), S(10, 14, "DRUG"), S(20, 25, "ADE")], [S(1, 8, "ADE"), S(0, 3, "DRUG")],
+            [S(2, 4, "ADE")]]
+    s = overlap_scores(gold, pred)
+    assert (s["ADE"]["matched_gold"], s["ADE"]["support"]) == (3, 4)
+    assert (s["ADE"]["matched_predicted"], s["ADE"]["predicted"]) == (2, 4)
+    assert s["ADE"]["recall"] == 0.75 and s["ADE"]["precision"] == 0.5 and s["ADE"]["f1"] == pytest.approx(0.6)
+    assert s["DRUG"]["recall"] == 1.0 and s["DRUG"]["precision"] == 0.5
+    assert s["micro"]["recall"] == pytest.approx(4 / 5) and s["micro"]["precision"] == pytest.approx(3 / 6)
+    strict = span_scores(gold, pred)
+    assert strict["ADE"]["tp"] == 1 and "tp" not in s["ADE"]
+    assert overlap_scores([[]], [[]])["micro"]["f1"] == 0.0
+    with pytest.raises(ValueError, match="1 gold"):
+        overlap_scores([[]], [])
 
 
 def test_seqeval_strict_agrees():

@@ -261,11 +261,12 @@ def _cv(args) -> int:
         _log(f"fold {k}: " + _score_line(m["test"]))
         results.append(m)
     summary = {}
-    for label in sorted({lab for m in results for lab in m["test"]["span"]}):
-        for what in ("f1", "precision", "recall"):
-            values = [m["test"]["span"].get(label, {}).get(what, 0.0) for m in results]
-            summary[f"{label}_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                                          "folds": values}
+    for key, suffix in (("span", ""), ("span_overlap", "_overlap")):
+        for label in sorted({lab for m in results for lab in m["test"][key]}):
+            for what in ("f1", "precision", "recall"):
+                values = [m["test"][key].get(label, {}).get(what, 0.0) for m in results]
+                summary[f"{label}_{what}{suffix}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                                                      "folds": values}
     for what in ("mean_f1", "share_f1_above"):
         values = [m["test"]["chapter"][what] for m in results]
         summary[f"chapter_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}

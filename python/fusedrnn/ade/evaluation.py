@@ -3,7 +3,10 @@
 Strict span scores are computed on character offsets: a predicted span counts as a true positive only
 when a gold span has the same (start, end, label). Scoring offsets rather than tags makes the scores
 independent of the tokenizer: a gold mention that does not fall on token boundaries is a miss the
-tagger cannot avoid, as it should be. ``seqeval_scores`` gives the same numbers from IOB2 tag
+tagger cannot avoid, as it should be. ``overlap_scores`` relaxes the match to any overlap with a span of
+the same label: set beside the strict scores, it separates boundary disagreements (the right
+adverse effect with or without a modifier such as "severe") from mentions missed or invented outright.
+``seqeval_scores`` gives the same numbers from IOB2 tag
 sequences (seqeval strict mode) for cross-checking and for comparison with tag-level literature.
 
 The chapter's metrics: for every sentence, scikit-learn's weighted precision/recall/F1 over its tokens,
@@ -20,11 +23,16 @@ from collections.abc import Iterable, Sequence
 from .corpus import Span
 
 
-def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
+def _prf(right: int, n_pred: int, found: int, n_gold: int) -> dict[str, float]:
+    """``right`` of ``n_pred`` predicted spans are correct, ``found`` of ``n_gold`` gold spans are found."""
+    p = right / n_pred if n_pred else 0.0
+    r = found / n_gold if n_gold else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": p, "recall": r, "f1": f, "support": n_gold, "predicted": n_pred, "tp": tp}
+    return {"precision": p, "recall": r, "f1": f, "support": n_gold, "predicted": n_pred}
+
+
+def _strict(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    return {**_prf(tp, n_pred, tp, n_gold), "tp": tp}
 
 
 def span_scores(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]]) -> dict[str, dict[str, float]]:
@@ -45,8 +53,41 @@ def span_scores(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]]) 
             n_pred[key[2]] += 1
         for key in gs & ps:
             tp[key[2]] += 1
-    out = {label: _prf(tp[label], n_pred[label], n_gold[label]) for label in sorted(set(n_gold) | set(n_pred))}
-    out["micro"] = _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
+    out = {label: _strict(tp[label], n_pred[label], n_gold[label]) for label in sorted(set(n_gold) | set(n_pred))}
+    out["micro"] = _strict(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
+    return out
+
+
+def overlap_scores(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]]) -> dict[str, dict[str, float]]:
+    """Lenient span scores: a predicted span is right when it overlaps a gold span of its label
+    (precision), a gold span is found when a predicted span of its label overlaps it (recall).
+
+    Same layout as ``span_scores``, with ``matched_gold`` and ``matched_predicted`` in place of
+    ``tp`` (one predicted span may overlap two gold ones, so the two counts can differ).
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+    found, right, n_gold, n_pred = Counter(), Counter(), Counter(), Counter()
+
+    def overlaps(span, others):
+        return any(o[2] == span[2] and o[0] < span[1] and span[0] < o[1] for o in others)
+
+    for g, p in zip(gold, pred):
+        gs = {(s.start, s.end, s.label) for s in g}
+        ps = {(s.start, s.end, s.label) for s in p}
+        for key in gs:
+            n_gold[key[2]] += 1
+            found[key[2]] += overlaps(key, ps)
+        for key in ps:
+            n_pred[key[2]] += 1
+            right[key[2]] += overlaps(key, gs)
+
+    def scores(f, ng, r, np_):
+        return {**_prf(r, np_, f, ng), "matched_gold": f, "matched_predicted": r}
+
+    labels = sorted(set(n_gold) | set(n_pred))
+    out = {label: scores(found[label], n_gold[label], right[label], n_pred[label]) for label in labels}
+    out["micro"] = scores(sum(found.values()), sum(n_gold.values()), sum(right.values()), sum(n_pred.values()))
     return out
 
 

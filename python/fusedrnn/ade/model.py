@@ -38,7 +38,7 @@ import numpy as np
 
 from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
-from .evaluation import chapter_metrics, span_scores
+from .evaluation import chapter_metrics, overlap_scores, span_scores
 from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
@@ -258,7 +258,8 @@ class Tagger:
         return [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, tags)]
 
     def evaluate(self, records: Sequence[Record], batch_size: int = 64, verbose: int = 0) -> dict:
-        """Strict span scores (per type and micro) and the chapter's token metrics, side by side.
+        """Strict span scores (per type and micro) and the chapter's token metrics, side by side, plus
+        the lenient overlap scores (``span_overlap``), which show how many errors are boundaries.
 
         Gold spans are the corpus mentions in the tagger's scheme, off-boundary and past-maxlen ones
         included (both are misses). The chapter metrics compare per-token tags over all tokens.
@@ -275,6 +276,7 @@ class Tagger:
         return {
             "sentences": len(records),
             "span": span_scores(gold, pred),
+            "span_overlap": overlap_scores(gold, pred),
             "chapter": chapter_metrics([gold_tags[i] for i in keep], [pred_tags[i] for i in keep]),
         }
 
