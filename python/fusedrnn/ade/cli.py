@@ -5,16 +5,18 @@
 (sentences, mentions, failed offset mappings, drug-inside-ADE relations, skipped lines).
 
 ``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--data DIR] [--test-pmids FILE] [--seed N]
-[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives]``: holds out the documents of
-``--test-pmids`` (default: a seeded 10% of the documents, written to MODEL_DIR/test_pmids.txt), trains
-on the rest, saves the model folder, and writes MODEL_DIR/metrics.json (test scores, history, timings)
-and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the ADE-NEG sentences (no adverse
+[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives] [--ensemble N]``:
+holds out the documents of ``--test-pmids`` (default: a seeded 10% of the documents, written to
+MODEL_DIR/test_pmids.txt), trains on the rest, saves the model folder, and writes MODEL_DIR/metrics.json
+(test scores, history, timings) and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the ADE-NEG sentences (no adverse
 effect) of every document that has no sentence on the test or the inner validation side; the test and
-validation sentences stay DRUG-AE's, as in the literature.
+validation sentences stay DRUG-AE's, as in the literature. ``--ensemble N`` trains N taggers with seeds
+seed .. seed+N-1 (each with its own validation split and corpus Word2Vec) and saves them as one model
+that decodes their summed scores (ade.ensemble); ``evaluate`` and ``predict`` open either kind of folder.
 
 ``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE] [--quiet]``:
-strict span scores per type and micro, and the chapter's token metrics, as JSON (default test set: the
-model's test_pmids.txt).
+strict span scores per type and micro (and their lenient overlap twins), and the chapter's token
+metrics, as JSON (default test set: the model's test_pmids.txt).
 
 ``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE.jsonl [--quiet]``: one sentence per input line
 (UTF-8; a trailing "\r" is dropped); one JSON object per non-empty line,
@@ -70,6 +72,8 @@ def add_arguments(parser):
     tr.add_argument("--embeddings", default=None, help="word2vec binary or text file (default: corpus Word2Vec)")
     tr.add_argument("--negatives", action="store_true",
                     help="also train on ADE-NEG sentences, of documents on the training side only")
+    tr.add_argument("--ensemble", type=int, default=1, metavar="N",
+                    help="train N taggers with seeds seed..seed+N-1 and decode their summed scores (default 1)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_device(tr)
     tr.set_defaults(ade_run=_train)
@@ -89,6 +93,8 @@ def add_arguments(parser):
                     help="also train on ADE-NEG sentences, of documents on the training side only")
     cv.add_argument("--spert-folds", default=None, metavar="DIR",
                     help="use the published sentence-level SpERT folds in DIR instead of document folds")
+    cv.add_argument("--ensemble", type=int, default=1, metavar="N",
+                    help="N taggers per fold, as for train (default 1)")
     cv.add_argument("--quiet", action="store_true")
     _add_device(cv)
     cv.set_defaults(ade_run=_cv)
@@ -137,13 +143,14 @@ def _positive_arg(name, value):
 
 
 def _setup(args):
-    """Checks the options, reads the corpus, gets the vectors: (config, positives, negatives, kv, info,
-    vocab); negatives is empty unless --negatives."""
+    """Checks the options, reads the corpus, prepares the vectors: (config, positives, negatives,
+    vectors, vocab); ``vectors(seed)`` -> (kv, info), the corpus Word2Vec of that seed (trained or
+    cached once) or the --embeddings file for every seed; negatives is empty unless --negatives."""
     from .corpus import read_corpus, resolve_data_dir
     from .embeddings import Word2VecParams, corpus_vectors, load_vectors, sentences_of
     from .model import preset
 
-    for name in ("epochs", "batch_size", "units", "limit"):
+    for name in ("epochs", "batch_size", "units", "limit", "ensemble"):
         _positive_arg(name.replace("_", "-"), getattr(args, name))
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
                     negatives=args.negatives or None)
@@ -156,22 +163,28 @@ def _setup(args):
         positives = positives[: args.limit]
         negatives = [r for r in negatives if r.pmid in {p.pmid for p in positives}]  # of the same abstracts
     if embeddings is None:
-        params = Word2VecParams(seed=args.seed, split_compounds=config.split_compounds, epochs=config.word2vec_epochs)
-        kv, info = corpus_vectors(data_dir, records, params, log=_log)
+        by_seed = {}
+
+        def vectors(seed):
+            if seed not in by_seed:
+                params = Word2VecParams(seed=seed, split_compounds=config.split_compounds,
+                                        epochs=config.word2vec_epochs)
+                by_seed[seed] = corpus_vectors(data_dir, records, params, log=_log)
+            return by_seed[seed]
         vocab = None
     else:
-        kv, info = embeddings, {"file": str(args.embeddings)}
+        def vectors(seed):
+            return embeddings, {"file": str(args.embeddings)}
         vocab = sentences_of(records, config.split_compounds)
-    return config, positives, negatives, kv, info, vocab
+    return config, positives, negatives, vectors, vocab
 
 
 def _log(msg):
     print(msg, file=sys.stderr)
 
 
-def _fit_one(args, config, kv, vocab, train_all, test, out, title, negatives=()):
-    """Trains on ``train_all`` (with the preset's validation split) and the ``negatives`` of documents
-    on neither the test nor the validation side, saves into ``out``, scores ``test``."""
+def _fit_member(args, config, kv, vocab, train_all, test, seed, title, negatives):
+    """One tagger trained with ``seed`` -> (tagger, its metrics without the test scores)."""
     import time
 
     from .. import nn
@@ -181,33 +194,59 @@ def _fit_one(args, config, kv, vocab, train_all, test, out, title, negatives=())
     if config.validation == "first":
         fit_idx, val_idx = chapter_split(len(train_all), config.train_first)
     elif len({r.pmid for r in train_all}) >= 2:
-        fit_idx, val_idx = document_split(train_all, config.inner_fraction, seed=args.seed)
+        fit_idx, val_idx = document_split(train_all, config.inner_fraction, seed=seed)
     else:
         fit_idx, val_idx = list(range(len(train_all))), []
     fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
     held_out = {r.pmid for r in val_records} | {r.pmid for r in test}
     fit_records += [r for r in negatives if r.pmid not in held_out]
-    nn.set_random_seed(args.seed)
+    nn.set_random_seed(seed)
     tagger = Tagger.from_vectors(config, kv, vocab, texts=[r.text for r in fit_records], device=args.device)
     _log(f"{title}: {len(fit_records)} training, {len(val_records)} validation, {len(test)} test sentences; "
          f"vocabulary {len(tagger.words)}")
     start = time.perf_counter()
-    history = tagger.fit(fit_records, val_records, seed=args.seed, verbose=0 if args.quiet else 1)
-    seconds = time.perf_counter() - start
-    tagger.save(out)
-    (out / "test_pmids.txt").write_text("".join(f"{p}\n" for p in sorted({r.pmid for r in test})), encoding="utf-8")
-    history.plot(out / "learning_curve.png", title=title)
-    return {
-        "command": args.command_line,
-        "preset": args.preset,
-        "config": tagger.config.__dict__,
+    history = tagger.fit(fit_records, val_records, seed=seed, verbose=0 if args.quiet else 1)
+    return tagger, {
+        "seed": seed,
         "split": {"train": len(fit_records), "validation": len(val_records), "test": len(test),
                   "test_documents": len({r.pmid for r in test})},
-        "train_seconds": seconds,
+        "train_seconds": time.perf_counter() - start,
         "epochs_run": len(history.epoch),
         "history": history.history,
-        "test": tagger.evaluate(test) if test else None,
     }
+
+
+def _fit_one(args, config, vectors, vocab, train_all, test, out, title, negatives=()):
+    """Trains on ``train_all`` (with the preset's validation split) and the ``negatives`` of documents
+    on neither the test nor the validation side, saves into ``out``, scores ``test``. With --ensemble
+    N, N members with seeds seed .. seed+N-1 (each its own validation split, dropout, and corpus
+    Word2Vec), saved and scored as one (ade.ensemble)."""
+    from .ensemble import Ensemble
+
+    n = args.ensemble
+    names = [title] if n == 1 else [f"{title}, member {k}/{n}" for k in range(1, n + 1)]
+    members, reports = [], []
+    for k, name in enumerate(names):
+        tagger, report = _fit_member(args, config, vectors(args.seed + k)[0], vocab, train_all, test, args.seed + k,
+                                     name, negatives)
+        members.append(tagger)
+        reports.append(report)
+    model = members[0] if args.ensemble == 1 else Ensemble(members)
+    model.save(out)
+    (out / "test_pmids.txt").write_text("".join(f"{p}\n" for p in sorted({r.pmid for r in test})), encoding="utf-8")
+    # An ensemble's folder shows member 1's curves, and each member folder its own.
+    members[0].history.plot(out / "learning_curve.png", title=names[0])
+    metrics = {"command": args.command_line, "preset": args.preset, "config": members[0].config.__dict__}
+    if args.ensemble == 1:
+        metrics.update({k: v for k, v in reports[0].items() if k != "seed"})
+    else:
+        for k, (tagger, report, name) in enumerate(zip(members, reports, names), 1):
+            tagger.history.plot(out / f"member_{k}" / "learning_curve.png", title=name)
+            report["test"] = tagger.evaluate(test) if test else None
+        metrics.update(ensemble=args.ensemble, split=reports[0]["split"],
+                       train_seconds=sum(r["train_seconds"] for r in reports), members=reports)
+    metrics["test"] = model.evaluate(test) if test else None
+    return metrics
 
 
 def _train(args) -> int:
@@ -217,7 +256,7 @@ def _train(args) -> int:
     from .splits import document_split, heldout_split, read_pmid_file
 
     test_pmids = read_pmid_file(args.test_pmids) if args.test_pmids else None
-    config, positives, negatives, kv, info, vocab = _setup(args)
+    config, positives, negatives, vectors, vocab = _setup(args)
     if test_pmids is not None:
         train_idx, test_idx = heldout_split(positives, test_pmids)
         if not test_idx:
@@ -225,9 +264,9 @@ def _train(args) -> int:
     else:
         train_idx, test_idx = document_split(positives, args.test_fraction, seed=args.seed)
     out = Path(args.out)
-    metrics = _fit_one(args, config, kv, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
-                       out, f"ADE tagger, preset {args.preset}", negatives)
-    metrics["embeddings"] = info
+    metrics = _fit_one(args, config, vectors, vocab, [positives[i] for i in train_idx],
+                       [positives[i] for i in test_idx], out, f"ADE tagger, preset {args.preset}", negatives)
+    metrics["embeddings"] = vectors(args.seed)[1]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics["test"]:
         print(_score_line(metrics["test"]))
@@ -246,7 +285,7 @@ def _cv(args) -> int:
     if args.spert_folds and args.negatives:
         raise ValueError("--negatives: not with --spert-folds, whose sentences carry no PubMed ID to keep "
                          "an abstract's negatives off its test side")
-    config, positives, negatives, kv, info, vocab = _setup(args)
+    config, positives, negatives, vectors, vocab = _setup(args)
     if args.spert_folds:
         sentences, folds = spert_folds(args.spert_folds)
         positives = [spert_record(s) for s in sentences]
@@ -255,7 +294,7 @@ def _cv(args) -> int:
     out = Path(args.out)
     results = []
     for k, (train_idx, test_idx) in enumerate(folds, 1):
-        m = _fit_one(args, config, kv, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
+        m = _fit_one(args, config, vectors, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
                      out / f"fold_{k}", f"ADE tagger, preset {args.preset}, fold {k}/{len(folds)}", negatives)
         (out / f"fold_{k}" / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
         _log(f"fold {k}: " + _score_line(m["test"]))
@@ -272,7 +311,7 @@ def _cv(args) -> int:
         summary[f"chapter_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}
     cv = {"command": args.command_line, "preset": args.preset, "folds": len(folds), "seed": args.seed,
           "split": "spert (sentence-level, published)" if args.spert_folds else "documents",
-          "embeddings": info, "summary": summary,
+          "embeddings": vectors(args.seed)[1], "ensemble": args.ensemble, "summary": summary,
           "train_seconds": [m["train_seconds"] for m in results]}
     (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n", encoding="utf-8")
     print("; ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in summary.items() if k.endswith("_f1")
@@ -293,10 +332,10 @@ def _evaluate(args) -> int:
     from pathlib import Path
 
     from .corpus import read_corpus
-    from .model import Tagger
+    from .ensemble import load_model
     from .splits import heldout_split, read_pmid_file
 
-    tagger = Tagger.load(args.model, device=args.device)
+    tagger = load_model(args.model, device=args.device)
     pmid_file = Path(args.test_pmids) if args.test_pmids else Path(args.model) / "test_pmids.txt"
     pmids = read_pmid_file(pmid_file)
     records, _ = read_corpus(args.data)
@@ -336,10 +375,10 @@ def _predict(args) -> int:
     import json
     from pathlib import Path
 
-    from .model import Tagger
+    from .ensemble import load_model
 
     lines = read_lines(args.input)
-    tagger = Tagger.load(args.model, device=args.device)
+    tagger = load_model(args.model, device=args.device)
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
     spans = tagger.predict_spans([t for _, t in kept], verbose=0 if args.quiet else 1)

@@ -148,7 +148,70 @@ class Encoded:
         return self.ids if self.chars is None else [self.ids, self.chars]
 
 
-class Tagger:
+class SpanPredictor:
+    """Tags and spans from tag scores, and their evaluation: what a single tagger and an ensemble
+    (ade.ensemble) share. Subclasses give ``config`` and ``potentials``."""
+
+    config: Config
+
+    def potentials(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0):
+        """-> (Encoded texts, tag scores (N, maxlen, C) as NumPy, (transitions (C, C), start (C,), end (C,))
+        of the CRF or None). With a CRF the best path of the scores decodes; else each step's argmax."""
+        raise NotImplementedError
+
+    def gold_mentions(self, record: Record) -> list[Span]:
+        return record.ade + (record.drug if self.config.scheme == "ade_drug" else [])
+
+    def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
+                     verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
+        """IOB2 tags for every token of each text (O past maxlen) and the token spans; verbose=1 shows
+        a progress bar over the batches."""
+        from ..nn.crf import viterbi
+
+        if not texts:
+            return [], []
+        enc, scores, crf = self.potentials(texts, batch_size, verbose)
+        if crf is not None:
+            best = viterbi(np, scores, np.maximum((enc.ids != 0).sum(axis=1), 1), *crf)
+        else:
+            best = scores.argmax(axis=-1)
+        tags = self.config.tags
+        out = []
+        for i, spans in enumerate(enc.spans):
+            k = min(len(spans), self.config.maxlen)
+            out.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
+        return out, enc.spans
+
+    def predict_spans(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0) -> list[list[Span]]:
+        """Character spans (labels ADE / DRUG) for each text."""
+        tags, spans = self.predict_tags(texts, batch_size, verbose)
+        return [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, tags)]
+
+    def evaluate(self, records: Sequence[Record], batch_size: int = 64, verbose: int = 0) -> dict:
+        """Strict span scores (per type and micro) and the chapter's token metrics, side by side, plus
+        the lenient overlap scores (``span_overlap``), which show how many errors are boundaries.
+
+        Gold spans are the corpus mentions in the tagger's scheme, off-boundary and past-maxlen ones
+        included (both are misses). The chapter metrics compare per-token tags over all tokens.
+        """
+        if not records:
+            raise ValueError("no sentences to evaluate")
+        texts = [r.text for r in records]
+        pred_tags, spans = self.predict_tags(texts, batch_size, verbose)
+        gold_tags = [labels_for(s, self.gold_mentions(r), self.config.tags)[0] for r, s in zip(records, spans)]
+        pred = [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, pred_tags)]
+        gold = [self.gold_mentions(r) for r in records]
+        # Sentences with no tokens would make scikit-learn warn; they carry no tags to score.
+        keep = [i for i, s in enumerate(spans) if s]
+        return {
+            "sentences": len(records),
+            "span": span_scores(gold, pred),
+            "span_overlap": overlap_scores(gold, pred),
+            "chapter": chapter_metrics([gold_tags[i] for i in keep], [pred_tags[i] for i in keep]),
+        }
+
+
+class Tagger(SpanPredictor):
     """A network with its vocabulary: encode sentences, fit, predict spans, save and load."""
 
     def __init__(self, config: Config, words: list[str], matrix: np.ndarray, chars: Sequence[str] = (),
@@ -195,9 +258,6 @@ class Tagger:
                     chars[i, t, : len(word)] = [self.char_index.get(ch, 1) for ch in word]
         return Encoded(ids, all_spans, chars)
 
-    def gold_mentions(self, record: Record) -> list[Span]:
-        return record.ade + (record.drug if self.config.scheme == "ade_drug" else [])
-
     def encode_records(self, records: Sequence[Record]) -> Encoded:
         enc = self.encode_texts([r.text for r in records])
         tags = self.config.tags
@@ -230,55 +290,17 @@ class Tagger:
 
     # -- prediction
 
-    def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
-                     verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
-        """IOB2 tags for every token of each text (O past maxlen) and the token spans; verbose=1 shows
-        a progress bar over the batches."""
+    def potentials(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0):
         from .. import nn
+        from ..nn.layers.base import to_device
 
-        if not texts:
-            return [], []
         enc = self.encode_texts(texts)
         scores = self.model.predict(enc.inputs, batch_size=batch_size, verbose=verbose)  # (N, maxlen, tags)
+        crf = None
         if self.config.crf:
-            (crf,) = [layer for layer in self.model.layers if isinstance(layer, nn.CRF)]
-            best = crf.decode(scores, np.maximum((enc.ids != 0).sum(axis=1), 1))
-        else:
-            best = scores.argmax(axis=-1)
-        tags = self.config.tags
-        out = []
-        for i, spans in enumerate(enc.spans):
-            k = min(len(spans), self.config.maxlen)
-            out.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
-        return out, enc.spans
-
-    def predict_spans(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0) -> list[list[Span]]:
-        """Character spans (labels ADE / DRUG) for each text."""
-        tags, spans = self.predict_tags(texts, batch_size, verbose)
-        return [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, tags)]
-
-    def evaluate(self, records: Sequence[Record], batch_size: int = 64, verbose: int = 0) -> dict:
-        """Strict span scores (per type and micro) and the chapter's token metrics, side by side, plus
-        the lenient overlap scores (``span_overlap``), which show how many errors are boundaries.
-
-        Gold spans are the corpus mentions in the tagger's scheme, off-boundary and past-maxlen ones
-        included (both are misses). The chapter metrics compare per-token tags over all tokens.
-        """
-        if not records:
-            raise ValueError("no sentences to evaluate")
-        texts = [r.text for r in records]
-        pred_tags, spans = self.predict_tags(texts, batch_size, verbose)
-        gold_tags = [labels_for(s, self.gold_mentions(r), self.config.tags)[0] for r, s in zip(records, spans)]
-        pred = [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, pred_tags)]
-        gold = [self.gold_mentions(r) for r in records]
-        # Sentences with no tokens would make scikit-learn warn; they carry no tags to score.
-        keep = [i for i, s in enumerate(spans) if s]
-        return {
-            "sentences": len(records),
-            "span": span_scores(gold, pred),
-            "span_overlap": overlap_scores(gold, pred),
-            "chapter": chapter_metrics([gold_tags[i] for i in keep], [pred_tags[i] for i in keep]),
-        }
+            (layer,) = [layer for layer in self.model.layers if isinstance(layer, nn.CRF)]
+            crf = tuple(to_device(w.data, "cpu") for w in (layer.transitions, layer.start, layer.end))
+        return enc, scores, crf
 
     # -- persistence
 
@@ -294,6 +316,8 @@ class Tagger:
         (folder / "vocab.json").write_text(json.dumps(self.words, ensure_ascii=False) + "\n", encoding="utf-8")
         np.save(folder / "embeddings.npy", self.matrix)
         self.model.save_weights(folder / "weights.npz")
+        # A folder that held an ensemble (ade.ensemble) now holds one tagger: load_model must open this.
+        (folder / "ensemble.json").unlink(missing_ok=True)
         return folder
 
     @classmethod

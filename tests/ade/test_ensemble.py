@@ -1,0 +1,120 @@
+"""Ensembles of ADE taggers (fusedrnn.ade.ensemble): decoding the members' summed scores, the folder
+and its errors, and the CLI's --ensemble."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ade_fixtures import write_corpus
+
+from fusedrnn import cli, nn
+from fusedrnn.ade.corpus import read_corpus
+from fusedrnn.ade.embeddings import Word2VecParams, sentences_of, train_word2vec
+from fusedrnn.ade.ensemble import Ensemble, load_model
+from fusedrnn.ade.model import Tagger, preset
+from fusedrnn.nn.crf import viterbi
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    folder = write_corpus(tmp_path / "ade")
+    records, _ = read_corpus(folder, negatives=True)
+    return folder, records
+
+
+def _trained(records, crf, seed, **overrides):
+    nn.set_random_seed(seed)
+    kv = train_word2vec(sentences_of(records), Word2VecParams(dim=8, min_count=1, epochs=2, seed=seed))
+    config = preset("best", **{**dict(maxlen=12, units=4, epochs=2, batch_size=2, patience=None, char_units=3,
+                                      char_dim=4, crf=crf), **overrides})
+    tagger = Tagger.from_vectors(config, kv, texts=[r.text for r in records])
+    tagger.fit(records[:4], records[4:], seed=seed, verbose=0)
+    return tagger
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_members_scores_add_up_and_decode(tiny, crf):
+    _, records = tiny
+    a, b = _trained(records, crf, 0), _trained(records, crf, 1)
+    texts = [r.text for r in records] + ["Aspirin gave a rash and headache."]
+    enc, scores, weights = Ensemble([a, b]).potentials(texts)
+    (_, sa, wa), (_, sb, wb) = a.potentials(texts), b.potentials(texts)
+    np.testing.assert_allclose(scores, sa + sb, rtol=1e-6)
+    if crf:
+        for w, x, y in zip(weights, wa, wb):
+            np.testing.assert_allclose(w, x + y, rtol=1e-6)
+        best = viterbi(np, sa + sb, np.maximum((enc.ids != 0).sum(axis=1), 1), *[x + y for x, y in zip(wa, wb)])
+    else:
+        assert weights is None
+        best = (sa + sb).argmax(axis=-1)
+    tags, spans = Ensemble([a, b]).predict_tags(texts)
+    T = a.config.maxlen
+    assert tags == [[a.config.tags[j] for j in row[: min(len(s), T)]] + ["O"] * max(0, len(s) - T)
+                    for row, s in zip(best, spans)]
+    # Two copies of one member double every score exactly, so the best path is the member's.
+    assert Ensemble([a, a]).predict_tags(texts) == a.predict_tags(texts)
+
+
+def test_folder_round_trip_and_errors(tiny, tmp_path):
+    _, records = tiny
+    members = [_trained(records, True, seed) for seed in (0, 1)]
+    texts = [r.text for r in records]
+    folder = Ensemble(members).save(tmp_path / "ens")
+    assert json.loads((folder / "ensemble.json").read_text(encoding="utf-8")) == {"members": 2}
+    loaded = load_model(folder)
+    assert isinstance(loaded, Ensemble) and len(loaded.members) == 2
+    assert loaded.predict_spans(texts) == Ensemble(members).predict_spans(texts)
+    assert isinstance(load_model(folder / "member_1"), Tagger)
+
+    (folder / "ensemble.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="unreadable ensemble.json"):
+        load_model(folder)
+    (folder / "ensemble.json").write_text('{"members": 0}', encoding="utf-8")
+    with pytest.raises(ValueError, match="members must be a positive integer"):
+        load_model(folder)
+    (folder / "ensemble.json").write_text('{"members": 3}', encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="member_3"):
+        load_model(folder)
+    members[0].save(folder)  # one tagger saved over the ensemble: the folder now opens as that tagger
+    assert isinstance(load_model(folder), Tagger)
+
+    with pytest.raises(TypeError, match="members"):
+        Ensemble([])
+    other = _trained(records, True, 2, maxlen=10)
+    with pytest.raises(ValueError, match="member 2 differs from member 1 in maxlen"):
+        Ensemble([members[0], other])
+
+
+def test_cli_train_cv_evaluate_predict_with_ensemble(tiny, tmp_path, monkeypatch, capsys):
+    folder, _ = tiny
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the Word2Vec cache goes under ~/.cache
+    out = tmp_path / "model"
+    rc = cli.main(["ade", "train", "--preset", "best", "--data", str(folder), "--out", str(out), "--epochs", "1",
+                   "--units", "4", "--ensemble", "2", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    for name in ("ensemble.json", "metrics.json", "learning_curve.png", "test_pmids.txt", "member_1/weights.npz",
+                 "member_2/learning_curve.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["ensemble"] == 2 and [m["seed"] for m in metrics["members"]] == [0, 1]
+    assert all(m["test"]["sentences"] == metrics["test"]["sentences"] for m in metrics["members"])
+    capsys.readouterr()
+    assert cli.main(["ade", "evaluate", "--model", str(out), "--data", str(folder), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["span"] == metrics["test"]["span"]
+    (tmp_path / "in.txt").write_text("Aspirin gave a rash.\n", encoding="utf-8")
+    assert cli.main(["ade", "predict", "--model", str(out), "--input", str(tmp_path / "in.txt"), "--output",
+                     str(tmp_path / "out.jsonl"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))["text"] == "Aspirin gave a rash."
+
+    rc = cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "2", "--out",
+                   str(tmp_path / "cv"), "--epochs", "1", "--units", "4", "--ensemble", "2", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text(encoding="utf-8"))["ensemble"] == 2
+    assert (tmp_path / "cv" / "fold_2" / "member_2" / "weights.npz").is_file()
+
+    capsys.readouterr()
+    assert cli.main(["ade", "train", "--preset", "best", "--data", str(folder), "--out", str(out),
+                     "--ensemble", "0"]) == 2
+    assert "--ensemble must be a positive integer" in capsys.readouterr().err
