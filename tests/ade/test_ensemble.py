@@ -118,3 +118,22 @@ def test_cli_train_cv_evaluate_predict_with_ensemble(tiny, tmp_path, monkeypatch
     assert cli.main(["ade", "train", "--preset", "best", "--data", str(folder), "--out", str(out),
                      "--ensemble", "0"]) == 2
     assert "--ensemble must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_ensemble_on_the_gpu_tags_like_on_the_cpu(tiny, tmp_path):
+    """An ensemble folder opened on the GPU: the members' scores and CRF weights come to the host and
+    decode to the same spans as on the CPU."""
+    pytest.importorskip("cupy")
+    from fusedrnn import _native
+
+    try:
+        _native.cuda()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    _, records = tiny
+    folder = Ensemble([_trained(records, True, seed) for seed in (0, 1)]).save(tmp_path / "ens")
+    texts = [r.text for r in records] + ["Aspirin gave a rash and headache."]
+    gpu = load_model(folder, device="cuda")
+    assert all(m.model.device == "cuda" for m in gpu.members)
+    assert gpu.predict_spans(texts) == load_model(folder).predict_spans(texts)
