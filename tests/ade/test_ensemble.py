@@ -39,8 +39,8 @@ def test_members_scores_add_up_and_decode(tiny, crf):
     _, records = tiny
     a, b = _trained(records, crf, 0), _trained(records, crf, 1)
     texts = [r.text for r in records] + ["Aspirin gave a rash and headache."]
-    enc, scores, weights = Ensemble([a, b]).potentials(texts)
-    (_, sa, wa), (_, sb, wb) = a.potentials(texts), b.potentials(texts)
+    enc, [(scores, weights)] = Ensemble([a, b]).potentials(texts)
+    (_, [(sa, wa)]), (_, [(sb, wb)]) = a.potentials(texts), b.potentials(texts)
     np.testing.assert_allclose(scores, sa + sb, rtol=1e-6)
     if crf:
         for w, x, y in zip(weights, wa, wb):

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from ade_fixtures import write_corpus
+from ade_fixtures import S2, S_TITLE, write_corpus
 
 from fusedrnn import cli, nn
 from fusedrnn.ade.corpus import read_corpus
@@ -75,13 +75,13 @@ def test_load_vectors_text_and_binary(tmp_path):
         load_vectors(tmp_path / "none.bin")
 
 
-def _tiny_tagger(records, scheme="ade_drug", crf=False, kv=None, device="cpu"):
+def _tiny_tagger(records, scheme="ade_drug", crf=False, kv=None, device="cpu", nested=False):
     from fusedrnn.ade.embeddings import train_word2vec
 
     nn.set_random_seed(0)
     kv = train_word2vec(sentences_of(records), TINY) if kv is None else kv
     config = preset("best", scheme=scheme, maxlen=12, units=4, epochs=2, batch_size=2, patience=None, char_units=3,
-                    char_dim=4, crf=crf)
+                    char_dim=4, crf=crf, nested=nested)
     return Tagger.from_vectors(config, kv, texts=[r.text for r in records], device=device)
 
 
@@ -115,6 +115,45 @@ def test_model_folder_round_trip(tiny, tmp_path, monkeypatch, crf):
     with pytest.raises(FileNotFoundError, match="missing weights.npz"):
         (tmp_path / "model" / "weights.npz").unlink()
         Tagger.load(tmp_path / "model")
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_nested_heads_keep_the_drug_inside_an_adverse_effect(tiny, crf):
+    """Two heads (ADE, DRUG): "Ifosfamide-induced encephalopathy" keeps its drug "Ifosfamide", which
+    the 5-tag sequence gives to the adverse effect. The gold one-hot tags, decoded as if they were the
+    network's scores, give back every gold drug with two heads and all but the nested ones with one."""
+    _, records = tiny
+    records = [r for r in records if not r.negative]
+    texts = [r.text for r in records]
+    found, drug_recall = {}, {}
+    for nested in (False, True):
+        tagger = _tiny_tagger(records, crf=crf, nested=nested)
+        enc = tagger.encode_records(records)
+        assert isinstance(enc.y, list) == nested
+        tagger.model.predict = lambda inputs, batch_size=32, verbose=0, y=enc.y: y  # the gold tags as scores
+        found[nested] = {(t, x.start, x.end, x.label) for t, spans in zip(texts, tagger.predict_spans(texts))
+                         for x in spans}
+        drug_recall[nested] = tagger.evaluate(records)["span"]["DRUG"]["recall"]
+    inside = {(r.text, d.start, d.end, "DRUG") for r in records for d in r.drug
+              if any(a.start <= d.start and d.end <= a.end for a in r.ade)}
+    assert (S2, 0, 10, "DRUG") in inside and (S_TITLE, 0, 7, "DRUG") in inside
+    assert inside <= found[True] and not inside & found[False]
+    assert found[True] - inside == found[False]  # the adverse effects and the other drugs: the same
+    assert drug_recall[True] == 1.0 > drug_recall[False]
+
+
+def test_nested_tagger_trains_saves_and_loads(tiny, tmp_path):
+    _, records = tiny
+    tagger = _tiny_tagger(records, crf=True, nested=True)
+    tagger.fit(records[:3], records[3:], verbose=0)
+    texts = [r.text for r in records] + ["Aspirin-induced rash again."]
+    heads, _ = tagger.head_tags(texts)
+    assert len(heads) == 2 and all(t in ("O", "B-DRUG", "I-DRUG") for seq in heads[1] for t in seq)
+    tagger.save(tmp_path / "model")
+    loaded = Tagger.load(tmp_path / "model")
+    assert loaded.config.nested and loaded.predict_spans(texts) == tagger.predict_spans(texts)
+    with pytest.raises(ValueError, match="nested: .* needs the scheme ade_drug"):
+        preset("chapter", nested=True)
 
 
 @pytest.mark.gpu

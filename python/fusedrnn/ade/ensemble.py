@@ -19,7 +19,7 @@ from pathlib import Path
 from .model import SpanPredictor, Tagger
 
 # The fields that must agree for the members' scores to line up and add up.
-_SHARED = ("scheme", "maxlen", "split_compounds", "crf")
+_SHARED = ("scheme", "nested", "maxlen", "split_compounds", "crf")
 
 
 class Ensemble(SpanPredictor):
@@ -36,15 +36,15 @@ class Ensemble(SpanPredictor):
         self.config = first
 
     def potentials(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0):
-        enc, total, crf = None, None, None
+        enc, total = None, None
         for m in self.members:
-            m_enc, scores, m_crf = m.potentials(texts, batch_size, verbose)
+            m_enc, heads = m.potentials(texts, batch_size, verbose)
             if enc is None:  # the spans and lengths are the same for every member
-                enc = m_enc
-            total = scores if total is None else total + scores
-            if m_crf is not None:
-                crf = m_crf if crf is None else tuple(a + b for a, b in zip(crf, m_crf))
-        return enc, total, crf
+                enc, total = m_enc, heads
+                continue
+            total = [(scores + s, None if crf is None else tuple(a + b for a, b in zip(crf, c)))
+                     for (scores, crf), (s, c) in zip(total, heads)]
+        return enc, total
 
     def save(self, folder: str | os.PathLike) -> Path:
         folder = Path(folder)

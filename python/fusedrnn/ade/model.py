@@ -39,7 +39,7 @@ import numpy as np
 from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
 from .evaluation import chapter_metrics, overlap_scores, span_scores
-from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, labels_for, spans_from_tags, token_texts, tokenize
+from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, SCHEME_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
 
@@ -70,10 +70,18 @@ class Config:
     char_dim: int = 25  # character embedding size
     max_chars: int = 20  # characters of a token the character BiLSTM reads (longer tokens: the first ones)
     crf: bool = False  # a CRF output layer (tags decoded as the best path) instead of a per-token softmax
+    # ade_drug only: one output head (and CRF) per type, ADE and DRUG, on the shared network, so that a
+    # drug inside an adverse effect keeps its own span (one 5-tag sequence gives it to the ADE).
+    nested: bool = False
 
     @property
     def tags(self) -> tuple[str, ...]:
         return SCHEMES[self.scheme]
+
+    @property
+    def heads(self) -> tuple[tuple[str, ...], ...]:
+        """The tags of each output head: the scheme's, or with ``nested`` the ADE's and the DRUG's."""
+        return (SCHEME_ADE, SCHEME_DRUG) if self.nested else (self.tags,)
 
 
 PRESETS = {
@@ -88,7 +96,10 @@ def preset(name: str, **overrides) -> Config:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r} (have {', '.join(PRESETS)})")
     fields = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(PRESETS[name], **fields)
+    config = dataclasses.replace(PRESETS[name], **fields)
+    if config.nested and config.scheme != "ade_drug":
+        raise ValueError(f"nested: tags ADE and DRUG apart, so it needs the scheme ade_drug, not {config.scheme!r}")
+    return config
 
 
 def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
@@ -118,13 +129,19 @@ def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
         x = nn.TimeDistributed(nn.Dense(config.hidden_dense, activation="softmax"))(x)
         if config.dropout:
             x = nn.Dropout(config.dropout)(x)
-    if config.crf:
-        crf = nn.CRF()
-        out, loss = crf(nn.TimeDistributed(nn.Dense(len(config.tags)))(x)), crf.loss
-    else:
-        out, loss = nn.TimeDistributed(nn.Dense(len(config.tags), activation="softmax"))(x), "categorical_crossentropy"
-    model = nn.Model(inputs if len(inputs) > 1 else words, out)
-    model.compile(optimizer=nn.optimizers.Adam(learning_rate=config.learning_rate), loss=loss)
+    outs, losses = [], []
+    for tags in config.heads:
+        if config.crf:
+            crf = nn.CRF()
+            outs.append(crf(nn.TimeDistributed(nn.Dense(len(tags)))(x)))
+            losses.append(crf.loss)
+        else:
+            outs.append(nn.TimeDistributed(nn.Dense(len(tags), activation="softmax"))(x))
+            losses.append("categorical_crossentropy")
+    single = len(outs) == 1
+    model = nn.Model(inputs if len(inputs) > 1 else words, outs[0] if single else outs)
+    model.compile(optimizer=nn.optimizers.Adam(learning_rate=config.learning_rate),
+                  loss=losses[0] if single else losses)
     return model
 
 
@@ -141,7 +158,7 @@ class Encoded:
     ids: np.ndarray  # (N, maxlen) int64, 0 = padding
     spans: list[list[tuple[int, int]]]  # all token spans of each sentence (also past maxlen)
     chars: np.ndarray | None = None  # (N, maxlen, max_chars) int64 character ids when the model reads them
-    y: np.ndarray | None = None  # (N, maxlen, C) one-hot, zeros at padding
+    y: np.ndarray | list | None = None  # (N, maxlen, C) one-hot, zeros at padding; a list with several heads
 
     @property
     def inputs(self):
@@ -155,51 +172,58 @@ class SpanPredictor:
     config: Config
 
     def potentials(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0):
-        """-> (Encoded texts, tag scores (N, maxlen, C) as NumPy, (transitions (C, C), start (C,), end (C,))
-        of the CRF or None). With a CRF the best path of the scores decodes; else each step's argmax."""
+        """-> (Encoded texts, one (scores, crf) per output head of ``config.heads``): tag scores
+        (N, maxlen, C) as NumPy, and the CRF's (transitions (C, C), start (C,), end (C,)) or None.
+        With a CRF the best path of the scores decodes; else each step's argmax."""
         raise NotImplementedError
 
     def gold_mentions(self, record: Record) -> list[Span]:
         return record.ade + (record.drug if self.config.scheme == "ade_drug" else [])
 
-    def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
-                     verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
-        """IOB2 tags for every token of each text (O past maxlen) and the token spans; verbose=1 shows
-        a progress bar over the batches."""
+    def head_tags(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0):
+        """-> (IOB2 tags per head (``config.heads``) per text, for every token (O past maxlen); token
+        spans per text). verbose=1 shows a progress bar over the batches."""
         from ..nn.crf import viterbi
 
         if not texts:
-            return [], []
-        enc, scores, crf = self.potentials(texts, batch_size, verbose)
-        if crf is not None:
-            best = viterbi(np, scores, np.maximum((enc.ids != 0).sum(axis=1), 1), *crf)
-        else:
-            best = scores.argmax(axis=-1)
-        tags = self.config.tags
+            return [[] for _ in self.config.heads], []
+        enc, heads = self.potentials(texts, batch_size, verbose)
+        lengths = np.maximum((enc.ids != 0).sum(axis=1), 1)
         out = []
-        for i, spans in enumerate(enc.spans):
-            k = min(len(spans), self.config.maxlen)
-            out.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
+        for tags, (scores, crf) in zip(self.config.heads, heads):
+            best = viterbi(np, scores, lengths, *crf) if crf is not None else scores.argmax(axis=-1)
+            per_text = []
+            for i, spans in enumerate(enc.spans):
+                k = min(len(spans), self.config.maxlen)
+                per_text.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
+            out.append(per_text)
         return out, enc.spans
 
+    def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
+                     verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
+        """IOB2 tags of the scheme for every token of each text (O past maxlen) and the token spans.
+        A nested tagger's two sequences merge as the 5-tag labels do: ADE over DRUG."""
+        heads, spans = self.head_tags(texts, batch_size, verbose)
+        return _merged(heads), spans
+
     def predict_spans(self, texts: Sequence[str], batch_size: int = 64, verbose: int = 0) -> list[list[Span]]:
-        """Character spans (labels ADE / DRUG) for each text."""
-        tags, spans = self.predict_tags(texts, batch_size, verbose)
-        return [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, tags)]
+        """Character spans (labels ADE / DRUG) for each text; a nested tagger's may overlap."""
+        return _spans_of_heads(texts, *self.head_tags(texts, batch_size, verbose))
 
     def evaluate(self, records: Sequence[Record], batch_size: int = 64, verbose: int = 0) -> dict:
         """Strict span scores (per type and micro) and the chapter's token metrics, side by side, plus
         the lenient overlap scores (``span_overlap``), which show how many errors are boundaries.
 
         Gold spans are the corpus mentions in the tagger's scheme, off-boundary and past-maxlen ones
-        included (both are misses). The chapter metrics compare per-token tags over all tokens.
+        included (both are misses). The chapter metrics compare per-token tags of the scheme over all
+        tokens (a nested tagger's merged as in ``predict_tags``).
         """
         if not records:
             raise ValueError("no sentences to evaluate")
         texts = [r.text for r in records]
-        pred_tags, spans = self.predict_tags(texts, batch_size, verbose)
+        heads, spans = self.head_tags(texts, batch_size, verbose)
+        pred, pred_tags = _spans_of_heads(texts, heads, spans), _merged(heads)
         gold_tags = [labels_for(s, self.gold_mentions(r), self.config.tags)[0] for r, s in zip(records, spans)]
-        pred = [spans_from_tags(t, s, g) for t, s, g in zip(texts, spans, pred_tags)]
         gold = [self.gold_mentions(r) for r in records]
         # Sentences with no tokens would make scikit-learn warn; they carry no tags to score.
         keep = [i for i, s in enumerate(spans) if s]
@@ -209,6 +233,21 @@ class SpanPredictor:
             "span_overlap": overlap_scores(gold, pred),
             "chapter": chapter_metrics([gold_tags[i] for i in keep], [pred_tags[i] for i in keep]),
         }
+
+
+def _merged(heads: list[list[list[str]]]) -> list[list[str]]:
+    """One tag sequence per text from the heads' (SpanPredictor.head_tags): ADE over DRUG when nested."""
+    if len(heads) == 1:
+        return heads[0]
+    ade, drug = heads
+    return [[a if a != "O" else d for a, d in zip(x, y)] for x, y in zip(ade, drug)]
+
+
+def _spans_of_heads(texts, heads, spans) -> list[list[Span]]:
+    """The entities of every head's tags, per text, in order of position."""
+    return [sorted((x for tags in per_head for x in spans_from_tags(text, s, tags)),
+                   key=lambda x: (x.start, x.end, x.label))
+            for text, s, *per_head in zip(texts, spans, *heads)]
 
 
 class Tagger(SpanPredictor):
@@ -260,13 +299,15 @@ class Tagger(SpanPredictor):
 
     def encode_records(self, records: Sequence[Record]) -> Encoded:
         enc = self.encode_texts([r.text for r in records])
-        tags = self.config.tags
-        y = np.zeros(enc.ids.shape + (len(tags),), np.float32)
-        for i, (r, spans) in enumerate(zip(records, enc.spans)):
-            labels, _ = labels_for(spans[: self.config.maxlen], self.gold_mentions(r), tags)
-            for t, label in enumerate(labels):
-                y[i, t, tags.index(label)] = 1.0
-        enc.y = y
+        ys = []
+        for tags in self.config.heads:  # each head's labels take the mentions of its types
+            y = np.zeros(enc.ids.shape + (len(tags),), np.float32)
+            for i, (r, spans) in enumerate(zip(records, enc.spans)):
+                labels, _ = labels_for(spans[: self.config.maxlen], self.gold_mentions(r), tags)
+                for t, label in enumerate(labels):
+                    y[i, t, tags.index(label)] = 1.0
+            ys.append(y)
+        enc.y = ys[0] if len(ys) == 1 else ys
         return enc
 
     # -- training
@@ -295,12 +336,15 @@ class Tagger(SpanPredictor):
         from ..nn.layers.base import to_device
 
         enc = self.encode_texts(texts)
-        scores = self.model.predict(enc.inputs, batch_size=batch_size, verbose=verbose)  # (N, maxlen, tags)
-        crf = None
-        if self.config.crf:
-            (layer,) = [layer for layer in self.model.layers if isinstance(layer, nn.CRF)]
-            crf = tuple(to_device(w.data, "cpu") for w in (layer.transitions, layer.start, layer.end))
-        return enc, scores, crf
+        scores = self.model.predict(enc.inputs, batch_size=batch_size, verbose=verbose)  # (N, maxlen, tags) per head
+        scores = scores if isinstance(scores, list) else [scores]
+        heads = []
+        for out, head_scores in zip(self.model.outputs, scores):
+            layer = out.node.layer  # the head's CRF, or its Dense
+            crf = (tuple(to_device(w.data, "cpu") for w in (layer.transitions, layer.start, layer.end))
+                   if isinstance(layer, nn.CRF) else None)
+            heads.append((head_scores, crf))
+        return enc, heads
 
     # -- persistence
 

@@ -12,6 +12,8 @@ Label schemes (IOB2):
 - ``SCHEME_ADE_DRUG`` (5 classes): O, B-ADE, I-ADE, B-DRUG, I-DRUG. Where a drug lies inside an
   adverse-effect span ("ifosfamide-induced encephalopathy"), the adverse effect wins: its tokens are
   labelled ADE, the nested drug gets no tags (the corpus has 120 such relations; see corpus.py).
+  A nested tagger (ade.model ``Config.nested``) instead tags each type in its own sequence,
+  ``SCHEME_ADE`` and ``SCHEME_DRUG``, where the nested drug keeps its tags.
 
 A mention is labelled on the tokens it overlaps. When a mention does not start and end on token
 boundaries ("azithromycin" inside the token "azithromycin-induced") its tokens cover a wider span,
@@ -29,6 +31,7 @@ from .corpus import Span
 
 SCHEME_ADE = ("O", "B-ADE", "I-ADE")
 SCHEME_ADE_DRUG = ("O", "B-ADE", "I-ADE", "B-DRUG", "I-DRUG")
+SCHEME_DRUG = ("O", "B-DRUG", "I-DRUG")  # the drug head of a nested tagger (ade.model Config.nested)
 
 _TOKENIZER = TreebankWordTokenizer()
 
