@@ -9,12 +9,13 @@
 [--ensemble N]``:
 holds out the documents of ``--test-pmids`` (default: a seeded 10% of the documents, written to
 MODEL_DIR/test_pmids.txt), trains on the rest, saves the model folder, and writes MODEL_DIR/metrics.json
-(test scores, history, timings) and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the ADE-NEG sentences (no adverse
-effect) of every document that has no sentence on the test or the inner validation side; the test and
-validation sentences stay DRUG-AE's, as in the literature. ``--nested`` tags ADE and DRUG with two output
-heads (ade.model ``Config.nested``), so that a drug inside an adverse effect keeps its span. ``--ensemble N`` trains N taggers with seeds
-seed .. seed+N-1 (each with its own validation split and corpus Word2Vec) and saves them as one model
-that decodes their summed scores (ade.ensemble); ``evaluate`` and ``predict`` open either kind of folder.
+(test scores, history, timings) and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the
+ADE-NEG sentences (no adverse effect) of every document that has no sentence on the test or the inner
+validation side; the test and validation sentences stay DRUG-AE's, as in the literature. ``--nested``
+tags ADE and DRUG with two output heads (ade.model ``Config.nested``), so that a drug inside an adverse
+effect keeps its span. ``--ensemble N`` trains N taggers with seeds seed .. seed+N-1 (each with its own
+validation split and corpus Word2Vec) and saves them as one model that decodes their summed scores
+(ade.ensemble); ``evaluate`` and ``predict`` open either kind of folder.
 
 ``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE] [--quiet]``:
 strict span scores per type and micro (and their lenient overlap twins), and the chapter's token

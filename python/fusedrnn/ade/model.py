@@ -1,4 +1,5 @@
-"""The ADE taggers: presets, training, a saved model folder, prediction and evaluation.
+"""The ADE taggers: presets, training, a saved model folder, prediction and evaluation (``SpanPredictor``,
+shared with the ensembles of ade.ensemble).
 
 Presets (``PRESETS``):
 
@@ -15,6 +16,11 @@ Presets (``PRESETS``):
   the training documents. Chosen on fold 1 of the document CV (seed 0), one change at a time
   (README): compound splitting, characters, the longer Word2Vec and the CRF each helped; fine-tuned
   embeddings and more dropout did not.
+
+Nested drugs: one 5-tag sequence cannot mark a drug inside an adverse effect ("ifosfamide-induced
+encephalopathy"); the ADE takes its tokens. ``Config.nested`` (CLI ``--nested``) gives the network one
+output head per type, each with its 3 tags (and CRF), so both spans come out; the heads' tags merge
+back into the 5-tag sequence (ADE over DRUG) only for the chapter's token metrics.
 
 Truncation: tokens past ``maxlen`` are never seen by the model and are tagged O, so a gold span that
 reaches past the ``maxlen``-th token counts as a miss in evaluation (the chapter's preset truncates at
