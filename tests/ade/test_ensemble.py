@@ -34,27 +34,31 @@ def _trained(records, crf, seed, **overrides):
     return tagger
 
 
-@pytest.mark.parametrize("crf", [False, True])
-def test_members_scores_add_up_and_decode(tiny, crf):
+@pytest.mark.parametrize("crf, nested", [(False, False), (True, False), (True, True)])
+def test_members_scores_add_up_and_decode(tiny, crf, nested):
     _, records = tiny
-    a, b = _trained(records, crf, 0), _trained(records, crf, 1)
+    a, b = _trained(records, crf, 0, nested=nested), _trained(records, crf, 1, nested=nested)
     texts = [r.text for r in records] + ["Aspirin gave a rash and headache."]
-    enc, [(scores, weights)] = Ensemble([a, b]).potentials(texts)
-    (_, [(sa, wa)]), (_, [(sb, wb)]) = a.potentials(texts), b.potentials(texts)
-    np.testing.assert_allclose(scores, sa + sb, rtol=1e-6)
-    if crf:
-        for w, x, y in zip(weights, wa, wb):
-            np.testing.assert_allclose(w, x + y, rtol=1e-6)
-        best = viterbi(np, sa + sb, np.maximum((enc.ids != 0).sum(axis=1), 1), *[x + y for x, y in zip(wa, wb)])
-    else:
-        assert weights is None
-        best = (sa + sb).argmax(axis=-1)
-    tags, spans = Ensemble([a, b]).predict_tags(texts)
-    T = a.config.maxlen
-    assert tags == [[a.config.tags[j] for j in row[: min(len(s), T)]] + ["O"] * max(0, len(s) - T)
-                    for row, s in zip(best, spans)]
+    enc, heads = Ensemble([a, b]).potentials(texts)
+    (_, heads_a), (_, heads_b) = a.potentials(texts), b.potentials(texts)
+    assert len(heads) == len(a.config.heads) == (2 if nested else 1)
+    lengths = np.maximum((enc.ids != 0).sum(axis=1), 1)
+    expected = []
+    for (scores, weights), (sa, wa), (sb, wb), names in zip(heads, heads_a, heads_b, a.config.heads):
+        np.testing.assert_allclose(scores, sa + sb, rtol=1e-6)
+        if crf:
+            for w, x, y in zip(weights, wa, wb):
+                np.testing.assert_allclose(w, x + y, rtol=1e-6)
+            best = viterbi(np, sa + sb, lengths, *[x + y for x, y in zip(wa, wb)])
+        else:
+            assert weights is None
+            best = (sa + sb).argmax(axis=-1)
+        T = a.config.maxlen
+        expected.append([[names[j] for j in row[: min(len(s), T)]] + ["O"] * max(0, len(s) - T)
+                         for row, s in zip(best, enc.spans)])
+    assert Ensemble([a, b]).head_tags(texts)[0] == expected
     # Two copies of one member double every score exactly, so the best path is the member's.
-    assert Ensemble([a, a]).predict_tags(texts) == a.predict_tags(texts)
+    assert Ensemble([a, a]).predict_spans(texts) == a.predict_spans(texts)
 
 
 def test_folder_round_trip_and_errors(tiny, tmp_path):
@@ -82,8 +86,8 @@ def test_folder_round_trip_and_errors(tiny, tmp_path):
 
     with pytest.raises(TypeError, match="members"):
         Ensemble([])
-    other = _trained(records, True, 2, maxlen=10)
-    with pytest.raises(ValueError, match="member 2 differs from member 1 in maxlen"):
+    other = _trained(records, True, 2, maxlen=10, nested=False)
+    with pytest.raises(ValueError, match="member 2 differs from member 1 in nested, maxlen"):
         Ensemble([members[0], other])
 
 

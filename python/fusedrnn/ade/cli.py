@@ -5,17 +5,18 @@
 (sentences, mentions, failed offset mappings, drug-inside-ADE relations, skipped lines).
 
 ``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--data DIR] [--test-pmids FILE] [--seed N]
-[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives] [--nested]
+[--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives] [--[no-]nested]
 [--ensemble N]``:
 holds out the documents of ``--test-pmids`` (default: a seeded 10% of the documents, written to
 MODEL_DIR/test_pmids.txt), trains on the rest, saves the model folder, and writes MODEL_DIR/metrics.json
 (test scores, history, timings) and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the
 ADE-NEG sentences (no adverse effect) of every document that has no sentence on the test or the inner
 validation side; the test and validation sentences stay DRUG-AE's, as in the literature. ``--nested``
-tags ADE and DRUG with two output heads (ade.model ``Config.nested``), so that a drug inside an adverse
-effect keeps its span. ``--ensemble N`` trains N taggers with seeds seed .. seed+N-1 (each with its own
-validation split and corpus Word2Vec) and saves them as one model that decodes their summed scores
-(ade.ensemble); ``evaluate`` and ``predict`` open either kind of folder.
+(the best preset's default; ``--no-nested`` turns it off) tags ADE and DRUG with two output heads
+(ade.model ``Config.nested``), so that a drug inside an adverse effect keeps its span. ``--ensemble N``
+trains N taggers with seeds seed .. seed+N-1 (each with its own validation split and corpus Word2Vec)
+and saves them as one model that decodes their summed scores (ade.ensemble); ``evaluate`` and
+``predict`` open either kind of folder.
 
 ``fusedrnn ade evaluate --model MODEL_DIR [--data DIR] [--test-pmids FILE] [--output FILE] [--quiet]``:
 strict span scores per type and micro (and their lenient overlap twins), and the chapter's token
@@ -37,6 +38,7 @@ Every command that runs the network shows progress bars on stderr; ``--quiet`` t
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
@@ -75,8 +77,9 @@ def add_arguments(parser):
     tr.add_argument("--embeddings", default=None, help="word2vec binary or text file (default: corpus Word2Vec)")
     tr.add_argument("--negatives", action="store_true",
                     help="also train on ADE-NEG sentences, of documents on the training side only")
-    tr.add_argument("--nested", action="store_true",
-                    help="tag ADE and DRUG with two output heads, so that a drug inside an adverse effect is found too")
+    tr.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
+                    help="tag ADE and DRUG with two output heads, so that a drug inside an adverse effect is "
+                         "found too (default: the preset's; best has it)")
     tr.add_argument("--ensemble", type=int, default=1, metavar="N",
                     help="train N taggers with seeds seed..seed+N-1 and decode their summed scores (default 1)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -98,7 +101,8 @@ def add_arguments(parser):
                     help="also train on ADE-NEG sentences, of documents on the training side only")
     cv.add_argument("--spert-folds", default=None, metavar="DIR",
                     help="use the published sentence-level SpERT folds in DIR instead of document folds")
-    cv.add_argument("--nested", action="store_true", help="two output heads, ADE and DRUG, as for train")
+    cv.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
+                    help="two output heads, ADE and DRUG, as for train")
     cv.add_argument("--ensemble", type=int, default=1, metavar="N",
                     help="N taggers per fold, as for train (default 1)")
     cv.add_argument("--quiet", action="store_true")
@@ -159,7 +163,7 @@ def _setup(args):
     for name in ("epochs", "batch_size", "units", "limit", "ensemble"):
         _positive_arg(name.replace("_", "-"), getattr(args, name))
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
-                    negatives=args.negatives or None, nested=args.nested or None)
+                    negatives=args.negatives or None, nested=args.nested)
     data_dir = resolve_data_dir(args.data)
     embeddings = load_vectors(args.embeddings) if args.embeddings else None
     records, _ = read_corpus(data_dir, negatives=True)
