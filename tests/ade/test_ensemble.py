@@ -103,6 +103,7 @@ def test_cli_train_cv_evaluate_predict_with_ensemble(tiny, tmp_path, monkeypatch
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["ensemble"] == 2 and [m["seed"] for m in metrics["members"]] == [0, 1]
+    assert metrics["config"]["nested"]  # the best preset's two heads
     assert all(m["test"]["sentences"] == metrics["test"]["sentences"] for m in metrics["members"])
     capsys.readouterr()
     assert cli.main(["ade", "evaluate", "--model", str(out), "--data", str(folder), "--quiet"]) == 0
@@ -118,6 +119,9 @@ def test_cli_train_cv_evaluate_predict_with_ensemble(tiny, tmp_path, monkeypatch
     assert json.loads((tmp_path / "cv" / "cv.json").read_text(encoding="utf-8"))["ensemble"] == 2
     assert (tmp_path / "cv" / "fold_2" / "member_2" / "weights.npz").is_file()
 
+    rc = cli.main(["ade", "train", "--preset", "best", "--data", str(folder), "--out", str(tmp_path / "single"),
+                   "--epochs", "1", "--units", "4", "--no-nested", "--quiet"])
+    assert rc == 0 and not json.loads((tmp_path / "single" / "config.json").read_text(encoding="utf-8"))["nested"]
     capsys.readouterr()
     assert cli.main(["ade", "train", "--preset", "best", "--data", str(folder), "--out", str(out),
                      "--ensemble", "0"]) == 2

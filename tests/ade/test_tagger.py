@@ -315,6 +315,8 @@ def test_cli_bad_input(tiny, tmp_path, capsys):
         (["train", "--preset", "best", "--data", str(folder), "--out", str(tmp_path / "m"), "--embeddings",
           str(tmp_path / "none.bin")], "--embeddings file not found"),
         (["evaluate", "--model", str(model), "--data", str(folder)], "--test-pmids file not found"),
+        (["train", "--preset", "chapter", "--data", str(folder), "--out", str(tmp_path / "m"), "--nested"],
+         "nested: tags ADE and DRUG apart, so it needs the scheme ade_drug"),
     ]
     for args, message in cases:
         assert cli.main(["ade", *args]) == 2, args
