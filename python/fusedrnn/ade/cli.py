@@ -241,19 +241,19 @@ def _fit_one(args, config, vectors, vocab, train_all, test, out, title, negative
                                      name, negatives)
         members.append(tagger)
         reports.append(report)
-    model = members[0] if args.ensemble == 1 else Ensemble(members)
+    model = members[0] if n == 1 else Ensemble(members)
     model.save(out)
     (out / "test_pmids.txt").write_text("".join(f"{p}\n" for p in sorted({r.pmid for r in test})), encoding="utf-8")
     # An ensemble's folder shows member 1's curves, and each member folder its own.
     members[0].history.plot(out / "learning_curve.png", title=names[0])
     metrics = {"command": args.command_line, "preset": args.preset, "config": members[0].config.__dict__}
-    if args.ensemble == 1:
+    if n == 1:
         metrics.update({k: v for k, v in reports[0].items() if k != "seed"})
     else:
         for k, (tagger, report, name) in enumerate(zip(members, reports, names), 1):
             tagger.history.plot(out / f"member_{k}" / "learning_curve.png", title=name)
             report["test"] = tagger.evaluate(test) if test else None
-        metrics.update(ensemble=args.ensemble, split=reports[0]["split"],
+        metrics.update(ensemble=n, split=reports[0]["split"],
                        train_seconds=sum(r["train_seconds"] for r in reports), members=reports)
     metrics["test"] = model.evaluate(test) if test else None
     return metrics

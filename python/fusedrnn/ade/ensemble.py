@@ -23,6 +23,8 @@ _SHARED = ("scheme", "nested", "maxlen", "split_compounds", "crf")
 
 
 class Ensemble(SpanPredictor):
+    """Taggers of one preset (the fields of ``_SHARED`` equal) that predict and score as one."""
+
     def __init__(self, members: Sequence[Tagger]):
         members = list(members)
         if not members or not all(isinstance(m, Tagger) for m in members):

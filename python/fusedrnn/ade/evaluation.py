@@ -3,11 +3,11 @@
 Strict span scores are computed on character offsets: a predicted span counts as a true positive only
 when a gold span has the same (start, end, label). Scoring offsets rather than tags makes the scores
 independent of the tokenizer: a gold mention that does not fall on token boundaries is a miss the
-tagger cannot avoid, as it should be. ``overlap_scores`` relaxes the match to any overlap with a span of
-the same label: set beside the strict scores, it separates boundary disagreements (the right
-adverse effect with or without a modifier such as "severe") from mentions missed or invented outright.
-``seqeval_scores`` gives the same numbers from IOB2 tag
-sequences (seqeval strict mode) for cross-checking and for comparison with tag-level literature.
+tagger cannot avoid, as it should be. ``overlap_scores`` relaxes the match to any overlap with a span
+of the same label: set beside the strict scores, it separates boundary disagreements (the right adverse
+effect with or without a modifier such as "severe") from mentions missed or invented outright.
+``seqeval_scores`` gives the same numbers from IOB2 tag sequences (seqeval strict mode) for
+cross-checking and for comparison with tag-level literature.
 
 The chapter's metrics: for every sentence, scikit-learn's weighted precision/recall/F1 over its tokens,
 *including the O class* (weights = true support of each class in that sentence; classes never
