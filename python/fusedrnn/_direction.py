@@ -39,10 +39,13 @@ def allocate_forward(xp, cell, B, T, H, dtype, y=None):
     y = xp.empty((B, T, H), dtype) if y is None else y
     h_n = xp.empty((B, H), dtype)
     c_n = xp.empty((B, H), dtype) if cell == "lstm" else None
-    saved = (xp.empty((B, T, _validate.GATES[cell] * H), dtype),  # gates
-             xp.empty((B, T, AUX[cell] * H), dtype),  # aux
-             xp.empty((B, T, H), dtype))  # h_prev
+    saved = tuple(xp.empty(shape, dtype) for shape in saved_shapes(cell, B, T, H))
     return y, h_n, c_n, saved
+
+
+def saved_shapes(cell, B, T, H) -> list:
+    """The shapes of one direction's saved (gates, aux, h_prev)."""
+    return [(B, T, _validate.GATES[cell] * H), (B, T, AUX[cell] * H), (B, T, H)]
 
 
 def allocate_grads(xp, cell, x, w_ih, w_hh, need_dx: bool = True) -> Grads:

@@ -150,8 +150,13 @@ def _in_params(k, layer, direction, fn, *args, **kwargs):
 
 
 def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,
-                  dropout=0.0, training=True, seed=None, nonlinearity="tanh"):
-    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, StackContext."""
+                  dropout=0.0, training=True, seed=None, nonlinearity="tanh", need_grad=True, dropout_masks=None):
+    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, StackContext (None when not
+    ``need_grad``: each layer's saved arrays are dropped as soon as the next layer has run).
+
+    dropout_masks: num_layers - 1 arrays (B, T, D*H), the multipliers of the layers' outputs (0 or
+    1/(1-p)), drawn by the caller (fusedrnn.torch draws them from torch's generator); they replace
+    ``dropout``, ``training`` and ``seed``."""
     gates = _validate.GATES[cell]
     num_layers = _int_arg("num_layers", num_layers, 1)
     bidirectional = _validate.bool_arg("bidirectional", bidirectional)
@@ -167,6 +172,8 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
     h0 = _validate.optional_array_arg("h0", h0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
     if cell == "lstm":
         c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
+    need_grad = _validate.bool_arg("need_grad", need_grad)
+    dropout_masks = _masks_arg(dropout_masks, num_layers, (batch, steps, D * hidden), x)
     rng = np.random.default_rng(_seed_arg(seed))
 
     contexts, masks, h_n, c_n = [], [], [], []
@@ -184,19 +191,80 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         for _, hn, cn, ctx in results:
             h_n.append(hn)
             c_n.append(cn)
-            contexts.append(ctx)
+            if need_grad:
+                contexts.append(ctx)
         mask = None
-        if training and dropout > 0.0 and layer < num_layers - 1:
+        if dropout_masks is not None and layer < num_layers - 1:
+            mask = dropout_masks[layer]
+        elif training and dropout > 0.0 and layer < num_layers - 1:
             mask = dropout_mask(xp, y.shape, dropout, rng, y.dtype)
+        if mask is not None:
             y = y * mask
         masks.append(mask)
         layer_input = y
-    ctx = StackContext(cell, num_layers, D, hidden, contexts, masks)
+    ctx = StackContext(cell, num_layers, D, hidden, contexts, masks) if need_grad else None
     return layer_input, xp.stack(h_n), xp.stack(c_n) if cell == "lstm" else None, ctx
 
 
-def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
-    """dy (B, T, D*H), dh_n, dc_n (L*D, B, H) or None -> StackGrads."""
+def _masks_arg(masks, num_layers, shape, x):
+    """None, or num_layers - 1 arrays ``shape`` (B, T, D*H) of x's dtype and device, in C order."""
+    if masks is None:
+        return None
+    if not isinstance(masks, (list, tuple)):
+        raise TypeError(f"dropout_masks: expected None or a list of arrays, got {type(masks).__name__}")
+    if len(masks) != num_layers - 1:
+        raise ValueError(f"dropout_masks: expected num_layers - 1 = {num_layers - 1} arrays, got {len(masks)}")
+    return [_validate.optional_array_arg(f"dropout_masks[{k}]", m, shape, "(B, T, D*H)", x.dtype, x)
+            for k, m in enumerate(masks)]
+
+
+def saved_arrays(ctx: StackContext) -> list:
+    """The arrays a native StackContext holds besides the forward's arguments, flat: gates, aux and
+    h_prev of every direction in params' order, then the input of every layer after the first. With
+    the forward's arguments, restore_context rebuilds the context from them: for frameworks that keep
+    only arrays between a forward and its backward (fusedrnn.torch)."""
+    if ctx.contexts[0].backend == "numpy":
+        raise RuntimeError("saved_arrays: the NumPy reference keeps a context of its own; "
+                           "this needs the compiled CPU module or the CUDA one")
+    arrays = [a for c in ctx.contexts for a in c.saved]
+    return arrays + [ctx.contexts[layer * ctx.num_directions].x for layer in range(1, ctx.num_layers)]
+
+
+def saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) -> list:
+    """The shapes of saved_arrays' arrays for a forward of these sizes (x (B, T, .), H)."""
+    D = 2 if bidirectional else 1
+    per_direction = _direction.saved_shapes(cell, batch, steps, hidden)
+    return per_direction * (num_layers * D) + [(batch, steps, D * hidden)] * (num_layers - 1)
+
+
+def restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirectional, nonlinearity) -> StackContext:
+    """The StackContext of a forward with these arguments (all as the forward took them: x (B, T, I),
+    params, lengths (B,) or None, masks: the dropout multipliers, num_layers - 1 arrays or None) and
+    the arrays ``saved_arrays`` gave for it."""
+    D = 2 if bidirectional else 1
+    backend = _native.choose_backend(x)
+    batch, steps, _ = x.shape
+    lengths = _validate.lengths_arg(lengths, batch, steps)
+    if backend == "cuda":
+        import cupy
+
+        with x.device:
+            lengths = cupy.asarray(lengths)
+    count = num_layers * D
+    inputs = [_validate.contiguous(x)] + list(saved[3 * count:])  # each layer's input (B, T, I or D*H)
+    contexts = [_direction.Context(cell, backend, inputs[k // D], _validate.contiguous(params[k][0]),
+                                   _validate.contiguous(params[k][1]), lengths, None, bool(k % D), nonlinearity,
+                                   tuple(saved[3 * k:3 * k + 3]))
+                for k in range(count)]
+    masks = (list(masks) if masks else [None] * (num_layers - 1)) + [None]  # none after the last layer
+    return StackContext(cell, num_layers, D, params[0][1].shape[1], contexts, masks)
+
+
+def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
+    """dy (B, T, D*H), dh_n, dc_n (L*D, B, H) or None -> StackGrads. need_dx=False: the input needs
+    no gradient; g.dx is then None and the first layer skips its GEMM."""
+    if ctx is None:
+        raise TypeError("ctx: None, the forward ran with need_grad=False and kept nothing for a backward")
     if not isinstance(ctx, StackContext):
         raise TypeError(f"ctx: expected the ctx returned by ops.lstm/gru/rnn, got {type(ctx).__name__}")
     first = ctx.contexts[0]
@@ -210,6 +278,7 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
     if ctx.cell == "lstm":
         dc_n = _validate.optional_array_arg("dc_n", dc_n, states, "(num_layers*num_directions, B, H)", dtype,
                                             first.x)
+    need_dx = _validate.bool_arg("need_dx", need_dx)
     xp = array_module(first.x)
 
     params = [None] * len(ctx.contexts)
@@ -222,11 +291,15 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
         ks = range(layer * D, (layer + 1) * D)
         cotangents = [(d_out[..., d * H:(d + 1) * H],  # this direction's part of dy (a view; copied if needed)
                        None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]) for d, k in enumerate(ks)]
-        grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents)
+        grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents,
+                                    [need_dx or layer > 0] * D)
         for k, g in zip(ks, grads):
             params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
             dh0[k] = g.dh0
             if dc0 is not None:
                 dc0[k] = g.dc0
-        d_out = grads[0].dx if D == 1 else grads[0].dx + grads[1].dx
+        if layer > 0 or need_dx:
+            d_out = grads[0].dx if D == 1 else grads[0].dx + grads[1].dx
+        else:
+            d_out = None
     return StackGrads(dx=d_out, params=params, dh0=dh0, dc0=dc0)

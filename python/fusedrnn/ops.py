@@ -13,10 +13,20 @@ One direction (DESIGN.md)::
 Stacked and bidirectional, PyTorch's semantics (params in torch's order, states (L*D, B, H))::
 
     y, h_n, c_n, ctx = lstm(x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,
-                            dropout=0.0, training=True, seed=None)
+                            dropout=0.0, training=True, seed=None, need_grad=True, dropout_masks=None)
     y, h_n, ctx = gru(x, params, h0=None, lengths=None, ...)
     y, h_n, ctx = rnn(x, params, h0=None, lengths=None, ..., nonlinearity="tanh")
-    g = stack_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx, g.params[k] = (dw_ih, dw_hh, db_ih, db_hh), g.dh0, g.dc0
+    g = stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True)   # g.dx, g.params[k] = (dw_ih, dw_hh, db_ih, db_hh), g.dh0, g.dc0
+
+``need_grad=False`` (inference): the context is None and no layer's saved arrays outlive the next
+layer; the outputs are those of the training forward. ``dropout_masks``: the caller's dropout
+multipliers for the outputs of every layer but the last (num_layers - 1 arrays (B, T, D*H)), used
+instead of drawing them from ``seed``. ``need_dx=False``: x needs no gradient, g.dx is None.
+For frameworks that keep only arrays between a forward and its backward (fusedrnn.torch)::
+
+    arrays = saved_arrays(ctx)            # flat list of the context's own arrays, shaped as
+                                          # saved_shapes(cell, B, T, H, num_layers, bidirectional)
+    ctx = restore_context(cell, x, params, lengths, dropout_masks, arrays, num_layers, bidirectional, nonlinearity)
 
 Shapes: x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
 b_ih, b_hh (G*H,) with G = 4 (LSTM, gates i f g o), 3 (GRU, r z n), 1 (RNN). ``lengths (B,)``:
@@ -50,7 +60,7 @@ from . import _direction, _stack
 from .grads import Grads, StackGrads
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward",
-           "lstm", "gru", "rnn", "stack_backward", "Grads", "StackGrads"]
+           "lstm", "gru", "rnn", "stack_backward", "saved_arrays", "saved_shapes", "restore_context", "Grads", "StackGrads"]
 
 
 def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None):
@@ -90,28 +100,33 @@ def rnn_backward(ctx, dy, dh_n=None) -> Grads:
 
 
 def lstm(x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0,
-         training=True, seed=None):
-    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H), ctx for stack_backward."""
+         training=True, seed=None, need_grad=True, dropout_masks=None):
+    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     return _stack.stack_forward("lstm", x, params, h0, c0, lengths, num_layers, bidirectional, dropout,
-                                training, seed)
+                                training, seed, need_grad=need_grad, dropout_masks=dropout_masks)
 
 
 def gru(x, params, h0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0, training=True,
-        seed=None):
-    """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward."""
+        seed=None, need_grad=True, dropout_masks=None):
+    """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     y, h_n, _, ctx = _stack.stack_forward("gru", x, params, h0, None, lengths, num_layers, bidirectional,
-                                          dropout, training, seed)
+                                          dropout, training, seed, need_grad=need_grad, dropout_masks=dropout_masks)
     return y, h_n, ctx
 
 
 def rnn(x, params, h0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0, training=True,
-        seed=None, nonlinearity="tanh"):
-    """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward."""
+        seed=None, nonlinearity="tanh", need_grad=True, dropout_masks=None):
+    """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     y, h_n, _, ctx = _stack.stack_forward("rnn", x, params, h0, None, lengths, num_layers, bidirectional,
-                                          dropout, training, seed, nonlinearity)
+                                          dropout, training, seed, nonlinearity, need_grad, dropout_masks)
     return y, h_n, ctx
 
 
-def stack_backward(ctx, dy, dh_n=None, dc_n=None) -> StackGrads:
-    """dy (B, T, D*H); dh_n, dc_n (L*D, B, H) or None -> StackGrads."""
-    return _stack.stack_backward(ctx, dy, dh_n, dc_n)
+def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
+    """dy (B, T, D*H); dh_n, dc_n (L*D, B, H) or None -> StackGrads (dx None if not need_dx)."""
+    return _stack.stack_backward(ctx, dy, dh_n, dc_n, need_dx)
+
+
+saved_arrays = _stack.saved_arrays
+saved_shapes = _stack.saved_shapes
+restore_context = _stack.restore_context

@@ -1,0 +1,47 @@
+"""Tensors as the kernels' arrays and back, without copies.
+
+CPU tensors cross as NumPy views (``Tensor.numpy``, ``torch.from_numpy``), CUDA tensors as CuPy
+views through DLPack. CUDA work runs on torch's current stream of the tensors' device (CuPy's
+current stream is set to it with ``cupy.cuda.ExternalStream``), so it is ordered after whatever
+torch queued before, and nothing waits for the GPU. What the kernels allocate on the GPU (outputs,
+saved activations, workspaces) comes from CuPy's memory pool, not torch's caching allocator.
+"""
+
+import contextlib
+
+import torch
+
+
+def on_device(device: torch.device):
+    """A context in which CuPy runs on torch's current stream of ``device`` (CUDA); nothing on the CPU."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError("fusedrnn.torch: CUDA tensors need CuPy and fusedrnn's CUDA module "
+                           "(pip install fusedrnn[gpu], built with nvcc: README 'Building with CUDA')") from None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    stack = contextlib.ExitStack()
+    stack.enter_context(cupy.cuda.Device(index))
+    stack.enter_context(cupy.cuda.ExternalStream(torch.cuda.current_stream(index).cuda_stream, index))
+    return stack
+
+
+def to_array(t):
+    """A tensor as a NumPy (CPU) or CuPy (CUDA) view of its memory; None stays None."""
+    if t is None:
+        return None
+    t = t.detach()
+    if t.device.type == "cpu":
+        return t.numpy()
+    import cupy
+
+    return cupy.from_dlpack(t)
+
+
+def to_tensor(a) -> torch.Tensor:
+    """A NumPy or CuPy array as a tensor sharing its memory."""
+    if type(a).__module__.startswith("cupy"):
+        return torch.from_dlpack(a)
+    return torch.from_numpy(a)

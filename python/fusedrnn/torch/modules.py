@@ -1,0 +1,163 @@
+"""``LSTM``, ``GRU`` and ``RNN``: torch.nn's recurrent modules, run on fusedrnn's fused kernels.
+
+Each class subclasses its torch.nn namesake and changes only ``forward`` (and makes
+``flatten_parameters`` a no-op): constructor, parameters and their names, initialisation,
+``state_dict``, ``extra_repr`` and the forms of inputs, states and outputs are torch.nn's own, so a
+script swaps the class and changes nothing else, and ``isinstance(m, torch.nn.LSTM)`` still holds.
+Not supported: LSTM's ``proj_size`` (NotImplementedError at construction) and float16/bfloat16
+(TypeError at the call).
+"""
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ._ops import rnn_stack
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+# torch.nn's mode -> (our cell, nonlinearity)
+CELLS = {"LSTM": ("lstm", "tanh"), "GRU": ("gru", "tanh"), "RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu")}
+
+
+class _Fused:
+    """What the three classes share; comes first in their bases, before torch.nn's class."""
+
+    def flatten_parameters(self) -> None:
+        """A no-op: the fused kernels take the parameters as they are (no cuDNN flat buffer)."""
+
+    def forward(self, input, hx=None):
+        self._update_flat_weights()
+        is_lstm = self.mode == "LSTM"
+        packed = isinstance(input, PackedSequence)
+        sorted_indices = unsorted_indices = None
+        if packed:
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            self._check_call(data, hx)
+            if hx is None:
+                self.check_input(data, batch_sizes)
+            else:
+                hx = self.permute_hidden(hx, sorted_indices)  # into the packed (sorted) order
+                self.check_forward_args(data, hx, batch_sizes)
+            # (B, T, I) in the sorted order, with the lengths: the kernels take them as they are.
+            x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes), batch_first=True)
+        else:
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+            batched = input.dim() == 3
+            batch_dim = 0 if self.batch_first else 1
+            if not batched:
+                input = input.unsqueeze(batch_dim)
+            self._check_call(input, hx)
+            if hx is None:
+                self.check_input(input, None)
+            else:
+                hx = self._batched_hx(hx, batched)
+                self.check_forward_args(input, hx, None)
+            # (B, T, I) in C order: the kernels' layout, and what the backward reads again
+            x = (input if self.batch_first else input.transpose(0, 1)).contiguous()
+            lengths = None
+
+        y, h_n, c_n = self._run(x, hx, lengths)  # y (B, T, D*H); h_n, c_n (L*D, B, H)
+        hidden = (h_n, c_n) if is_lstm else h_n
+        if packed:
+            output = pack_padded_sequence(y, lengths, batch_first=True).data
+            return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
+                    self.permute_hidden(hidden, unsorted_indices))
+        output = y if self.batch_first else y.transpose(0, 1).contiguous()  # torch's outputs are contiguous
+        if not batched:
+            output = output.squeeze(batch_dim)
+            hidden = (h_n.squeeze(1), c_n.squeeze(1)) if is_lstm else h_n.squeeze(1)
+        return output, hidden
+
+    def _run(self, x, hx, lengths):
+        """x (B, T, I), hx as torch.nn takes it (batched, in x's order) or None, lengths (B,) or None
+        -> y (B, T, D*H), h_n, c_n (L*D, B, H) (c_n None but for LSTM)."""
+        cell, nonlinearity = CELLS[self.mode]
+        h0, c0 = (hx if hx is not None else (None, None)) if cell == "lstm" else (hx, None)
+        weights = self._weights(x)
+        masks = self._dropout_masks(x)
+        need_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, h0, c0, *weights))
+        y, h_n, c_n, _ = rnn_stack(x, weights, h0, c0, lengths, masks, cell, nonlinearity, self.num_layers,
+                                   self.bidirectional, need_grad)
+        return y, h_n, c_n if cell == "lstm" else None
+
+    def _weights(self, x):
+        """(w_ih, w_hh, b_ih, b_hh) per layer and direction, flat; zero biases where bias=False."""
+        if self.bias:
+            return list(self._flat_weights)
+        weights = []
+        for w_ih, w_hh in zip(self._flat_weights[0::2], self._flat_weights[1::2]):
+            zeros = torch.zeros(w_hh.shape[0], dtype=x.dtype, device=x.device)
+            weights += [w_ih, w_hh, zeros, zeros]
+        return weights
+
+    def _dropout_masks(self, x):
+        """The multipliers (B, T, D*H) of every layer's output but the last's, drawn from torch's
+        generator (torch.manual_seed makes them reproducible); none outside training."""
+        if not (self.training and self.dropout > 0 and self.num_layers > 1):
+            return []
+        shape = (x.shape[0], x.shape[1], (2 if self.bidirectional else 1) * self.hidden_size)
+        keep = 1.0 - self.dropout
+        masks = []
+        for _ in range(self.num_layers - 1):
+            mask = torch.empty(shape, dtype=x.dtype, device=x.device)
+            masks.append(mask.bernoulli_(keep).div_(keep) if keep > 0 else mask.zero_())
+        return masks
+
+    def _check_call(self, input: Tensor, hx) -> None:
+        """What torch.nn checks inside its kernels, as clear errors before ours run: the device of
+        input, states and parameters, the dtypes the kernels take, the form of hx."""
+        weight = self._flat_weights[0]
+        if input.device != weight.device:
+            raise RuntimeError("Input and parameter tensors are not at the same device, found input tensor at "
+                               f"{input.device} and parameter tensor at {weight.device}")
+        if input.dtype == weight.dtype and input.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"fusedrnn.torch.{type(self).__name__}: {input.dtype} is not supported by the fused "
+                            "kernels (float32 and float64 are); use torch.nn for half precision")
+        if hx is None:
+            return
+        states = hx if self.mode == "LSTM" else (hx,)
+        if self.mode == "LSTM" and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"hx: expected a tuple (h_0, c_0) of tensors, got {type(hx).__name__}")
+        for name, state in zip(("h_0", "c_0"), states):
+            if not isinstance(state, Tensor):
+                raise TypeError(f"hx: expected {name} to be a tensor, got {type(state).__name__}")
+            if state.device != input.device:
+                raise RuntimeError("Input and hidden tensors are not at the same device, found input tensor at "
+                                   f"{input.device} and hidden tensor at {state.device}")
+            if state.dtype != input.dtype:
+                raise ValueError(f"hx: {name} has dtype {state.dtype}, but the input has {input.dtype}")
+
+    def _batched_hx(self, hx, batched):
+        """hx as the batched (L*D, B, H) states, after torch.nn's checks of their dimensions."""
+        if self.mode == "LSTM":
+            want = 3 if batched else 2
+            if hx[0].dim() != want or hx[1].dim() != want:
+                raise RuntimeError(f"For {'batched 3-D' if batched else 'unbatched 2-D'} input, hx and cx should "
+                                   f"also be {want}-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
+            return hx if batched else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+        if batched and hx.dim() != 3:
+            raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
+        if not batched and hx.dim() != 2:
+            raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor")
+        return hx if batched else hx.unsqueeze(1)
+
+
+class LSTM(_Fused, nn.LSTM):
+    """torch.nn.LSTM on the fused kernels (same constructor, parameters, inputs and outputs).
+    ``proj_size`` > 0 is not supported."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.proj_size > 0:
+            raise NotImplementedError("fusedrnn.torch.LSTM: proj_size > 0 (LSTM with projections) is not supported "
+                                      "by the fused kernels; use torch.nn.LSTM for it")
+
+
+class GRU(_Fused, nn.GRU):
+    """torch.nn.GRU on the fused kernels (same constructor, parameters, inputs and outputs)."""
+
+
+class RNN(_Fused, nn.RNN):
+    """torch.nn.RNN (tanh or relu) on the fused kernels (same constructor, parameters, inputs and outputs)."""
