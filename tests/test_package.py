@@ -101,3 +101,25 @@ def test_default_backend_is_the_compiled_module(monkeypatch):
     args = [rng.standard_normal(s) for s in ((2, 3, 4), (5, 4), (5, 5), (5,), (5,))]
     *_, ctx = fusedrnn.ops.rnn_forward(*args)
     assert ctx.backend == "cpu"
+
+
+WITHOUT_TORCH = """
+    import sys
+    sys.modules["torch"] = None  # as if PyTorch were not installed: `import torch` raises ImportError
+    import numpy as np
+    import fusedrnn
+    from fusedrnn import nn, ops
+    y, h_n, ctx = ops.gru(np.zeros((2, 3, 4)), [tuple(np.zeros(s) for s in ((6, 4), (6, 2), (6,), (6,)))])
+    assert "torch" not in {m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}
+    try:
+        import fusedrnn.torch
+    except ImportError as error:
+        print(error)
+"""
+
+
+def test_import_fusedrnn_works_without_torch_and_fusedrnn_torch_says_what_to_install():
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(WITHOUT_TORCH)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install fusedrnn[torch]" in proc.stdout

@@ -1,9 +1,11 @@
 """``LSTM``, ``GRU`` and ``RNN``: torch.nn's recurrent modules, run on fusedrnn's fused kernels.
 
-Each class subclasses its torch.nn namesake and changes only ``forward`` (and makes
-``flatten_parameters`` a no-op): constructor, parameters and their names, initialisation,
-``state_dict``, ``extra_repr`` and the forms of inputs, states and outputs are torch.nn's own, so a
-script swaps the class and changes nothing else, and ``isinstance(m, torch.nn.LSTM)`` still holds.
+Each class is a ``torch.nn.RNNBase`` as its torch.nn namesake is, and takes from it all but
+``forward`` (and ``flatten_parameters``, a no-op here): constructor, parameters and their names,
+initialisation, ``state_dict``, ``extra_repr`` and the forms of inputs, states and outputs are
+torch.nn's own, so a script swaps the class and changes nothing else. They are not subclasses of
+torch.nn.LSTM/GRU/RNN themselves: torch.compile refuses to trace those (dynamo's ``allow_rnn``),
+and traces ours in one graph.
 Not supported: LSTM's ``proj_size`` (NotImplementedError at construction) and float16/bfloat16
 (TypeError at the call).
 """
@@ -144,20 +146,42 @@ class _Fused:
         return hx if batched else hx.unsqueeze(1)
 
 
-class LSTM(_Fused, nn.LSTM):
+class LSTM(_Fused, nn.RNNBase):
     """torch.nn.LSTM on the fused kernels (same constructor, parameters, inputs and outputs).
     ``proj_size`` > 0 is not supported."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__("LSTM", *args, **kwargs)
         if self.proj_size > 0:
             raise NotImplementedError("fusedrnn.torch.LSTM: proj_size > 0 (LSTM with projections) is not supported "
                                       "by the fused kernels; use torch.nn.LSTM for it")
 
+    # torch.nn.LSTM's own handling of the (h_0, c_0) pair.
+    get_expected_cell_size = nn.LSTM.get_expected_cell_size
+    check_forward_args = nn.LSTM.check_forward_args
+    permute_hidden = nn.LSTM.permute_hidden
 
-class GRU(_Fused, nn.GRU):
+
+class GRU(_Fused, nn.RNNBase):
     """torch.nn.GRU on the fused kernels (same constructor, parameters, inputs and outputs)."""
 
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__("GRU", *args, **kwargs)
 
-class RNN(_Fused, nn.RNN):
+
+class RNN(_Fused, nn.RNNBase):
     """torch.nn.RNN (tanh or relu) on the fused kernels (same constructor, parameters, inputs and outputs)."""
+
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if len(args) > 3:  # torch.nn.RNN's positional order: input_size, hidden_size, num_layers, nonlinearity, ...
+            self.nonlinearity, args = args[3], args[:3] + args[4:]
+        else:
+            self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
+        modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+        if self.nonlinearity not in modes:
+            raise ValueError(f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__(modes[self.nonlinearity], *args, **kwargs)
