@@ -103,6 +103,29 @@ def test_version(command):
     assert result.stdout.strip() == f"fusedrnn {fusedrnn.__version__}"
 
 
+TORCH_COLUMNS = ["device", "shape", "check", "ours step ms", "torch step ms", "torch/ours step", "ours infer ms",
+                 "torch infer ms", "torch/ours infer"]
+
+
+def test_quick_torch_dropin_bench_table_save_and_json(tmp_path):
+    result = run(*QUICK, "--torch", "--save", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    split = lambda line: [cell.strip() for cell in line.strip("|").split("|")]  # noqa: E731
+    assert split(lines[0]) == TORCH_COLUMNS
+    rows = [dict(zip(TORCH_COLUMNS, split(line))) for line in lines[1:]]
+    assert [(r["device"], r["shape"]) for r in rows] == [("cpu", shape) for shape in QUICK_ROWS]
+    for row in rows:
+        assert row["check"].startswith("ok"), row
+        assert all(float(row[c]) > 0 for c in TORCH_COLUMNS[3:]), row
+    assert "adapter" in result.stdout and "fusedrnn.ops directly" in result.stdout
+    saved = list(tmp_path.iterdir())
+    assert len(saved) == 1 and saved[0].name.endswith("-torch-dropin.md")
+    assert "--torch" in saved[0].read_text()
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["overhead_us"]["fwd+bwd"]["module"] > 0 and len(data["rows"]) == len(QUICK_ROWS)
+
+
 @pytest.mark.parametrize("args", [["bench", "--no-such-option"], ["bench", "--repeats", "0"],
                                   ["bench", "--cells", "lstm,transformer"], ["no-such-command"], []])
 def test_bad_arguments_exit_nonzero_with_usage(args):

@@ -174,7 +174,9 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
     need_grad = _validate.bool_arg("need_grad", need_grad)
     dropout_masks = _masks_arg(dropout_masks, num_layers, (batch, steps, D * hidden), x)
-    rng = np.random.default_rng(_seed_arg(seed))
+    seed = _seed_arg(seed)
+    draws = training and dropout > 0.0 and num_layers > 1 and dropout_masks is None
+    rng = np.random.default_rng(seed) if draws else None  # a Generator costs ~10 us: only where masks are drawn
 
     contexts, masks, h_n, c_n = [], [], [], []
     layer_input = x
@@ -196,7 +198,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         mask = None
         if dropout_masks is not None and layer < num_layers - 1:
             mask = dropout_masks[layer]
-        elif training and dropout > 0.0 and layer < num_layers - 1:
+        elif draws and layer < num_layers - 1:
             mask = dropout_mask(xp, y.shape, dropout, rng, y.dtype)
         if mask is not None:
             y = y * mask

@@ -2,6 +2,7 @@
 
     python -m fusedrnn.bench [--quick] [--cells lstm,gru] [--repeats N] [--threads N] [--save DIR] [--json]
     fusedrnn bench ...                      (the same, through the command line)
+    fusedrnn bench --torch ...              (fusedrnn.torch against torch.nn: fusedrnn.bench_torch)
 
 Each row is checked before it is timed: our outputs and gradients against torch.nn.LSTM/GRU/RNN
 (the same weights copied in) and against the NumPy reference. The peers then run interleaved: each
@@ -493,6 +494,9 @@ def add_arguments(parser):
                         help="threads for ours and torch (default: fusedrnn.get_num_threads())")
     parser.add_argument("--save", metavar="DIR", help="also write the table as markdown to DIR/YYYY-MM-DD-cpu.md")
     parser.add_argument("--json", action="store_true", help="print the results as one line of JSON at the end")
+    parser.add_argument("--torch", action="store_true",
+                        help="the drop-in benchmark instead: training steps of torch.nn.LSTM/GRU against "
+                             "fusedrnn.torch's (fusedrnn.bench_torch; --save writes DIR/YYYY-MM-DD-torch-dropin.md)")
 
 
 def _progress(line):
@@ -501,6 +505,11 @@ def _progress(line):
 
 def run(args) -> int:
     """Runs the benchmark for parsed ``args`` (add_arguments's options); prints; -> exit status."""
+    command = getattr(args, "command_line", None) or shlex.join(["fusedrnn", "bench", *sys.argv[1:]])
+    if args.torch:
+        from . import bench_torch
+
+        return bench_torch.run(args, command)
     try:
         r = run_benchmark(args.cells, args.quick, args.repeats, args.threads, _progress)
     except RuntimeError as error:
@@ -508,7 +517,6 @@ def run(args) -> int:
         return 2
     print("\n".join([*header_lines(r), "", *table_lines(r), "", *footer_lines(r)]))
     if args.save:
-        command = getattr(args, "command_line", None) or shlex.join(["fusedrnn", "bench", *sys.argv[1:]])
         print(f"saved {save(r, args.save, command)}")
     if args.json:
         print(json.dumps(r))

@@ -29,9 +29,12 @@ def on_device(device: torch.device):
 
 
 def to_array(t):
-    """A tensor as a NumPy (CPU) or CuPy (CUDA) view of its memory; None stays None."""
+    """A tensor as a NumPy (CPU) or CuPy (CUDA) view of its memory; None stays None; a list or
+    tuple of tensors gives a list."""
     if t is None:
         return None
+    if isinstance(t, (list, tuple)):
+        return [to_array(item) for item in t]
     t = t.detach()
     if t.device.type == "cpu":
         return t.numpy()
@@ -40,8 +43,10 @@ def to_array(t):
     return cupy.from_dlpack(t)
 
 
-def to_tensor(a) -> torch.Tensor:
-    """A NumPy or CuPy array as a tensor sharing its memory."""
+def to_tensor(a):
+    """A NumPy or CuPy array as a tensor sharing its memory; a list of arrays gives a list."""
+    if isinstance(a, list):
+        return [to_tensor(item) for item in a]
     if type(a).__module__.startswith("cupy"):
         return torch.from_dlpack(a)
     return torch.from_numpy(a)

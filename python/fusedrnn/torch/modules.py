@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ._ops import rnn_stack
+from ._ops import run
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 # torch.nn's mode -> (our cell, nonlinearity)
@@ -76,13 +76,8 @@ class _Fused:
         -> y (B, T, D*H), h_n, c_n (L*D, B, H) (c_n None but for LSTM)."""
         cell, nonlinearity = CELLS[self.mode]
         h0, c0 = (hx if hx is not None else (None, None)) if cell == "lstm" else (hx, None)
-        weights = self._weights(x)
-        masks = self._dropout_masks(x)
-        need_grad = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (x, h0, c0, *weights))
-        y, h_n, c_n, _ = rnn_stack(x, weights, h0, c0, lengths, masks, cell, nonlinearity, self.num_layers,
-                                   self.bidirectional, need_grad)
-        return y, h_n, c_n if cell == "lstm" else None
+        return run(x, self._weights(x), h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity, self.num_layers,
+                   self.bidirectional)
 
     def _weights(self, x):
         """(w_ih, w_hh, b_ih, b_hh) per layer and direction, flat; zero biases where bias=False."""
