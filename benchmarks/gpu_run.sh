@@ -4,8 +4,10 @@
 # benchmark against cuDNN. Everything it writes goes under $OUT (default /tmp/fusedrnn-gpu):
 #   env.txt            the card, driver, Python, torch/cuDNN, CuPy, nvcc
 #   build.log          pip's build output (CMake, nvcc)
-#   pytest-gpu.log     python -m pytest -m gpu on tests/test_cuda*.py and tests/ade/test_tagger.py
+#   pytest-gpu.log     python -m pytest -m gpu on tests/test_cuda*.py, tests/ade/test_tagger.py and
+#                      tests/pytorch/test_cuda.py
 #   gpu_vs_cudnn.md    the benchmark's table (and bench.log, its output)
+#   YYYY-MM-DD-torch-dropin.md   fusedrnn.torch against torch.nn on the GPU (and torch_dropin.log)
 #
 #   bash benchmarks/gpu_run.sh WHEELDIR [LIMIT_SECONDS]
 #
@@ -60,13 +62,17 @@ fi
 
 if [ "$status" -eq 0 ]; then
     tests_limit=$(( $(left) < 240 ? $(left) : 240 ))
-    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py tests/ade/test_tagger.py \
+    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py tests/ade/test_tagger.py tests/pytorch/test_cuda.py \
         > "$OUT/pytest-gpu.log" 2>&1 || fail 20 "GPU tests failed or timed out (see pytest-gpu.log)"
     tail -n 3 "$OUT/pytest-gpu.log"
     # the benchmark runs even after failed tests: its own checks say which shapes are wrong
     timeout "$(left)" "$PY" benchmarks/gpu_vs_cudnn.py --out "$OUT/gpu_vs_cudnn.md" > "$OUT/bench.log" 2>&1 \
         || fail 30 "the benchmark failed, a check failed, or it ran out of time (see bench.log)"
     cat "$OUT/gpu_vs_cudnn.md" 2>/dev/null || tail -n 20 "$OUT/bench.log"
+    # fusedrnn.torch against torch.nn with cuDNN: training steps and inference on the GPU
+    timeout "$(left)" "$PY" benchmarks/torch_dropin.py --device cuda --save "$OUT" > "$OUT/torch_dropin.log" 2>&1 \
+        || fail 30 "the drop-in benchmark failed, a check failed, or it ran out of time (see torch_dropin.log)"
+    tail -n 18 "$OUT/torch_dropin.log"
 fi
 echo "gpu_run: status $status after $SECONDS s; files in $OUT"
 exit "$status"

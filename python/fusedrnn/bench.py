@@ -497,6 +497,8 @@ def add_arguments(parser):
     parser.add_argument("--torch", action="store_true",
                         help="the drop-in benchmark instead: training steps of torch.nn.LSTM/GRU against "
                              "fusedrnn.torch's (fusedrnn.bench_torch; --save writes DIR/YYYY-MM-DD-torch-dropin.md)")
+    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
+                        help="with --torch: the devices to run on (default all: the CPU, and CUDA where present)")
 
 
 def _progress(line):

@@ -1,6 +1,7 @@
 """Drop-in benchmark: torch.nn.LSTM/GRU against fusedrnn.torch's, one training step at a time, in one process.
 
-    fusedrnn bench --torch [--quick] [--cells lstm,gru] [--repeats N] [--threads N] [--save DIR] [--json]
+    fusedrnn bench --torch [--device all|cpu|cuda] [--quick] [--cells lstm,gru] [--repeats N] [--threads N]
+                           [--save DIR] [--json]
     python benchmarks/torch_dropin.py ...   (the same)
 
 Each row builds torch.nn's module and ours with the same weights and inputs, checks that a
@@ -160,19 +161,22 @@ def adapter_overhead(torch, calls=OVERHEAD_CALLS):
         torch.set_num_threads(previous[1])
 
 
-def _devices(torch, quick):
-    devices = ["cpu"]
-    if torch.cuda.is_available() and fusedrnn.build_info().get("cuda_devices", 0) > 0 and not quick:
-        devices.append("cuda")
-    return devices
+def _devices(torch, wanted):
+    """The devices of ``wanted`` ("all", "cpu" or "cuda") to run on; RuntimeError for a missing GPU."""
+    has_cuda = torch.cuda.is_available() and fusedrnn.build_info().get("cuda_devices", 0) > 0
+    if wanted == "cuda" and not has_cuda:
+        raise RuntimeError("--device cuda: torch sees no GPU, or fusedrnn's CUDA module is not built")
+    return {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu"] + (["cuda"] if has_cuda else [])}[wanted]
 
 
-def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, progress=None):
-    """Checks and times the grid on every device -> a dict (header facts, rows, adapter overhead)."""
+def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, progress=None, device="all"):
+    """Checks and times the grid on ``device`` ("all": the CPU, and CUDA where present) -> a dict
+    (header facts, rows, adapter overhead)."""
     try:
         import torch
     except ImportError:
         raise RuntimeError("the drop-in benchmark needs PyTorch: pip install fusedrnn[torch]") from None
+    devices = _devices(torch, device)
     previous = fusedrnn.get_num_threads(), torch.get_num_threads()
     threads = threads or previous[0]
     fusedrnn.set_num_threads(threads)
@@ -180,7 +184,7 @@ def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, p
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         rows = []
-        for device in _devices(torch, quick):
+        for device in devices:
             for shape in QUICK_SHAPES if quick else SHAPES:
                 for cell in cells:
                     if progress:
@@ -256,7 +260,7 @@ def run(args, command) -> int:
     """Runs for parsed options (fusedrnn.bench's) and prints -> exit status."""
     try:
         r = run_benchmark(args.cells, args.quick, args.repeats, args.threads,
-                          lambda line: print(line, file=sys.stderr, flush=True))
+                          lambda line: print(line, file=sys.stderr, flush=True), args.device)
     except RuntimeError as error:
         print(f"fusedrnn bench --torch: {error}", file=sys.stderr)
         return 2
