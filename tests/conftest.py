@@ -39,6 +39,16 @@ def backend(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(scope="module")
+def torch_threads():
+    """torch on two threads for a module's tests (its default follows the machine), then as before."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def restore_threads():
     """Puts fusedrnn's thread count back after a test that changes it."""

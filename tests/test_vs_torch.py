@@ -25,12 +25,7 @@ NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 TORCH_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 
 def torch_module(cell, nonlinearity, num_layers, bidirectional, params, dtype):

@@ -451,19 +451,25 @@ def footer_lines(r):
     return lines
 
 
-def save(r, directory, command):
-    """Writes the table as markdown to DIRECTORY/YYYY-MM-DD-cpu.md (-2, -3, ... if taken) -> the path."""
+def write_markdown(directory, stem, title, command, header, table, footer):
+    """Writes a result as markdown to DIRECTORY/STEM.md (STEM-2.md, -3, ... if taken) -> the path:
+    the title, the command line, the header lines, the table and the footer lines as a list."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{r['date'][:10]}-cpu"
     path, n = directory / f"{stem}.md", 1
     while path.exists():
         n += 1
         path = directory / f"{stem}-{n}.md"
-    text = [f"# fusedrnn CPU benchmark, {r['date']}", "", f"Command: `{command}`", "", "```",
-            *header_lines(r), "```", "", *table_lines(r), "", *(f"- {line}" for line in footer_lines(r))]
+    text = [f"# {title}", "", f"Command: `{command}`", "", "```", *header, "```", "", *table, "",
+            *(f"- {line}" for line in footer)]
     path.write_text("\n".join(text) + "\n")
     return path
+
+
+def save(r, directory, command):
+    """Writes the table as markdown to DIRECTORY/YYYY-MM-DD-cpu.md (-2, -3, ... if taken) -> the path."""
+    return write_markdown(directory, f"{r['date'][:10]}-cpu", f"fusedrnn CPU benchmark, {r['date']}", command,
+                          header_lines(r), table_lines(r), footer_lines(r))
 
 
 def _cells(text):
@@ -508,20 +514,22 @@ def _progress(line):
 def run(args) -> int:
     """Runs the benchmark for parsed ``args`` (add_arguments's options); prints; -> exit status."""
     command = getattr(args, "command_line", None) or shlex.join(["fusedrnn", "bench", *sys.argv[1:]])
-    if args.torch:
-        from . import bench_torch
+    if args.torch:  # the drop-in benchmark: the same functions in fusedrnn.bench_torch
+        from . import bench_torch as suite
 
-        return bench_torch.run(args, command)
+        options = {"device": args.device}
+    else:
+        suite, options = sys.modules[__name__], {}
     try:
-        r = run_benchmark(args.cells, args.quick, args.repeats, args.threads, _progress)
+        r = suite.run_benchmark(args.cells, args.quick, args.repeats, args.threads, _progress, **options)
     except RuntimeError as error:
-        print(f"fusedrnn bench: {error}", file=sys.stderr)
+        print(f"fusedrnn bench{' --torch' if args.torch else ''}: {error}", file=sys.stderr)
         return 2
-    print("\n".join([*header_lines(r), "", *table_lines(r), "", *footer_lines(r)]))
+    print("\n".join([*suite.header_lines(r), "", *suite.table_lines(r), "", *suite.footer_lines(r)]))
     if args.save:
-        print(f"saved {save(r, args.save, command)}")
+        print(f"saved {suite.save(r, args.save, command)}")
     if args.json:
-        print(json.dumps(r))
+        print(json.dumps(r, default=float))  # default: NumPy scalars
     return 0 if all(row["check_ok"] for row in r["rows"]) else 1
 
 

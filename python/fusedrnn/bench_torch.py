@@ -15,17 +15,14 @@ shape: our module against ``fusedrnn.ops`` called directly on the same arrays (a
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import statistics
-import sys
 import time
 
-import numpy as np
 
 import fusedrnn
 from fusedrnn import ops
-from fusedrnn.bench import TOLERANCE, cpu_model, max_rel_diff, time_interleaved
+from fusedrnn.bench import TOLERANCE, cpu_model, max_rel_diff, time_interleaved, write_markdown
 
 # (B, T, I, H, bidirectional); each shape runs for every selected cell.
 SHAPES = [
@@ -241,32 +238,6 @@ def footer_lines(r):
 
 def save(r, directory, command):
     """Writes the table as markdown to DIRECTORY/YYYY-MM-DD-torch-dropin.md (-2, ... if taken) -> the path."""
-    from pathlib import Path
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{r['date'][:10]}-torch-dropin"
-    path, n = directory / f"{stem}.md", 1
-    while path.exists():
-        n += 1
-        path = directory / f"{stem}-{n}.md"
-    text = [f"# fusedrnn.torch against torch.nn, {r['date']}", "", f"Command: `{command}`", "", "```",
-            *header_lines(r), "```", "", *table_lines(r), "", *(f"- {line}" for line in footer_lines(r))]
-    path.write_text("\n".join(text) + "\n")
-    return path
-
-
-def run(args, command) -> int:
-    """Runs for parsed options (fusedrnn.bench's) and prints -> exit status."""
-    try:
-        r = run_benchmark(args.cells, args.quick, args.repeats, args.threads,
-                          lambda line: print(line, file=sys.stderr, flush=True), args.device)
-    except RuntimeError as error:
-        print(f"fusedrnn bench --torch: {error}", file=sys.stderr)
-        return 2
-    print("\n".join([*header_lines(r), "", *table_lines(r), "", *footer_lines(r)]))
-    if args.save:
-        print(f"saved {save(r, args.save, command)}")
-    if args.json:
-        print(json.dumps(r, default=float))
-    return 0 if all(row["check_ok"] for row in r["rows"]) else 1
+    return write_markdown(directory, f"{r['date'][:10]}-torch-dropin",
+                          f"fusedrnn.torch against torch.nn, {r['date']}", command, header_lines(r), table_lines(r),
+                          footer_lines(r))

@@ -3,7 +3,6 @@ torch.save/torch.load, dropout, inference calls, float32, and errors for bad inp
 
 from __future__ import annotations
 
-import io
 import math
 
 import pytest

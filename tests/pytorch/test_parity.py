@@ -14,12 +14,7 @@ from torch_checks import CELL_IDS, CELLS, FORMS, assert_close, make_hx, make_inp
 RTOL = 1e-10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 
 @pytest.mark.parametrize("with_hx", [False, True], ids=["no_hx", "hx"])

@@ -1,6 +1,5 @@
 """``replace(model)``: every torch.nn.LSTM/GRU/RNN of a model swapped for fusedrnn's, in place."""
 
-import torch
 from torch import nn
 
 from .modules import GRU, LSTM, RNN
