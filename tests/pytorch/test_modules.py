@@ -211,10 +211,10 @@ def test_float32_matches_torch_nn():
 def test_double_backward_is_a_clear_error():
     ours = ft.RNN(3, 4, dtype=torch.float64)
     x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(RuntimeError, match="double backward"):  # create_graph=True asks for it
-        torch.autograd.grad(ours(x)[0].pow(2).sum(), x, create_graph=True)
-    (dx,) = torch.autograd.grad(ours(x)[0].pow(2).sum(), x)  # first order still works
+    (dx,) = torch.autograd.grad(ours(x)[0].pow(2).sum(), x, create_graph=True)  # first order works
     assert dx.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        dx.sum().backward()
 
 
 def error_of(fn):
@@ -232,6 +232,7 @@ BAD_CALLS = {
     "integer input": lambda m: m(torch.zeros(5, 2, 3, dtype=torch.int64)),
     "1-D input": lambda m: m(torch.zeros(3)),
     "4-D input": lambda m: m(torch.zeros(1, 5, 2, 3)),
+    "no steps": lambda m: m(torch.zeros(0, 2, 3)),
 }
 
 
@@ -242,6 +243,78 @@ def test_bad_input_gives_the_error_torch_nn_gives(case):
     assert type(actual) is type(expected) and str(actual) == str(expected)
 
 
+def test_an_empty_batch_gives_empty_results_as_torch_nn():
+    for name, nonlinearity in CELLS:
+        reference, ours = pair(name, nonlinearity, num_layers=2, bidirectional=True)
+        x = torch.zeros(5, 0, 3)
+        (y, h), (ry, rh) = ours(x), reference(x)
+        assert y.shape == ry.shape == (5, 0, 12)
+        for state, reference_state in zip(h if name == "LSTM" else (h,), rh if name == "LSTM" else (rh,)):
+            assert state.shape == reference_state.shape == (4, 0, 6)
+
+
+def test_meta_tensors_give_shapes():
+    ours = ft.LSTM(3, 6, num_layers=2, bidirectional=True, device="meta")
+    y, (h, c) = ours(torch.empty(5, 2, 3, device="meta"))
+    assert y.device.type == "meta" and y.shape == (5, 2, 12) and h.shape == c.shape == (4, 2, 6)
+
+
+def test_changing_input_or_weights_in_place_before_backward_is_torch_s_error():
+    """Autograd keeps x and the weights through save_for_backward: an in-place change between the
+    forward and the backward is caught by their version counters, as with torch.nn."""
+    for change in ("input", "weight"):
+        ours = ft.GRU(3, 4, batch_first=True)
+        x = torch.randn(2, 5, 3, requires_grad=True) * 1  # not a leaf: may change in place
+        y, _ = ours(x)
+        with torch.no_grad():
+            (x if change == "input" else ours.weight_hh_l0).mul_(2)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
+def test_backward_frees_the_saved_activations_unless_retain_graph():
+    ours = ft.LSTM(3, 4, num_layers=2, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    y, _ = ours(x)
+    y.sum().backward(retain_graph=True)
+    first = x.grad.clone()
+    y.sum().backward()  # the retained graph runs again and adds the same gradient
+    assert torch.allclose(x.grad, 2 * first, rtol=1e-14, atol=0)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.sum().backward()  # freed after a backward without retain_graph, as torch.nn's
+
+
+def test_torch_func_transforms_are_a_clear_error():
+    from torch.func import functional_call, grad
+
+    ours = ft.LSTM(3, 4, batch_first=True, dtype=torch.float64)
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    params = {n: p.detach() for n, p in ours.named_parameters()}
+    with pytest.raises(RuntimeError, match="does not support torch.func transforms"):
+        grad(lambda p: functional_call(ours, p, (x,))[0].pow(2).sum())(params)
+    assert ours(x)[0].shape == (2, 4, 4)  # and the module still works after
+
+
+def test_replace_keeps_hooks_and_parametrizations():
+    from torch.nn.utils import parametrize
+
+    class Doubled(torch.nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    torch.manual_seed(7)
+    reference = torch.nn.LSTM(3, 4, dtype=torch.float64)
+    parametrize.register_parametrization(reference, "weight_hh_l0", Doubled())
+    seen = []
+    reference.register_forward_hook(lambda module, args, output: seen.append(type(module).__name__))
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    expected = reference(x)[0]
+    swapped = ft.replace(reference)
+    assert swapped is reference and isinstance(swapped, ft.LSTM)
+    assert torch.allclose(swapped(x)[0], expected, rtol=1e-12, atol=0)  # the parametrization still applies
+    assert len(seen) == 2  # the hook ran for both calls
+
+
 def test_bad_states_and_dtypes_are_clear_errors():
     lstm = ft.LSTM(3, 6)
     x = torch.zeros(5, 2, 3)
@@ -249,7 +322,7 @@ def test_bad_states_and_dtypes_are_clear_errors():
         lstm(x, torch.zeros(1, 2, 6))
     with pytest.raises(RuntimeError, match=r"Expected hidden\[1\] size"):
         lstm(x, (torch.zeros(1, 2, 6), torch.zeros(1, 3, 6)))
-    with pytest.raises(ValueError, match="hx: c_0 has dtype torch.float64"):
+    with pytest.raises(RuntimeError, match="hx: c_0 has dtype torch.float64"):
         lstm(x, (torch.zeros(1, 2, 6), torch.zeros(1, 2, 6, dtype=torch.float64)))
     with pytest.raises(TypeError, match="hx: expected h_0 to be a tensor"):
         ft.GRU(3, 6)(x, [[0.0]])

@@ -1,21 +1,25 @@
 """The stacked recurrent layer as a differentiable torch operation, over ``fusedrnn.ops``.
 
-Two entries share one implementation (``forward`` and ``backward`` below):
+Two entries share one implementation (``forward``, ``restore`` and ``backward`` below):
 
-- eager calls go through ``StackFunction``, a ``torch.autograd.Function`` that keeps the op
-  context (``ops.lstm``'s ctx) as it is: a few microseconds of overhead per call;
+- eager calls go through ``StackFunction``, a ``torch.autograd.Function`` (tens of microseconds
+  of dispatch per call);
 - under ``torch.compile`` the module calls ``fusedrnn::rnn_stack`` and its backward
   ``fusedrnn::rnn_stack_backward``, registered with ``torch.library.custom_op`` with fake
   (shape-only) implementations and an autograd formula, so that dynamo and AOTAutograd see one
-  opaque op per layer stack and no graph break. Between the two, autograd keeps only tensors: the
-  forward returns the saved activations (``ops.saved_arrays``) as extra outputs, and the backward
-  rebuilds the context from them (``ops.restore_context``). Their Python dispatch costs hundreds of
+  opaque op per layer stack and no graph break. Their Python dispatch costs hundreds of
   microseconds per call, which is why eager calls take the Function.
+
+Both keep only tensors between the forward and the backward, through ``save_for_backward``: the
+forward's saved activations (``ops.saved_arrays``, returned as extra, non-differentiable outputs)
+with x, the weights and the dropout masks. So autograd frees them after the backward, and an
+in-place change of x or a weight in between is the error torch.nn gives. The backward rebuilds the
+op context from them (``ops.restore_context``).
 
 Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh
 (G*H,)) per layer and direction, flat, in torch's order; h0, c0 (L*D, B, H) or None; lengths (B,)
 int64 on the CPU or None; masks: L-1 dropout multipliers (B, T, D*H), or none. Results: y (B, T,
-D*H), h_n and c_n (L*D, B, H) (c_n empty but for LSTM).
+D*H), h_n and c_n (L*D, B, H) (c_n empty but for LSTM), then the saved activations.
 """
 
 from typing import Optional
@@ -32,26 +36,35 @@ def _empty(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
+def _params(weights):
+    arrays = to_array(weights)
+    return [tuple(arrays[k:k + 4]) for k in range(0, len(arrays), 4)]
+
+
 def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad):
-    """-> y, h_n, c_n (tensors; c_n empty but for LSTM), the op context (None if not need_grad)."""
+    """-> y, h_n, c_n (c_n empty but for LSTM), and the saved activations (none if not need_grad)."""
     with on_device(x.device):
-        arrays = to_array(weights)
-        kwargs = dict(x=to_array(x), params=[tuple(arrays[k:k + 4]) for k in range(0, len(arrays), 4)],
-                      h0=to_array(h0), lengths=to_array(lengths), num_layers=num_layers, bidirectional=bidirectional,
-                      need_grad=need_grad, dropout_masks=to_array(masks) if masks else None)
+        kwargs = dict(x=to_array(x), params=_params(weights), h0=to_array(h0), lengths=to_array(lengths),
+                      num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
+                      dropout_masks=to_array(masks) if masks else None)
         if cell == "lstm":
             y, h_n, c_n, ctx = ops.lstm(c0=to_array(c0), **kwargs)
         elif cell == "gru":
             (y, h_n, ctx), c_n = ops.gru(**kwargs), None
         else:
             (y, h_n, ctx), c_n = ops.rnn(nonlinearity=nonlinearity, **kwargs), None
-        return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), ctx
+        saved = to_tensor(ops.saved_arrays(ctx)) if need_grad else []
+        return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), saved
 
 
-def backward(ctx, x, dy, dh_n, dc_n, need_dx):
-    """Gradients through the op context ``ctx`` of a forward of x; None cotangents mean zero ->
-    dx (empty unless need_dx), the weights' gradients (a flat list), dh0, dc0 (empty but for LSTM)."""
+def backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional, dy, dh_n, dc_n,
+             need_dx):
+    """Gradients of the forward of these arguments, from its saved activations; None cotangents mean
+    zero -> dx (empty unless need_dx), the weights' gradients (a flat list), dh0, dc0 (empty but for LSTM)."""
     with on_device(x.device):
+        ctx = ops.restore_context(cell, to_array(x), _params(weights), to_array(lengths),
+                                  to_array(masks) if masks else None, to_array(saved), num_layers, bidirectional,
+                                  nonlinearity)
         if dy is None:
             dy = x.new_zeros(x.shape[:2] + (ctx.num_directions * ctx.hidden,))
         g = ops.stack_backward(ctx, to_array(dy), to_array(dh_n), to_array(dc_n), need_dx=need_dx)
@@ -59,48 +72,66 @@ def backward(ctx, x, dy, dh_n, dc_n, need_dx):
                 to_tensor(g.dh0), _empty(x) if g.dc0 is None else to_tensor(g.dc0))
 
 
+def _keep_for_backward(fn_ctx, x, weights, masks, output, cell):
+    """What both entries' setup does: marks the placeholders and saved activations as not
+    differentiable and saves the tensors the backward reads."""
+    saved = output[3]
+    fn_ctx.mark_non_differentiable(*saved, *([] if cell == "lstm" else [output[2]]))  # c_n: a placeholder
+    fn_ctx.set_materialize_grads(False)  # unused outputs' gradients stay None, not zeros to allocate
+    fn_ctx.save_for_backward(x, *weights, *masks, *saved)
+    fn_ctx.counts = (len(weights), len(masks))
+
+
+def _kept(fn_ctx):
+    """-> x, weights, masks, saved as _keep_for_backward saved them."""
+    x, *rest = fn_ctx.saved_tensors
+    n_weights, n_masks = fn_ctx.counts
+    return x, rest[:n_weights], rest[n_weights:n_weights + n_masks], rest[n_weights + n_masks:]
+
+
 class StackFunction(torch.autograd.Function):
     """The eager entry: apply(options, x, h0, c0, *weights) with options = (lengths, masks, cell,
-    nonlinearity, num_layers, bidirectional) -> y, h_n, c_n."""
+    nonlinearity, num_layers, bidirectional) -> y, h_n, c_n, *saved."""
 
     @staticmethod
-    def forward(fn_ctx, options, x, h0, c0, *weights):
+    def forward(options, x, h0, c0, *weights):
         lengths, masks, cell, nonlinearity, num_layers, bidirectional = options
-        y, h_n, c_n, ctx = forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
-                                   bidirectional, True)
-        fn_ctx.op_ctx, fn_ctx.x = ctx, x  # x: its device and shape for the backward's results
-        fn_ctx.set_materialize_grads(False)  # unused outputs' gradients stay None, not zeros to allocate
-        if cell != "lstm":
-            fn_ctx.mark_non_differentiable(c_n)  # a placeholder
-        return y, h_n, c_n
+        y, h_n, c_n, saved = forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
+                                     bidirectional, True)
+        return (y, h_n, c_n, *saved)
 
     @staticmethod
-    def backward(fn_ctx, dy, dh_n, dc_n):
-        if torch.is_grad_enabled():  # create_graph=True: the kernels' gradients are not differentiable
-            _no_double_backward(fn_ctx)
+    def setup_context(fn_ctx, inputs, output):
+        options, x, h0, c0, *weights = inputs
+        _keep_for_backward(fn_ctx, x, weights, options[1], (*output[:3], output[3:]), options[2])
+        fn_ctx.options = options
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(fn_ctx, dy, dh_n, dc_n, *_saved):
+        x, weights, masks, saved = _kept(fn_ctx)
+        lengths, _, cell, nonlinearity, num_layers, bidirectional = fn_ctx.options
         need_x, need_h0, need_c0 = fn_ctx.needs_input_grad[1:4]
-        dx, dweights, dh0, dc0 = backward(fn_ctx.op_ctx, fn_ctx.x, dy, dh_n, dc_n, need_x)
+        dx, dweights, dh0, dc0 = backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers,
+                                          bidirectional, dy, dh_n, dc_n, need_x)
         return None, dx if need_x else None, dh0 if need_h0 else None, dc0 if need_c0 else None, *dweights
 
 
 @torch.library.custom_op("fusedrnn::rnn_stack", mutates_args=())
 def rnn_stack(x: Tensor, weights: list[Tensor], h0: Optional[Tensor], c0: Optional[Tensor],
               lengths: Optional[Tensor], masks: list[Tensor], cell: str, nonlinearity: str, num_layers: int,
-              bidirectional: bool) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+              bidirectional: bool, need_grad: bool) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
     """The torch.compile entry -> y, h_n, c_n and the saved activations."""
-    y, h_n, c_n, ctx = forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional,
-                               True)
-    with on_device(x.device):
-        return y, h_n, c_n, to_tensor(ops.saved_arrays(ctx))
+    return forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad)
 
 
 @rnn_stack.register_fake
-def _rnn_stack_fake(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional):
+def _rnn_stack_fake(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad):
     batch, steps, _ = x.shape
     hidden = weights[1].shape[1]
     D = 2 if bidirectional else 1
     states = (num_layers * D, batch, hidden)
-    saved = ops.saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional)
+    saved = ops.saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) if need_grad else []
     return (x.new_empty((batch, steps, D * hidden)), x.new_empty(states),
             x.new_empty(states) if cell == "lstm" else _empty(x), [x.new_empty(s) for s in saved])
 
@@ -110,13 +141,9 @@ def rnn_stack_backward(dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optio
                        weights: list[Tensor], lengths: Optional[Tensor], masks: list[Tensor], saved: list[Tensor],
                        cell: str, nonlinearity: str, num_layers: int, bidirectional: bool,
                        need_dx: bool) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
-    """rnn_stack's backward, from its arguments and saved activations -> backward()'s results."""
-    with on_device(x.device):
-        arrays = to_array(weights)
-        ctx = ops.restore_context(cell, to_array(x), [tuple(arrays[k:k + 4]) for k in range(0, len(arrays), 4)],
-                                  to_array(lengths), to_array(masks) if masks else None, to_array(saved), num_layers,
-                                  bidirectional, nonlinearity)
-    return backward(ctx, x, dy, dh_n, dc_n, need_dx)
+    """rnn_stack's backward -> backward()'s results."""
+    return backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional, dy, dh_n,
+                    dc_n, need_dx)
 
 
 @rnn_stack_backward.register_fake
@@ -128,24 +155,20 @@ def _rnn_stack_backward_fake(dy, dh_n, dc_n, x, weights, lengths, masks, saved, 
 
 
 def _setup_context(ctx, inputs, output):
-    x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional = inputs
-    saved = output[3]
-    ctx.mark_non_differentiable(*saved, *([] if cell == "lstm" else [output[2]]))  # c_n: a placeholder
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(x, lengths, *weights, *masks, *saved)
-    ctx.counts = (len(weights), len(masks))
-    ctx.options = (cell, nonlinearity, num_layers, bidirectional)
+    x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad = inputs
+    _keep_for_backward(ctx, x, weights, masks, output, cell)
+    ctx.options = (lengths, cell, nonlinearity, num_layers, bidirectional)
 
 
 def _backward(ctx, dy, dh_n, dc_n, _saved):
-    x, lengths, *rest = ctx.saved_tensors
-    n_weights, n_masks = ctx.counts
-    weights, masks, saved = rest[:n_weights], rest[n_weights:n_weights + n_masks], rest[n_weights + n_masks:]
+    x, weights, masks, saved = _kept(ctx)
+    lengths, *options = ctx.options
     need_x, need_weights, need_h0, need_c0 = ctx.needs_input_grad[:4]
-    dx, dweights, dh0, dc0 = rnn_stack_backward(dy, dh_n, dc_n, x, weights, lengths, masks, saved, *ctx.options,
+    dx, dweights, dh0, dc0 = rnn_stack_backward(dy, dh_n, dc_n, x, weights, lengths, masks, saved, *options,
                                                 need_dx=need_x)
-    return (dx if need_x else None, list(dweights) if need_weights else [None] * n_weights,
-            dh0 if need_h0 else None, dc0 if need_c0 else None, None, [None] * n_masks, None, None, None, None)
+    return (dx if need_x else None, list(dweights) if need_weights else [None] * len(weights),
+            dh0 if need_h0 else None, dc0 if need_c0 else None, None, [None] * len(masks), None, None, None, None,
+            None)
 
 
 def _no_double_backward(ctx, *grads):
@@ -160,14 +183,23 @@ rnn_stack_backward.register_autograd(_no_double_backward, setup_context=lambda c
 def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional):
     """The layer stack on its tensors, by the entry that fits the call -> y, h_n, c_n (c_n None
     but for LSTM). Calls that need no gradient (no_grad, inference_mode, nothing requiring grad)
-    keep nothing for a backward."""
-    if torch.compiler.is_compiling():
-        y, h_n, c_n, _ = rnn_stack(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
-                                   bidirectional)
-    elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *weights)):
-        options = (lengths, masks, cell, nonlinearity, num_layers, bidirectional)
-        y, h_n, c_n = StackFunction.apply(options, x, h0, c0, *weights)
+    keep nothing for a backward. Meta tensors get shapes only (as torch.nn's modules give them)."""
+    args = (x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional)
+    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *weights))
+    if x.device.type == "meta":
+        y, h_n, c_n, _ = _rnn_stack_fake(*args, False)
+    elif x.device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"fusedrnn.torch runs on CPU and CUDA tensors, not on {x.device.type}; "
+                           "use torch.nn's module there")
+    elif torch.compiler.is_compiling():
+        y, h_n, c_n, _ = rnn_stack(*args, need_grad)
+    elif torch._C._functorch.peek_interpreter_stack() is not None:  # inside torch.func.grad, vmap, ...
+        raise RuntimeError("fusedrnn.torch does not support torch.func transforms (grad, vjp, jacrev, vmap): its "
+                           "backward runs the compiled kernels, which the transforms cannot trace; use "
+                           "loss.backward() or torch.autograd.grad, or torch.nn's module under torch.func")
+    elif need_grad:
+        y, h_n, c_n, *_ = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional),
+                                              x, h0, c0, *weights)
     else:
-        y, h_n, c_n, _ = forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional,
-                                 False)
+        y, h_n, c_n, _ = forward(*args, False)
     return y, h_n, c_n if cell == "lstm" else None
