@@ -17,6 +17,8 @@ struct Rows;
 
 // Forward arguments: gates (G*H) holds x W_ih^T on entry and the activations on exit; gh (G*H) is
 // h W_hh^T; h, c (H) are the running state, updated in place; aux (A*H), h_prev (H), y (H) are written.
+// The forward runs over `units` units from the pointers given, whose gate blocks lie H apart: all
+// H of a row, or one thread's slice of them (every pointer offset by the slice's first unit).
 // Backward arguments: dh (H) is the whole gradient reaching h'; dc (H) the one reaching c', replaced
 // by the one reaching c; dgh (G*H) gets the pre-activation gradients seen by W_hh, and, for GRU
 // only, where the input side differs, dgi (G*H) those seen by W_ih and dh_direct (H) the part of
@@ -25,11 +27,11 @@ struct Rows;
 template <>
 struct Rows<LstmCell> {
   template <typename T>
-  FUSEDRNN_ROW void forward(int64_t H, Activation, const T* __restrict b_ih,
+  FUSEDRNN_ROW void forward(int64_t units, int64_t H, Activation, const T* __restrict b_ih,
                                            const T* __restrict b_hh, T* __restrict gates,
                                            const T* __restrict gh, T* __restrict h, T* __restrict c,
                                            T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < units; ++j) {
       T pre[4];
       for (int k = 0; k < 4; ++k) pre[k] = gates[k * H + j] + b_ih[k * H + j] + gh[k * H + j] + b_hh[k * H + j];
       T c_prev = c[j];
@@ -55,11 +57,11 @@ struct Rows<LstmCell> {
 template <>
 struct Rows<GruCell> {
   template <typename T>
-  FUSEDRNN_ROW void forward(int64_t H, Activation, const T* __restrict b_ih,
+  FUSEDRNN_ROW void forward(int64_t units, int64_t H, Activation, const T* __restrict b_ih,
                                            const T* __restrict b_hh, T* __restrict gates,
                                            const T* __restrict gh, T* __restrict h, T* __restrict,
                                            T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < units; ++j) {
       T hn = gh[2 * H + j] + b_hh[2 * H + j];
       h_prev[j] = h[j];
       aux[j] = hn;
@@ -90,11 +92,12 @@ struct Rows<GruCell> {
 template <>
 struct Rows<RnnCell> {
   template <typename T>
-  FUSEDRNN_ROW void forward(int64_t H, Activation act, const T* __restrict b_ih,
+  FUSEDRNN_ROW void forward(int64_t units, int64_t /* H: one gate, no blocks */, Activation act,
+                            const T* __restrict b_ih,
                                            const T* __restrict b_hh, T* __restrict gates,
                                            const T* __restrict gh, T* __restrict h, T* __restrict,
                                            T* __restrict, T* __restrict h_prev, T* __restrict y) {
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < units; ++j) {
       h_prev[j] = h[j];
       gates[j] = RnnCell::forward(gates[j] + b_ih[j] + gh[j] + b_hh[j], act);
       h[j] = y[j] = gates[j];
@@ -112,7 +115,7 @@ struct Rows<RnnCell> {
 
 template <class Cell, typename T>
 struct RowKernels {
-  using Forward = void (*)(int64_t, Activation, const T*, const T*, T*, const T*, T*, T*, T*, T*, T*);
+  using Forward = void (*)(int64_t, int64_t, Activation, const T*, const T*, T*, const T*, T*, T*, T*, T*, T*);
   using Backward = void (*)(int64_t, Activation, const T*, const T*, const T*, const T*, T*, T*, T*, T*);
 
   template <typename... A>
@@ -140,14 +143,14 @@ struct RowKernels {
     switch (best_isa()) {
 #ifdef FUSEDRNN_X86_DISPATCH
       case Isa::avx512:
-        return {&forward_avx512<F, Activation, P, P, M, P, M, M, M, M, M>,
+        return {&forward_avx512<F, F, Activation, P, P, M, P, M, M, M, M, M>,
                 &backward_avx512<F, Activation, P, P, P, P, M, M, M, M>};
       case Isa::avx2:
-        return {&forward_avx2<F, Activation, P, P, M, P, M, M, M, M, M>,
+        return {&forward_avx2<F, F, Activation, P, P, M, P, M, M, M, M, M>,
                 &backward_avx2<F, Activation, P, P, P, P, M, M, M, M>};
 #endif
       default:
-        return {&forward_baseline<F, Activation, P, P, M, P, M, M, M, M, M>,
+        return {&forward_baseline<F, F, Activation, P, P, M, P, M, M, M, M, M>,
                 &backward_baseline<F, Activation, P, P, P, P, M, M, M, M>};
     }
   }

@@ -6,8 +6,11 @@
 #include "cpu/sequence.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "cpu/blas.h"
 #include "cpu/packed_gemm.h"
@@ -70,8 +73,111 @@ void column_sums(const T* matrix, int64_t rows, int64_t width, RowRange cols, T*
 
 }  // namespace
 
+// Hidden units of a team member start on a multiple of this: a whole AVX-512 vector of floats.
+constexpr int64_t kUnitAlign = 16;
+
+// How a direction's forward shares its threads: by batch rows (each thread walks every step for its
+// rows, no synchronisation) or by hidden units (the team meets once per step, each member owning a
+// slice of W_hh that stays in its cache). FUSEDRNN_CPU_SPLIT=rows|units forces one, for tests and
+// benchmarks; "units" needs no recurrent mask and two threads or more.
+enum class Split { rows, units };
+
+// The choice, measured on two cores (float32, T=100; benchmarks/cpu_split.py, results in
+// benchmarks/results/2026-12-05-cpu-split.md). Split by rows, every thread streams all of W_hh each
+// step; split by units, each streams its share, at the cost of a barrier per step and a thread
+// start per call. Units win where W_hh outgrows a core's L2 and the batch is too small to reuse it
+// (LSTM H=512: B=1 2.5x, B=8 1.5x, B=16 1.2x; H=1024 B=1 1.7x) and lose where W_hh fits (H <= 128:
+// 0.3x-0.9x) or every thread has rows enough (LSTM H=256 B=8 0.86x, H=1024 B=128 0.78x): below
+// about two rows per thread per MiB of W_hh.
+constexpr int64_t kMiB = int64_t(1) << 20;
+
+template <typename T>
+Split forward_split(int64_t batch, int64_t hidden, int gates, int num_threads, bool masked) {
+  const char* forced = std::getenv("FUSEDRNN_CPU_SPLIT");
+  const bool possible = num_threads >= 2 && !masked && hidden >= 2 * kUnitAlign;
+  if (forced && std::strcmp(forced, "rows") == 0) return Split::rows;
+  if (forced && std::strcmp(forced, "units") == 0) return possible ? Split::units : Split::rows;
+  const int64_t w_hh_bytes = gates * hidden * hidden * int64_t(sizeof(T));
+  const bool wins = w_hh_bytes >= kMiB && batch * kMiB <= 2 * num_threads * w_hh_bytes;
+  return possible && wins ? Split::units : Split::rows;
+}
+
+// The forward split by hidden units (Split::units): the input projection is shared out by rows of
+// B*T; then each step every member multiplies the whole h (B, H) by its columns of W_hh^T and runs
+// the cells of its units for every row. h is double-buffered: step s reads one buffer and writes
+// the other, so one barrier per step keeps the members in step.
+template <class Cell, typename T>
+void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
+  const SeqDims& d = a.dims;
+  const int64_t B = d.batch, H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
+  const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+  auto gh = workspace<T>(B * GH);          // (B, G*H) recurrent projection of the current step
+  auto h_buffers = workspace<T>(2 * B * H);  // (2, B, H) the state before and after the step
+  auto c = workspace<T>(has_cell_state ? B * H : 0);  // (B, H) running cell state
+  const auto units = split_aligned(H, a.num_threads, kUnitAlign);
+  const int parts = static_cast<int>(units.size());
+  std::vector<PackedMatrix<T>> w_hh_t;  // per part and gate: W_hh^T (H, units) of those units
+  w_hh_t.reserve(parts * Cell::gates);
+  for (const RowRange& u : units)
+    for (int g = 0; g < Cell::gates; ++g) w_hh_t.emplace_back(a.w_hh + (g * H + u.begin) * H, H, u.end - u.begin, 1, H);
+  const auto projection_rows = split_rows(B * d.steps, parts);
+  const auto batch_rows = split_rows(B, parts);
+  static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
+  const int64_t steps = longest(a.lengths, {0, B});
+  SerialBlas serial;
+
+  run_team(parts, [&](int member, int team_size, SpinBarrier& barrier) {
+    for (int p = member; p < parts; p += team_size) {
+      const RowRange r = projection_rows[p];
+      gemm(false, true, r.end - r.begin, GH, d.input, T(1), a.x + r.begin * d.input, d.input, a.w_ih, d.input, T(0),
+           a.gates + r.begin * GH, GH);
+    }
+    for (int p = member; p < parts; p += team_size)
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t first = b * H + units[p].begin, n = units[p].end - units[p].begin;
+        copy_or_zero(a.h0 ? a.h0 + first : nullptr, h_buffers.get() + first, n);
+        if (has_cell_state) copy_or_zero(a.c0 ? a.c0 + first : nullptr, c.get() + first, n);
+      }
+    barrier.wait();
+    for (int64_t s = 0; s < steps; ++s) {
+      const T* h_in = h_buffers.get() + (s % 2) * B * H;
+      T* h_out = h_buffers.get() + ((s + 1) % 2) * B * H;
+      for (int p = member; p < parts; p += team_size) {
+        const int64_t u = units[p].begin, n = units[p].end - u;
+        for (int g = 0; g < Cell::gates; ++g) w_hh_t[p * Cell::gates + g].multiply(h_in, B, H, gh.get() + g * H + u, GH);
+        for (int64_t b = 0; b < B; ++b) {
+          std::copy(h_in + b * H + u, h_in + b * H + u + n, h_out + b * H + u);  // the state a finished row keeps
+          const int64_t len = a.lengths[b];
+          if (s >= len) continue;
+          const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
+          rows_kernels.forward(n, H, a.act, a.b_ih + u, a.b_hh + u, a.gates + bt * GH + u, gh.get() + b * GH + u,
+                              h_out + b * H + u, has_cell_state ? c.get() + b * H + u : nullptr, a.aux + bt * AH + u,
+                              a.h_prev + bt * H + u, a.y + bt * y_stride + u);
+        }
+      }
+      barrier.wait();
+    }
+    const T* h_last = h_buffers.get() + (steps % 2) * B * H;
+    for (int p = member; p < parts; p += team_size) {
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t first = b * H + units[p].begin, n = units[p].end - units[p].begin;
+        std::copy(h_last + first, h_last + first + n, a.h_n + first);
+        if (has_cell_state) std::copy(c.get() + first, c.get() + first + n, a.c_n + first);
+      }
+      if (p >= static_cast<int>(batch_rows.size())) continue;  // fewer batch rows than parts
+      zero_padding(a.y, H, d, a.lengths, batch_rows[p], y_stride);
+      zero_padding(a.h_prev, H, d, a.lengths, batch_rows[p]);
+      zero_padding(a.gates, GH, d, a.lengths, batch_rows[p]);
+      zero_padding(a.aux, AH, d, a.lengths, batch_rows[p]);
+    }
+  });
+}
+
 template <class Cell, typename T>
 void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
+  if (forward_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
+      Split::units)
+    return forward_by_units<Cell, T>(a, y_stride);
   const SeqDims& d = a.dims;
   const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
   const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
@@ -109,7 +215,7 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
         if (s >= len) continue;
         const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
         const int64_t r = b - rows.begin;
-        rows_kernels.forward(H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
+        rows_kernels.forward(H, H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
                             has_cell_state ? c_rows + r * H : nullptr, a.aux + bt * AH, a.h_prev + bt * H,
                             a.y + bt * y_stride);
       }
