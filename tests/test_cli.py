@@ -20,8 +20,9 @@ QUICK = ["bench", "--quick", "--repeats", "1"]
 COLUMNS = ["shape", "check", "ours fwd ms", "ours f+b ms", "numpy fwd ms", "numpy f+b ms", "torch fwd ms",
            "torch f+b ms", "ours fwd GFLOP/s", "ours f+b GFLOP/s", "torch/ours fwd", "torch/ours f+b",
            "numpy/ours fwd", "numpy/ours f+b"]
-QUICK_ROWS = ["LSTM B=4 T=5 I=8 H=16 bi", "GRU B=4 T=5 I=8 H=16 bi", "LSTM B=3 T=7 I=6 H=10 uni",
-              "GRU B=3 T=7 I=6 H=10 uni"]
+QUICK_ROWS = ["LSTM B=4 T=5 I=8 H=16 bi", "GRU B=4 T=5 I=8 H=16 bi", "RNN B=4 T=5 I=8 H=16 bi",
+              "LSTM B=3 T=7 I=6 H=10 uni", "GRU B=3 T=7 I=6 H=10 uni", "RNN B=3 T=7 I=6 H=10 uni"]
+TORCH_QUICK_ROWS = [r for r in QUICK_ROWS if not r.startswith("RNN")]  # --torch: LSTM and GRU by default
 # The console script pip installed beside this interpreter, if any (not on PATH in every set-up).
 SCRIPT = shutil.which("fusedrnn", path=str(Path(sys.executable).parent))
 
@@ -114,7 +115,7 @@ def test_quick_torch_dropin_bench_table_save_and_json(tmp_path):
     split = lambda line: [cell.strip() for cell in line.strip("|").split("|")]  # noqa: E731
     assert split(lines[0]) == TORCH_COLUMNS
     rows = [dict(zip(TORCH_COLUMNS, split(line))) for line in lines[1:]]
-    assert [(r["device"], r["shape"]) for r in rows] == [("cpu", shape) for shape in QUICK_ROWS]
+    assert [(r["device"], r["shape"]) for r in rows] == [("cpu", shape) for shape in TORCH_QUICK_ROWS]
     for row in rows:
         assert row["check"].startswith("ok"), row
         assert all(float(row[c]) > 0 for c in TORCH_COLUMNS[3:]), row
@@ -123,7 +124,7 @@ def test_quick_torch_dropin_bench_table_save_and_json(tmp_path):
     assert len(saved) == 1 and saved[0].name.endswith("-torch-dropin.md")
     assert "--torch" in saved[0].read_text()
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    assert data["overhead_us"]["fwd+bwd"]["module"] > 0 and len(data["rows"]) == len(QUICK_ROWS)
+    assert data["overhead_us"]["fwd+bwd"]["module"] > 0 and len(data["rows"]) == len(TORCH_QUICK_ROWS)
 
 
 @pytest.mark.parametrize("args", [["bench", "--no-such-option"], ["bench", "--repeats", "0"],

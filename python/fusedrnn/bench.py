@@ -1,6 +1,6 @@
 """Side-by-side CPU benchmark: our fused kernels, the NumPy reference and PyTorch, in one process.
 
-    python -m fusedrnn.bench [--quick] [--cells lstm,gru] [--repeats N] [--threads N] [--save DIR] [--json]
+    python -m fusedrnn.bench [--quick] [--cells lstm,gru,rnn] [--repeats N] [--threads N] [--save DIR] [--json]
     fusedrnn bench ...                      (the same, through the command line)
     fusedrnn bench --torch ...              (fusedrnn.torch against torch.nn: fusedrnn.bench_torch)
 
@@ -46,6 +46,8 @@ SETTLE_S = 0.15
 SHAPES = [
     (32, 30, 200, 300, True),  # the ADE tagger of the chapter: BiLSTM 300 over 200-d embeddings
     (1, 30, 200, 300, True),  # the tagger at batch 1: latency-bound, per-step overhead shows
+    (1, 100, 256, 256, False),  # one direction, one sequence: a streaming encoder, a language model
+    (8, 100, 512, 512, False),  # one direction, a small batch: W_hh larger than a core's L2
     (64, 100, 256, 256, False),  # a mid-size layer
 ]
 # GEMM-bound: the one row to compare with the sgemm ceiling. LSTM only, at most 3 rounds and
@@ -125,11 +127,11 @@ class Ours:
         self.op, self.row, self.x, self.dy, self.params = getattr(ops, row.cell), row, x, dy, params
 
     def fwd(self):
-        # Also saves what the backward needs: there is no inference-only path.
-        return self.op(self.x, self.params, bidirectional=self.row.bidirectional)
+        """Inference, as torch's under no_grad: nothing kept for a backward."""
+        return self.op(self.x, self.params, bidirectional=self.row.bidirectional, need_grad=False)
 
     def fwd_bwd(self):
-        out = self.fwd()
+        out = self.op(self.x, self.params, bidirectional=self.row.bidirectional)
         return out, ops.stack_backward(out[-1], self.dy)
 
     def outputs(self):
@@ -349,7 +351,7 @@ def _numpy_threads(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, progress=None):
+def run_benchmark(cells=("lstm", "gru", "rnn"), quick=False, repeats=5, threads=None, progress=None):
     """Checks and times the grid -> a dict (header facts, rows, sgemm peaks)."""
     info = fusedrnn.build_info()
     if info.get("backend") != "cpu":
@@ -426,8 +428,8 @@ def footer_lines(r):
     peers = " and ".join(sorted({peer for row in r["rows"] for peer in row["checked_against"]}))
     lines = [f"ms: median of {r['repeats']} round{'s' if r['repeats'] > 1 else ''}{f' ({capped})' if capped else ''}; each round runs every "
              f"peer in turn (rotating order), each after {r['settle_s']} s of its own untimed calls. "
-             "f+b = forward+backward (dx and all weight gradients). Our fwd also saves what the backward "
-             "needs; torch's fwd runs under no_grad.",
+             "fwd = inference: ours with need_grad=False, torch's under no_grad. "
+             "f+b = forward (keeping what the backward needs) + backward (dx and all weight gradients).",
              f"check: max |a-b| / max |b| over y, states, dx and weight gradients against {peers}; "
              f"FAIL at {r['tolerance']:.0e} or more.",
              "GFLOP/s: 2*B*T*G*H*(I+H)*directions for fwd, 3x that for f+b. Ratios > 1: we are faster."]
@@ -492,8 +494,9 @@ def _positive(text):
 
 def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="a tiny grid that runs in seconds (for tests)")
-    parser.add_argument("--cells", type=_cells, default=("lstm", "gru"), metavar="LIST",
-                        help="comma-separated cells among lstm, gru, rnn (default: lstm,gru)")
+    parser.add_argument("--cells", type=_cells, default=None, metavar="LIST",
+                        help="comma-separated cells among lstm, gru, rnn (default: all three; with --torch, "
+                             "lstm,gru)")
     parser.add_argument("--repeats", type=_positive, default=5, metavar="N",
                         help="timed rounds per row (default: 5)")
     parser.add_argument("--threads", type=_positive, default=None, metavar="N",
@@ -521,7 +524,10 @@ def run(args) -> int:
     else:
         suite, options = sys.modules[__name__], {}
     try:
-        r = suite.run_benchmark(args.cells, args.quick, args.repeats, args.threads, _progress, **options)
+        if args.cells:
+            options["cells"] = args.cells
+        r = suite.run_benchmark(quick=args.quick, repeats=args.repeats, threads=args.threads, progress=_progress,
+                                **options)
     except RuntimeError as error:
         print(f"fusedrnn bench{' --torch' if args.torch else ''}: {error}", file=sys.stderr)
         return 2
