@@ -87,12 +87,12 @@ def test_thread_count_does_not_change_results(rng, restore_threads, cell, nonlin
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("shape", [(1, 6, 5, 32), (3, 7, 4, 40), (17, 5, 7, 100)], ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
-def test_forward_split_by_units_matches_split_by_rows(rng, restore_threads, monkeypatch, cell, nonlinearity, shape,
-                                                      threads):
-    """A direction's forward shared out by hidden units (a team meeting once per step) gives what
-    the split by batch rows gives: every output, and every gradient (the backward reads the saved
-    arrays), with lengths, reverse and states, on unit slices that are and are not multiples of the
-    SIMD width (H=40: 16 + 24; H=100 over 3 threads)."""
+def test_split_by_units_matches_split_by_rows(rng, restore_threads, monkeypatch, cell, nonlinearity, shape,
+                                              threads):
+    """A direction's forward and backward shared out by hidden units (a team meeting once per step)
+    give what the split by batch rows gives: every output and gradient, with lengths, reverse and
+    states, on unit slices that are and are not multiples of the SIMD width (H=40: 16 + 24; H=100
+    over 3 threads)."""
     x, params, h0, c0, lengths, dy, dh_n, dc_n = case(rng, cell, shape, np.float64, True, True)
     fusedrnn.set_num_threads(threads)
     results = {}

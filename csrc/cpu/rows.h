@@ -17,8 +17,8 @@ struct Rows;
 
 // Forward arguments: gates (G*H) holds x W_ih^T on entry and the activations on exit; gh (G*H) is
 // h W_hh^T; h, c (H) are the running state, updated in place; aux (A*H), h_prev (H), y (H) are written.
-// The forward runs over `units` units from the pointers given, whose gate blocks lie H apart: all
-// H of a row, or one thread's slice of them (every pointer offset by the slice's first unit).
+// Both run over `units` units from the pointers given, whose gate blocks lie H apart: all H of a
+// row, or one thread's slice of them (every pointer offset by the slice's first unit).
 // Backward arguments: dh (H) is the whole gradient reaching h'; dc (H) the one reaching c', replaced
 // by the one reaching c; dgh (G*H) gets the pre-activation gradients seen by W_hh, and, for GRU
 // only, where the input side differs, dgi (G*H) those seen by W_ih and dh_direct (H) the part of
@@ -44,11 +44,11 @@ struct Rows<LstmCell> {
   }
 
   template <typename T>
-  FUSEDRNN_ROW void backward(int64_t H, Activation, const T* __restrict gates,
+  FUSEDRNN_ROW void backward(int64_t units, int64_t H, Activation, const T* __restrict gates,
                                             const T* __restrict aux, const T* __restrict,
                                             const T* __restrict dh, T* __restrict dc, T* __restrict,
                                             T* __restrict dgh, T* __restrict) {
-    for (int64_t j = 0; j < H; ++j)
+    for (int64_t j = 0; j < units; ++j)
       LstmCell::backward(gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j], aux[j], aux[H + j],
                          dh[j], dc[j], dgh[j], dgh[H + j], dgh[2 * H + j], dgh[3 * H + j], dc[j]);
   }
@@ -73,11 +73,11 @@ struct Rows<GruCell> {
   }
 
   template <typename T>
-  FUSEDRNN_ROW void backward(int64_t H, Activation, const T* __restrict gates,
+  FUSEDRNN_ROW void backward(int64_t units, int64_t H, Activation, const T* __restrict gates,
                                             const T* __restrict aux, const T* __restrict h_prev,
                                             const T* __restrict dh, T* __restrict,
                                             T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < units; ++j) {
       T d_r, d_z, d_xn, d_hn;
       GruCell::backward(gates[j], gates[H + j], gates[2 * H + j], aux[j], h_prev[j], dh[j],
                         d_r, d_z, d_xn, d_hn, dh_direct[j]);
@@ -105,18 +105,18 @@ struct Rows<RnnCell> {
   }
 
   template <typename T>
-  FUSEDRNN_ROW void backward(int64_t H, Activation act, const T* __restrict gates,
+  FUSEDRNN_ROW void backward(int64_t units, int64_t, Activation act, const T* __restrict gates,
                                             const T* __restrict, const T* __restrict,
                                             const T* __restrict dh, T* __restrict,
                                             T* __restrict, T* __restrict dgh, T* __restrict) {
-    for (int64_t j = 0; j < H; ++j) dgh[j] = RnnCell::backward(gates[j], dh[j], act);
+    for (int64_t j = 0; j < units; ++j) dgh[j] = RnnCell::backward(gates[j], dh[j], act);
   }
 };
 
 template <class Cell, typename T>
 struct RowKernels {
   using Forward = void (*)(int64_t, int64_t, Activation, const T*, const T*, T*, const T*, T*, T*, T*, T*, T*);
-  using Backward = void (*)(int64_t, Activation, const T*, const T*, const T*, const T*, T*, T*, T*, T*);
+  using Backward = void (*)(int64_t, int64_t, Activation, const T*, const T*, const T*, const T*, T*, T*, T*, T*);
 
   template <typename... A>
   static void forward_baseline(A... a) { Rows<Cell>::forward(a...); }
@@ -144,14 +144,14 @@ struct RowKernels {
 #ifdef FUSEDRNN_X86_DISPATCH
       case Isa::avx512:
         return {&forward_avx512<F, F, Activation, P, P, M, P, M, M, M, M, M>,
-                &backward_avx512<F, Activation, P, P, P, P, M, M, M, M>};
+                &backward_avx512<F, F, Activation, P, P, P, P, M, M, M, M>};
       case Isa::avx2:
         return {&forward_avx2<F, F, Activation, P, P, M, P, M, M, M, M, M>,
-                &backward_avx2<F, Activation, P, P, P, P, M, M, M, M>};
+                &backward_avx2<F, F, Activation, P, P, P, P, M, M, M, M>};
 #endif
       default:
         return {&forward_baseline<F, F, Activation, P, P, M, P, M, M, M, M, M>,
-                &backward_baseline<F, Activation, P, P, P, P, M, M, M, M>};
+                &backward_baseline<F, F, Activation, P, P, P, P, M, M, M, M>};
     }
   }
 };

@@ -76,10 +76,10 @@ void column_sums(const T* matrix, int64_t rows, int64_t width, RowRange cols, T*
 // Hidden units of a team member start on a multiple of this: a whole AVX-512 vector of floats.
 constexpr int64_t kUnitAlign = 16;
 
-// How a direction's forward shares its threads: by batch rows (each thread walks every step for its
-// rows, no synchronisation) or by hidden units (the team meets once per step, each member owning a
-// slice of W_hh that stays in its cache). FUSEDRNN_CPU_SPLIT=rows|units forces one, for tests and
-// benchmarks; "units" needs no recurrent mask and two threads or more.
+// How a direction's forward and backward share their threads: by batch rows (each thread walks every
+// step for its rows, no synchronisation) or by hidden units (the team meets once per step, each
+// member owning a slice of W_hh that stays in its cache). FUSEDRNN_CPU_SPLIT=rows|units forces one,
+// for tests and benchmarks; "units" needs no recurrent mask and two threads or more.
 enum class Split { rows, units };
 
 // The choice, measured on two cores (float32, T=100; benchmarks/cpu_split.py, results in
@@ -88,11 +88,13 @@ enum class Split { rows, units };
 // start per call. Units win where W_hh outgrows a core's L2 and the batch is too small to reuse it
 // (LSTM H=512: B=1 2.5x, B=8 1.5x, B=16 1.2x; H=1024 B=1 1.7x) and lose where W_hh fits (H <= 128:
 // 0.3x-0.9x) or every thread has rows enough (LSTM H=256 B=8 0.86x, H=1024 B=128 0.78x): below
-// about two rows per thread per MiB of W_hh.
+// about two rows per thread per MiB of W_hh. The backward follows the same rule (LSTM H=512: B=1
+// 2.2x, B=8 1.1x, B=16 1.0x; H=256 B=4 0.94x): its weight-gradient GEMMs after the loop do not
+// depend on the split.
 constexpr int64_t kMiB = int64_t(1) << 20;
 
 template <typename T>
-Split forward_split(int64_t batch, int64_t hidden, int gates, int num_threads, bool masked) {
+Split choose_split(int64_t batch, int64_t hidden, int gates, int num_threads, bool masked) {
   const char* forced = std::getenv("FUSEDRNN_CPU_SPLIT");
   const bool possible = num_threads >= 2 && !masked && hidden >= 2 * kUnitAlign;
   if (forced && std::strcmp(forced, "rows") == 0) return Split::rows;
@@ -175,7 +177,7 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
 
 template <class Cell, typename T>
 void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
-  if (forward_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
+  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
       Split::units)
     return forward_by_units<Cell, T>(a, y_stride);
   const SeqDims& d = a.dims;
@@ -229,67 +231,91 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
   });
 }
 
+// What a backward keeps besides its arguments, and the work both of its splits share: the gate
+// gradients of every step, the state gradients of the current one, and after the time loop the
+// input gradient and the weight gradients.
 template <class Cell, typename T>
-void sequence_backward(const BackwardArgs<T>& a, int64_t dy_stride) {
-  const SeqDims& d = a.dims;
-  const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
-  const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+struct Backward {
+  static constexpr bool has_cell_state = std::is_same_v<Cell, LstmCell>;
   // GRU's n gate has different gradients on the input and recurrent sides; the other cells share one.
-  const bool split_gate_grads = std::is_same_v<Cell, GruCell>;
-  auto dgi = workspace<T>(d.batch * d.steps * GH);  // (B, T, G*H) pre-activation grads, input side
-  auto dgh_all = workspace<T>(split_gate_grads ? d.batch * d.steps * GH : 0);  // (B, T, G*H) recurrent side
-  T* dgh = split_gate_grads ? dgh_all.get() : dgi.get();
-  auto dgh_step = workspace<T>(d.batch * GH);  // (B, G*H) recurrent-side grads of the current step
-  auto dh_rec = workspace<T>(d.batch * H);     // (B, H) dh_prev through W_hh
-  auto dh_direct = workspace<T>(d.batch * H);  // (B, H) dh_prev around W_hh (GRU's z*dh)
-  auto dh = workspace<T>(d.batch * H);         // (B, H) whole gradient reaching h' at this step
-  auto dc = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) gradient reaching c'
+  static constexpr bool split_gate_grads = std::is_same_v<Cell, GruCell>;
+
+  const BackwardArgs<T>& a;
+  const SeqDims& d;
+  const int64_t H, GH, AH;
+  std::unique_ptr<T[]> dgi;        // (B, T, G*H) pre-activation grads, input side
+  std::unique_ptr<T[]> dgh_all;    // (B, T, G*H) recurrent side, GRU only
+  T* dgh;                          // dgh_all, or dgi where the sides agree
+  std::unique_ptr<T[]> dgh_steps;  // (2, B, G*H) recurrent-side grads of the current step (two: see units)
+  std::unique_ptr<T[]> dh_rec;     // (B, H) dh_prev through W_hh
+  std::unique_ptr<T[]> dh_direct;  // (B, H) dh_prev around W_hh (GRU's z*dh)
+  std::unique_ptr<T[]> dh;         // (B, H) whole gradient reaching h' at this step
+  std::unique_ptr<T[]> dc;         // (B, H) gradient reaching c'
   // dW_ih sums over padding steps too, where the gate gradients are zero; x there may hold
   // anything (NaN from np.empty), and 0 * NaN = NaN, so padded batches use x with zeroed padding.
-  const bool padded = std::any_of(a.lengths, a.lengths + d.batch, [&](int64_t len) { return len < d.steps; });
-  auto x_zero_padded = workspace<T>(padded ? d.batch * d.steps * d.input : 0);  // (B, T, I)
-  const T* x_for_dw = padded ? x_zero_padded.get() : a.x;
-  auto h_prev_masked = workspace<T>(a.recurrent_mask ? d.batch * d.steps * H : 0);  // (B, T, H)
-  const T* h_prev_for_dw = a.recurrent_mask ? h_prev_masked.get() : a.h_prev;
-  const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
-  static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
-  const auto ranges = split_rows(d.batch, a.num_threads);
-  SerialBlas serial;
-  for_each_range(ranges, [&](RowRange rows) {
-    const int64_t n = rows.end - rows.begin;
-    std::fill(dh_rec.get() + rows.begin * H, dh_rec.get() + rows.end * H, T(0));
-    std::fill(dh_direct.get() + rows.begin * H, dh_direct.get() + rows.end * H, T(0));
-    if (has_cell_state) copy_or_zero(a.dc_n ? a.dc_n + rows.begin * H : nullptr, dc.get() + rows.begin * H, n * H);
+  const bool padded;
+  std::unique_ptr<T[]> x_zero_padded;  // (B, T, I)
+  std::unique_ptr<T[]> h_prev_masked;  // (B, T, H)
 
-    for (int64_t s = longest(a.lengths, rows) - 1; s >= 0; --s) {
-      for (int64_t b = rows.begin; b < rows.end; ++b) {
-        const int64_t len = a.lengths[b];
-        T* dgh_b = dgh_step.get() + b * GH;
-        if (s >= len) {  // not started yet: contributes nothing to this step's GEMM
-          std::fill(dgh_b, dgh_b + GH, T(0));
-          continue;
-        }
-        const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
-        T* dh_b = dh.get() + b * H;
-        const T* dy_b = a.dy + bt * dy_stride;
-        if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
-          for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[b * H + j] : T(0));
-        } else {
-          const T* rec_b = dh_rec.get() + b * H;
-          const T* direct_b = dh_direct.get() + b * H;
-          for (int64_t j = 0; j < H; ++j) dh_b[j] = dy_b[j] + rec_b[j] + direct_b[j];
-        }
-        rows_kernels.backward(H, a.act, a.gates + bt * GH, a.aux + bt * AH, a.h_prev + bt * H, dh_b,
-                             has_cell_state ? dc.get() + b * H : nullptr, dgi.get() + bt * GH, dgh_b,
-                             dh_direct.get() + b * H);
-        std::copy(dgh_b, dgh_b + GH, dgh + bt * GH);  // for LSTM and RNN, dgh is dgi
-      }
-      w_hh.multiply(dgh_step.get() + rows.begin * GH, n, GH, dh_rec.get() + rows.begin * H, H);
-      if (a.recurrent_mask)
-        for (int64_t i = rows.begin * H; i < rows.end * H; ++i) dh_rec[i] *= a.recurrent_mask[i];
+  explicit Backward(const BackwardArgs<T>& args)
+      : a(args), d(args.dims), H(d.hidden), GH(Cell::gates * H), AH(Cell::aux * H),
+        dgi(workspace<T>(d.batch * d.steps * GH)),
+        dgh_all(workspace<T>(split_gate_grads ? d.batch * d.steps * GH : 0)),
+        dgh(split_gate_grads ? dgh_all.get() : dgi.get()),
+        dgh_steps(workspace<T>(2 * d.batch * GH)),
+        dh_rec(workspace<T>(d.batch * H)), dh_direct(workspace<T>(d.batch * H)), dh(workspace<T>(d.batch * H)),
+        dc(workspace<T>(has_cell_state ? d.batch * H : 0)),
+        padded(std::any_of(a.lengths, a.lengths + d.batch, [&](int64_t len) { return len < d.steps; })),
+        x_zero_padded(workspace<T>(padded ? d.batch * d.steps * d.input : 0)),
+        h_prev_masked(workspace<T>(a.recurrent_mask ? d.batch * d.steps * H : 0)) {}
+
+  // The cells of units [u, u + n) of row b at step s, whose gate gradients go to dgh_step (G*H):
+  // dh from dy and the state gradients of the step after (or dh_n at the row's last valid step).
+  void step(const RowKernels<Cell, T>& kernels, int64_t b, int64_t s, int64_t u, int64_t n, T* dgh_step,
+            int64_t dy_stride) {
+    const int64_t len = a.lengths[b];
+    if (s >= len) {  // not started yet: contributes nothing to this step's product
+      for (int g = 0; g < Cell::gates; ++g) std::fill(dgh_step + g * H + u, dgh_step + g * H + u + n, T(0));
+      return;
     }
-    for (int64_t i = rows.begin * H; i < rows.end * H; ++i) a.dh0[i] = dh_rec[i] + dh_direct[i];
-    if (has_cell_state) std::copy(dc.get() + rows.begin * H, dc.get() + rows.end * H, a.dc0 + rows.begin * H);
+    const int64_t bt = b * d.steps + time_index(s, len, a.reverse), first = b * H + u;
+    T* dh_b = dh.get() + first;
+    const T* dy_b = a.dy + bt * dy_stride + u;
+    if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
+      for (int64_t j = 0; j < n; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[first + j] : T(0));
+    } else {
+      for (int64_t j = 0; j < n; ++j) dh_b[j] = dy_b[j] + dh_rec[first + j] + dh_direct[first + j];
+    }
+    kernels.backward(n, H, a.act, a.gates + bt * GH + u, a.aux + bt * AH + u, a.h_prev + bt * H + u, dh_b,
+                     has_cell_state ? dc.get() + first : nullptr, dgi.get() + bt * GH + u, dgh_step + u,
+                     dh_direct.get() + first);
+    for (int g = 0; g < Cell::gates; ++g)  // for LSTM and RNN, dgh is dgi
+      std::copy(dgh_step + g * H + u, dgh_step + g * H + u + n, dgh + bt * GH + g * H + u);
+  }
+
+  // Before the time loop, for units [u, u + n) of every row in `rows`.
+  void start(RowRange rows, int64_t u, int64_t n) {
+    for (int64_t b = rows.begin; b < rows.end; ++b) {
+      const int64_t first = b * H + u;
+      std::fill(dh_rec.get() + first, dh_rec.get() + first + n, T(0));
+      std::fill(dh_direct.get() + first, dh_direct.get() + first + n, T(0));
+      if (has_cell_state) copy_or_zero(a.dc_n ? a.dc_n + first : nullptr, dc.get() + first, n);
+    }
+  }
+
+  // After the time loop, for units [u, u + n) of every row in `rows`: dh0 and dc0.
+  void initial_state_grads(RowRange rows, int64_t u, int64_t n) {
+    for (int64_t b = rows.begin; b < rows.end; ++b) {
+      const int64_t first = b * H + u;
+      for (int64_t j = first; j < first + n; ++j) a.dh0[j] = dh_rec[j] + dh_direct[j];
+      if (has_cell_state) std::copy(dc.get() + first, dc.get() + first + n, a.dc0 + first);
+    }
+  }
+
+  // After the time loop, once every step of `rows` is done: their padding, dx and what the weight
+  // gradients read.
+  void finish_rows(RowRange rows) {
+    const int64_t n = rows.end - rows.begin;
     zero_padding(dgi.get(), GH, d, a.lengths, rows);
     if (split_gate_grads) zero_padding(dgh, GH, d, a.lengths, rows);
     if (a.dx) {  // null when the input needs no gradient (a frozen embedding): a fifth of the GEMM work
@@ -307,21 +333,93 @@ void sequence_backward(const BackwardArgs<T>& a, int64_t dy_stride) {
         for (int64_t t = 0; t < d.steps; ++t)
           for (int64_t j = 0; j < H; ++j)
             h_prev_masked[(b * d.steps + t) * H + j] = a.h_prev[(b * d.steps + t) * H + j] * a.recurrent_mask[b * H + j];
-  });
+  }
+
   // Weight gradients: sums over every (b, t) at once, as large GEMMs, each thread taking a block of
   // gate rows of dW and db.
-  const int64_t bt_rows = d.batch * d.steps;
-  for_each_range(split_rows(GH, a.num_threads), [&](RowRange g) {
-    const int64_t n = g.end - g.begin;
-    gemm(true, false, n, d.input, bt_rows, T(1), dgi.get() + g.begin, GH, x_for_dw, d.input, T(0),
-         a.dw_ih + g.begin * d.input, d.input);
-    gemm(true, false, n, H, bt_rows, T(1), dgh + g.begin, GH, h_prev_for_dw, H, T(0), a.dw_hh + g.begin * H, H);
-    column_sums(dgi.get(), bt_rows, GH, g, a.db_ih);
-    if (split_gate_grads)
-      column_sums(dgh, bt_rows, GH, g, a.db_hh);
-    else
-      std::copy(a.db_ih + g.begin, a.db_ih + g.end, a.db_hh + g.begin);
+  void weight_grads() {
+    const int64_t bt_rows = d.batch * d.steps;
+    const T* x_for_dw = padded ? x_zero_padded.get() : a.x;
+    const T* h_prev_for_dw = a.recurrent_mask ? h_prev_masked.get() : a.h_prev;
+    for_each_range(split_rows(GH, a.num_threads), [&](RowRange g) {
+      const int64_t n = g.end - g.begin;
+      gemm(true, false, n, d.input, bt_rows, T(1), dgi.get() + g.begin, GH, x_for_dw, d.input, T(0),
+           a.dw_ih + g.begin * d.input, d.input);
+      gemm(true, false, n, H, bt_rows, T(1), dgh + g.begin, GH, h_prev_for_dw, H, T(0), a.dw_hh + g.begin * H, H);
+      column_sums(dgi.get(), bt_rows, GH, g, a.db_ih);
+      if (split_gate_grads)
+        column_sums(dgh, bt_rows, GH, g, a.db_hh);
+      else
+        std::copy(a.db_ih + g.begin, a.db_ih + g.end, a.db_hh + g.begin);
+    });
+  }
+};
+
+// Split by batch rows: each thread walks every step back for its own rows.
+template <class Cell, typename T>
+void backward_by_rows(Backward<Cell, T>& w, int64_t dy_stride) {
+  const BackwardArgs<T>& a = w.a;
+  const int64_t H = w.H, GH = w.GH;
+  const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
+  static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
+  for_each_range(split_rows(a.dims.batch, a.num_threads), [&](RowRange rows) {
+    const int64_t n = rows.end - rows.begin;
+    w.start(rows, 0, H);
+    for (int64_t s = longest(a.lengths, rows) - 1; s >= 0; --s) {
+      for (int64_t b = rows.begin; b < rows.end; ++b) w.step(rows_kernels, b, s, 0, H, w.dgh_steps.get() + b * GH, dy_stride);
+      w_hh.multiply(w.dgh_steps.get() + rows.begin * GH, n, GH, w.dh_rec.get() + rows.begin * H, H);
+      if (a.recurrent_mask)
+        for (int64_t i = rows.begin * H; i < rows.end * H; ++i) w.dh_rec[i] *= a.recurrent_mask[i];
+    }
+    w.initial_state_grads(rows, 0, H);
+    w.finish_rows(rows);
   });
+}
+
+// Split by hidden units (as forward_by_units): each step every member runs the cells of its units
+// for every row, then, once the team has met, multiplies the step's whole gate gradients (B, G*H)
+// by its columns of W_hh for its units of dh_prev. The step's gate gradients are double-buffered,
+// so one barrier per step keeps the members in step.
+template <class Cell, typename T>
+void backward_by_units(Backward<Cell, T>& w, int64_t dy_stride) {
+  const BackwardArgs<T>& a = w.a;
+  const int64_t B = a.dims.batch, H = w.H, GH = w.GH;
+  const auto units = split_aligned(H, a.num_threads, kUnitAlign);
+  const int parts = static_cast<int>(units.size());
+  std::vector<PackedMatrix<T>> w_hh;  // per part: W_hh (G*H, units) of its units
+  w_hh.reserve(parts);
+  for (const RowRange& u : units) w_hh.emplace_back(a.w_hh + u.begin, GH, u.end - u.begin, H, 1);
+  const auto batch_rows = split_rows(B, parts);
+  static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
+  const int64_t steps = longest(a.lengths, {0, B});
+  run_team(parts, [&](int member, int team_size, SpinBarrier& barrier) {
+    for (int p = member; p < parts; p += team_size) w.start({0, B}, units[p].begin, units[p].end - units[p].begin);
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      T* dgh_step = w.dgh_steps.get() + (s % 2) * B * GH;
+      for (int p = member; p < parts; p += team_size)
+        for (int64_t b = 0; b < B; ++b)
+          w.step(rows_kernels, b, s, units[p].begin, units[p].end - units[p].begin, dgh_step + b * GH, dy_stride);
+      barrier.wait();
+      for (int p = member; p < parts; p += team_size)
+        w_hh[p].multiply(dgh_step, B, GH, w.dh_rec.get() + units[p].begin, H);
+    }
+    for (int p = member; p < parts; p += team_size)
+      w.initial_state_grads({0, B}, units[p].begin, units[p].end - units[p].begin);
+    // Every member's last cells ran before the last barrier: every row's steps are done.
+    for (int p = member; p < static_cast<int>(batch_rows.size()); p += team_size) w.finish_rows(batch_rows[p]);
+  });
+}
+
+template <class Cell, typename T>
+void sequence_backward(const BackwardArgs<T>& a, int64_t dy_stride) {
+  Backward<Cell, T> w(a);
+  SerialBlas serial;
+  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
+      Split::units)
+    backward_by_units(w, dy_stride);
+  else
+    backward_by_rows(w, dy_stride);
+  w.weight_grads();
 }
 
 #define FUSEDRNN_INSTANTIATE(CELL, T)                                       \
