@@ -67,14 +67,25 @@ inline void cpu_relax() {
 #endif
 }
 
-// The members of a team meet here once per step. It spins rather than sleeps: a step takes
-// microseconds, less than a wake-up. After a while of spinning it yields the core, so that a team
-// larger than the cores it runs on (more threads asked for than there are) still makes progress.
+// Waits until done() holds: spinning first (a team's step takes microseconds, less than a wake-up),
+// then yielding the core, so that a team larger than the cores it runs on (more threads asked for
+// than there are) still makes progress.
+template <class Done>
+void spin_until(Done done) {
+  constexpr int kSpinsBeforeYield = 1 << 10;  // pauses: some tens of microseconds
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < kSpinsBeforeYield)
+      cpu_relax();
+    else
+      std::this_thread::yield();
+  }
+}
+
+// The members of a team meet here once per step.
 class SpinBarrier {
  public:
   explicit SpinBarrier(int count) : count_(count) {}
   int size() const { return count_; }
-  static constexpr int kSpinsBeforeYield = 1 << 10;  // pauses: a few microseconds
 
   void wait() {
     const unsigned generation = generation_.load(std::memory_order_acquire);
@@ -83,12 +94,7 @@ class SpinBarrier {
       generation_.store(generation + 1, std::memory_order_release);
       return;
     }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-      if (spins < kSpinsBeforeYield)
-        cpu_relax();
-      else
-        std::this_thread::yield();
-    }
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != generation; });
   }
 
  private:
@@ -107,9 +113,9 @@ void run_team(int size, Work work) {
   for (int member = 1; member < size; ++member) {
     try {
       threads.emplace_back([&ready, &work, member] {
-        SpinBarrier* barrier;
-        while ((barrier = ready.load(std::memory_order_acquire)) == nullptr) cpu_relax();
-        work(member, barrier->size(), *barrier);
+        spin_until([&] { return ready.load(std::memory_order_acquire) != nullptr; });
+        SpinBarrier& barrier = *ready.load(std::memory_order_acquire);
+        work(member, barrier.size(), barrier);
       });
     } catch (const std::system_error&) {
       break;

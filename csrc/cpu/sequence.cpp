@@ -73,6 +73,16 @@ void column_sums(const T* matrix, int64_t rows, int64_t width, RowRange cols, T*
 
 }  // namespace
 
+// Zeroes what a forward wrote for the padding steps of `rows`: y, and the saved gates, aux, h_prev.
+template <class Cell, typename T>
+void zero_forward_padding(const ForwardArgs<T>& a, RowRange rows, int64_t y_stride) {
+  const int64_t H = a.dims.hidden;
+  zero_padding(a.y, H, a.dims, a.lengths, rows, y_stride);
+  zero_padding(a.h_prev, H, a.dims, a.lengths, rows);
+  zero_padding(a.gates, Cell::gates * H, a.dims, a.lengths, rows);
+  zero_padding(a.aux, Cell::aux * H, a.dims, a.lengths, rows);
+}
+
 // Hidden units of a team member start on a multiple of this: a whole AVX-512 vector of floats.
 constexpr int64_t kUnitAlign = 16;
 
@@ -166,11 +176,7 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
         std::copy(h_last + first, h_last + first + n, a.h_n + first);
         if (has_cell_state) std::copy(c.get() + first, c.get() + first + n, a.c_n + first);
       }
-      if (p >= static_cast<int>(batch_rows.size())) continue;  // fewer batch rows than parts
-      zero_padding(a.y, H, d, a.lengths, batch_rows[p], y_stride);
-      zero_padding(a.h_prev, H, d, a.lengths, batch_rows[p]);
-      zero_padding(a.gates, GH, d, a.lengths, batch_rows[p]);
-      zero_padding(a.aux, AH, d, a.lengths, batch_rows[p]);
+      if (p < static_cast<int>(batch_rows.size())) zero_forward_padding<Cell>(a, batch_rows[p], y_stride);
     }
   });
 }
@@ -222,10 +228,7 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
                             a.y + bt * y_stride);
       }
     }
-    zero_padding(a.y, H, d, a.lengths, rows, y_stride);
-    zero_padding(a.h_prev, H, d, a.lengths, rows);
-    zero_padding(a.gates, GH, d, a.lengths, rows);
-    zero_padding(a.aux, AH, d, a.lengths, rows);
+    zero_forward_padding<Cell>(a, rows, y_stride);
     std::copy(h_rows, h_rows + n * H, a.h_n + rows.begin * H);
     if (has_cell_state) std::copy(c_rows, c_rows + n * H, a.c_n + rows.begin * H);
   });

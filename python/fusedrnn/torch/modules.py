@@ -92,11 +92,9 @@ class _Fused:
         """(w_ih, w_hh, b_ih, b_hh) per layer and direction, flat; zero biases where bias=False."""
         if self.bias:
             return list(self._flat_weights)
-        weights = []
-        for w_ih, w_hh in zip(self._flat_weights[0::2], self._flat_weights[1::2]):
-            zeros = torch.zeros(w_hh.shape[0], dtype=x.dtype, device=x.device)
-            weights += [w_ih, w_hh, zeros, zeros]
-        return weights
+        zeros = torch.zeros(self._flat_weights[1].shape[0], dtype=x.dtype, device=x.device)  # (G*H,), read only
+        return [w for w_ih, w_hh in zip(self._flat_weights[0::2], self._flat_weights[1::2])
+                for w in (w_ih, w_hh, zeros, zeros)]
 
     def _dropout_masks(self, x):
         """The multipliers (B, T, D*H) of every layer's output but the last's, drawn from torch's
