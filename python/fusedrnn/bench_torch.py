@@ -227,7 +227,8 @@ def footer_lines(r):
                          for kind in ("fwd", "fwd+bwd"))
     capped = ", ".join(f"{row['rounds']} on {row['device']} {row['row']}" for row in r["rows"]
                        if row["rounds"] != r["repeats"])
-    return [f"ms: median of {r['repeats']} rounds{f' ({capped})' if capped else ''}, peers interleaved in "
+    rounds = f"{r['repeats']} round{'s' if r['repeats'] > 1 else ''}"
+    return [f"ms: median of {rounds}{f' ({capped})' if capped else ''}, peers interleaved in "
             "rotating order. step = forward, MSE loss, backward, Adam step (float32, batch_first); "
             "infer = forward under torch.no_grad(). Ratios > 1: ours is faster.",
             f"check: max |a-b| / max |b| over the loss, the output and every parameter's gradient of one step; "
