@@ -55,6 +55,7 @@ def main(out_path):
     loss(ddp, x[:, rows], lengths[rows], target[rows]).backward()  # DDP averages the ranks' gradients
     if rank == 0:
         torch.save({n: p.grad for n, p in ddp.module.named_parameters()}, out_path)
+    torch.distributed.barrier()  # neither rank tears gloo down while the other still uses it
     torch.distributed.destroy_process_group()
 
 
