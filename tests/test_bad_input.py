@@ -123,8 +123,7 @@ SHAPE_CASES = [
     ("h0", lambda v: v[:, :-1], "h0-wrong-H"),
     ("c0", _rows_plus_one, "c0-wrong-B"),
     ("c0", lambda v: v[:, :-1], "c0-wrong-H"),
-    ("x", lambda v: v[:0], "x-B-zero"),
-    ("x", lambda v: v[:, :0], "x-T-zero"),
+    ("x", lambda v: v[:, :0], "x-T-zero"),  # (B = 0 is an empty batch, not an error: test_reliability.py)
     ("x", lambda v: v[:, :, :0], "x-I-zero"),
 ]
 
@@ -668,7 +667,8 @@ def test_crash_prone_calls_raise_or_finish_in_a_subprocess():
             "raw unknown activation": {"ValueError", "ok"}, "raw nan inputs": {"ok"},
             "raw backward saved arrays of another shape": {"ValueError"}, "raw backward read-only dx": {"ValueError"},
             "raw backward nan dy": {"ok"},
-            "ops zero-size x": {"ValueError"}, "ops zero-size weights": {"ValueError"},
+            "ops zero-size x": {"ok"},  # B = 0: an empty batch, as in torch (test_reliability.py)
+            "ops zero-size weights": {"ValueError"},
             "ops zero-size h0": {"ValueError"}, "ops huge w_hh claim": {"ValueError"}, "ops nan and inf": {"ok"},
         }
         for label, allowed in expected.items():

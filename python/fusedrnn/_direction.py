@@ -70,6 +70,8 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
         if y_out is not None:
             raise ValueError("y_out: host backends only")
         return forward_cuda(cell, [a])[0]
+    if a.batch == 0:
+        return _empty_forward(cell, a, backend, y_out)
     if y_out is not None and not (isinstance(y_out, np.ndarray) and y_out.dtype == a.x.dtype
                                   and y_out.shape == (a.batch, a.steps, a.hidden) and y_out.flags.writeable
                                   and _validate.rows_evenly_spaced(y_out)):
@@ -97,7 +99,26 @@ def forward_cuda(cell, args) -> list:
     layer, which the kernels run concurrently) -> [(y, h_n, c_n, Context)] per direction."""
     from . import _gpu  # here, not at the top: _gpu imports this module
 
+    if args[0].batch == 0:
+        return [_empty_forward(cell, a, "cuda") for a in args]
     return _gpu.forward(cell, args)
+
+
+def _empty_forward(cell, a, backend, y_out=None):
+    """An empty batch (B = 0), as torch.nn runs it: empty outputs and a context, no kernel call."""
+    xp = reference.array_module(a.x)
+    y, h_n, c_n, saved = allocate_forward(xp, cell, 0, a.steps, a.hidden, a.x.dtype, y_out)
+    return y, h_n, c_n, Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse,
+                                a.nonlinearity, saved)
+
+
+def _empty_grads(cell, ctx, need_dx) -> Grads:
+    """The gradients of an empty batch: zero-size dx, dh0 and dc0, zero weight gradients."""
+    xp = reference.array_module(ctx.x)
+    g = allocate_grads(xp, cell, ctx.x, ctx.w_ih, ctx.w_hh, need_dx)
+    for grad in (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh):
+        grad.fill(0)
+    return g
 
 
 def backward_cuda(cell, contexts, cotangents, need_dx=None) -> list:
@@ -105,6 +126,8 @@ def backward_cuda(cell, contexts, cotangents, need_dx=None) -> list:
     call) -> [Grads] per direction, in one launch (dx None where ``need_dx`` says False)."""
     from . import _gpu
 
+    if contexts[0].x.shape[0] == 0:
+        return [_empty_grads(cell, ctx, dx) for ctx, dx in zip(contexts, need_dx or [True] * len(contexts))]
     return _gpu.backward(cell, contexts, cotangents, need_dx)
 
 
@@ -125,6 +148,8 @@ def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = N
     """need_dx=False: the input needs no gradient (a frozen embedding below); g.dx is then None, and
     the CPU kernels skip its GEMM."""
     dy, dh_n, dc_n = _validate.backward_args(cell, ctx, Context, dy, dh_n, dc_n)
+    if ctx.x.shape[0] == 0:
+        return _empty_grads(cell, ctx, need_dx)
     if ctx.backend != "cpu":
         if ctx.backend == "cuda":
             g = backward_cuda(cell, [ctx], [(dy, dh_n, dc_n)], [need_dx])[0]

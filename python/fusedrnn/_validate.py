@@ -121,7 +121,7 @@ def lengths_arg(lengths, batch, steps):
         raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
     if arr.shape != (batch,):
         raise ValueError(f"lengths: expected shape (B,) = ({batch},), got {arr.shape}")
-    if arr.min() < 1 or arr.max() > steps:
+    if arr.size and (arr.min() < 1 or arr.max() > steps):
         raise ValueError(f"lengths: every length must be in 1..T = 1..{steps}, got min {arr.min()}, max {arr.max()}")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
@@ -137,8 +137,8 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     gates = GATES[cell]
     x = array_arg("x", x, 3, "(B, T, I)")
     batch, steps, inputs = x.shape
-    if batch < 1 or steps < 1 or inputs < 1:
-        raise ValueError(f"x: B, T and I must be at least 1, got shape {tuple(x.shape)}")
+    if steps < 1 or inputs < 1:  # B = 0 is an empty batch, as in torch: empty outputs, zero weight gradients
+        raise ValueError(f"x: T and I must be at least 1, got shape {tuple(x.shape)}")
     w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype, x)
     hidden = w_hh.shape[1]
     if hidden < 1:

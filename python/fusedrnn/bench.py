@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import fusedrnn
-from fusedrnn import ops, reference
+from fusedrnn import _files, ops, reference
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 TORCH_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
@@ -464,7 +464,7 @@ def write_markdown(directory, stem, title, command, header, table, footer):
         path = directory / f"{stem}-{n}.md"
     text = [f"# {title}", "", f"Command: `{command}`", "", "```", *header, "```", "", *table, "",
             *(f"- {line}" for line in footer)]
-    path.write_text("\n".join(text) + "\n")
+    _files.write_text(path, "\n".join(text) + "\n")
     return path
 
 

@@ -34,7 +34,8 @@ integers in 1..T; steps past a row's length give zeros in y and leave its state 
 reverse pass starts at the row's last valid step. ``recurrent_mask (B, H)``, optional: W_hh sees
 ``h * mask`` at every step (variational recurrent dropout, Keras's ``recurrent_dropout``); the
 state itself is not masked. ``None`` gradients mean zero.
-float32 and float64; every array of a call has the same dtype. Invalid arguments raise
+B = 0 is an empty batch, as in torch.nn: empty outputs, a zero-size dx and zero weight gradients
+(T = 0 is an error). float32 and float64; every array of a call has the same dtype. Invalid arguments raise
 ``TypeError`` or ``ValueError`` naming the argument. NaN and inf propagate through valid steps.
 The forward keeps references to x and the weights for the backward: do not change them in place
 in between. Backend: NumPy arrays run on the compiled CPU kernels (the NumPy reference when the

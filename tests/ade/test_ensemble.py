@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ade_fixtures import write_corpus
 
-from fusedrnn import cli, nn
+from fusedrnn import _files, cli, nn
 from fusedrnn.ade.corpus import read_corpus
 from fusedrnn.ade.embeddings import Word2VecParams, sentences_of, train_word2vec
 from fusedrnn.ade.ensemble import Ensemble, load_model
@@ -72,13 +72,21 @@ def test_folder_round_trip_and_errors(tiny, tmp_path):
     assert loaded.predict_spans(texts) == Ensemble(members).predict_spans(texts)
     assert isinstance(load_model(folder / "member_1"), Tagger)
 
-    (folder / "ensemble.json").write_text("{not json", encoding="utf-8")
+    (folder / "ensemble.json").write_text('{"members": 1}', encoding="utf-8")
+    with pytest.raises(ValueError, match="ensemble.json: damaged"):  # changed behind its checksum
+        load_model(folder)
+
+    def write_listed(text):  # ensemble.json changed along with its checksum: its content is checked
+        (folder / "ensemble.json").write_text(text, encoding="utf-8")
+        _files.write_checksums(folder, ["ensemble.json"])
+
+    write_listed("{not json")
     with pytest.raises(ValueError, match="unreadable ensemble.json"):
         load_model(folder)
-    (folder / "ensemble.json").write_text('{"members": 0}', encoding="utf-8")
+    write_listed('{"members": 0}')
     with pytest.raises(ValueError, match="members must be a positive integer"):
         load_model(folder)
-    (folder / "ensemble.json").write_text('{"members": 3}', encoding="utf-8")
+    write_listed('{"members": 3}')
     with pytest.raises(FileNotFoundError, match="member_3"):
         load_model(folder)
     members[0].save(folder)  # one tagger saved over the ensemble: the folder now opens as that tagger

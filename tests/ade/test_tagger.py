@@ -93,7 +93,8 @@ def test_model_folder_round_trip(tiny, tmp_path, monkeypatch, crf):
     texts = [r.text for r in records] + ["A sentence with unseen words entirely."]
     expected = tagger.model.predict(tagger.encode_texts(texts).inputs)
     tagger.save(tmp_path / "model")
-    assert sorted(os.listdir(tmp_path / "model")) == ["config.json", "embeddings.npy", "vocab.json", "weights.npz"]
+    assert sorted(os.listdir(tmp_path / "model")) == ["checksums.json", "config.json", "embeddings.npy", "vocab.json",
+                                                      "weights.npz"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("loading must not train")
@@ -398,8 +399,13 @@ def test_cli_cv_tiny(tiny, tmp_path, monkeypatch, capsys):
     tests = [set((out / f"fold_{k}" / "test_pmids.txt").read_text(encoding="utf-8").split()) for k in (1, 2)]
     assert tests[0] and tests[1] and not tests[0] & tests[1]  # each abstract tested once
     assert (out / "fold_2" / "learning_curve.png").is_file()
+    before = (out / "cv.json").read_bytes()
     assert cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "5", "--out", str(out)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "5", "--out", str(out),
+                     "--overwrite"]) == 2
     assert "k must be between 2" in capsys.readouterr().err
+    assert (out / "cv.json").read_bytes() == before  # a failed run leaves the old results as they were
 
 
 def test_cli_cv_negatives_stay_on_the_training_side(tiny, tmp_path, monkeypatch, capsys):

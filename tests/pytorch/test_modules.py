@@ -243,14 +243,19 @@ def test_bad_input_gives_the_error_torch_nn_gives(case):
     assert type(actual) is type(expected) and str(actual) == str(expected)
 
 
-def test_an_empty_batch_gives_empty_results_as_torch_nn():
+def test_an_empty_batch_gives_empty_results_and_zero_gradients_as_torch_nn():
+    # A data-parallel rank without samples still takes part in the step: every parameter gets a
+    # (zero) gradient, as with torch.nn, so that DDP's reduction finds them all.
     for name, nonlinearity in CELLS:
-        reference, ours = pair(name, nonlinearity, num_layers=2, bidirectional=True)
-        x = torch.zeros(5, 0, 3)
-        (y, h), (ry, rh) = ours(x), reference(x)
-        assert y.shape == ry.shape == (5, 0, 12)
-        for state, reference_state in zip(h if name == "LSTM" else (h,), rh if name == "LSTM" else (rh,)):
-            assert state.shape == reference_state.shape == (4, 0, 6)
+        reference, ours = pair(name, nonlinearity, num_layers=2, bidirectional=True, dropout=0.5)
+        for module in (reference, ours):
+            x = torch.zeros(5, 0, 3, requires_grad=True)
+            y, h = module(x)
+            states = h if name == "LSTM" else (h,)
+            assert y.shape == (5, 0, 12) and all(state.shape == (4, 0, 6) for state in states)
+            (y.sum() + sum(state.sum() for state in states)).backward()
+            assert x.grad.shape == x.shape
+            assert all(p.grad is not None and not p.grad.any() for p in module.parameters())
 
 
 def test_meta_tensors_give_shapes():

@@ -4,7 +4,7 @@
 ``fusedrnn ade stats [--data DIR] [--negatives]`` reads the corpus and prints what the reader found
 (sentences, mentions, failed offset mappings, drug-inside-ADE relations, skipped lines).
 
-``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--data DIR] [--test-pmids FILE] [--seed N]
+``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--overwrite] [--data DIR] [--test-pmids FILE] [--seed N]
 [--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives] [--[no-]nested]
 [--ensemble N]``:
 holds out the documents of ``--test-pmids`` (default: a seeded 10% of the documents, written to
@@ -34,12 +34,22 @@ the published sentence-level SpERT folds instead (``--folds`` is then ignored), 
 literature only: those folds put sentences of one abstract on both sides.
 
 Every command that runs the network shows progress bars on stderr; ``--quiet`` turns them off.
+
+Nothing a user owns is lost (fusedrnn._files): every file is written atomically (a temporary file
+beside it, fsynced, renamed into place); ``--output`` and ``--out`` are checked before any work and
+refused (exit status 2, one line) when they are, or would replace, an input (also through a link)
+or cannot be written. ``train`` and ``cv`` build their folder complete in a temporary sibling and
+rename it into place; an existing non-empty ``--out`` is refused unless ``--overwrite``, which
+replaces it only once the new one is whole. A model folder's ``checksums.json`` is verified on load
+(a damaged file is named, never used); a damaged Word2Vec cache entry is reported and rebuilt.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .. import _files
 
 
 def _add_data(parser):
@@ -65,7 +75,9 @@ def add_arguments(parser):
     tr = sub.add_parser("train", help="train a tagger preset and save the model folder")
     _add_data(tr)
     tr.add_argument("--preset", choices=["chapter", "best"], required=True)
-    tr.add_argument("--out", required=True, help="model folder to write")
+    tr.add_argument("--out", required=True, help="model folder to write (a new or empty one, unless --overwrite)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out folder (only once the new one is complete)")
     tr.add_argument("--test-pmids", default=None, help="file of PubMed IDs (one per line) to hold out")
     tr.add_argument("--test-fraction", type=float, default=0.1,
                     help="without --test-pmids: the seeded share of documents held out (default 0.1)")
@@ -90,7 +102,10 @@ def add_arguments(parser):
     _add_data(cv)
     cv.add_argument("--preset", choices=["chapter", "best"], required=True)
     cv.add_argument("--folds", type=int, default=10)
-    cv.add_argument("--out", required=True, help="folder for cv.json and one model folder per fold")
+    cv.add_argument("--out", required=True, help="folder for cv.json and one model folder per fold (a new or "
+                                                  "empty one, unless --overwrite)")
+    cv.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out folder (only once the new one is complete)")
     cv.add_argument("--seed", type=int, default=0)
     cv.add_argument("--epochs", type=int, default=None)
     cv.add_argument("--batch-size", type=int, default=None)
@@ -153,10 +168,11 @@ def _positive_arg(name, value):
 
 
 def _setup(args):
-    """Checks the options, reads the corpus, prepares the vectors: (config, positives, negatives,
+    """Checks the options and that --out may be written, reads the corpus (refusing one without
+    sentences), prepares the vectors: (config, positives, negatives,
     vectors, vocab); ``vectors(seed)`` -> (kv, info), the corpus Word2Vec of that seed (trained or
     cached once) or the --embeddings file for every seed; negatives is empty unless --negatives."""
-    from .corpus import read_corpus, resolve_data_dir
+    from .corpus import REL_FILE, NEG_FILE, read_corpus, resolve_data_dir
     from .embeddings import Word2VecParams, corpus_vectors, load_vectors, sentences_of
     from .model import preset
 
@@ -165,9 +181,14 @@ def _setup(args):
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
                     negatives=args.negatives or None, nested=args.nested)
     data_dir = resolve_data_dir(args.data)
+    inputs = [data_dir / REL_FILE, data_dir / NEG_FILE, args.embeddings, getattr(args, "test_pmids", None),
+              getattr(args, "spert_folds", None)]
+    _files.check_output_folder(args.out, inputs, args.overwrite)
     embeddings = load_vectors(args.embeddings) if args.embeddings else None
     records, _ = read_corpus(data_dir, negatives=True)
     positives = [r for r in records if not r.negative]
+    if not positives:
+        raise ValueError(f"{data_dir / REL_FILE}: no usable sentences; nothing to train on")
     negatives = [r for r in records if r.negative] if config.negatives else []
     if args.limit:
         positives = positives[: args.limit]
@@ -243,7 +264,7 @@ def _fit_one(args, config, vectors, vocab, train_all, test, out, title, negative
         reports.append(report)
     model = members[0] if n == 1 else Ensemble(members)
     model.save(out)
-    (out / "test_pmids.txt").write_text("".join(f"{p}\n" for p in sorted({r.pmid for r in test})), encoding="utf-8")
+    _files.write_text(out / "test_pmids.txt", "".join(f"{p}\n" for p in sorted({r.pmid for r in test})))
     # An ensemble's folder shows member 1's curves, and each member folder its own.
     members[0].history.plot(out / "learning_curve.png", title=names[0])
     metrics = {"command": args.command_line, "preset": args.preset, "config": members[0].config.__dict__}
@@ -273,11 +294,14 @@ def _train(args) -> int:
             raise ValueError(f"{args.test_pmids}: none of its PubMed IDs is in the corpus")
     else:
         train_idx, test_idx = document_split(positives, args.test_fraction, seed=args.seed)
+    if not train_idx:
+        raise ValueError("no training sentences are left once the test documents are held out")
     out = Path(args.out)
-    metrics = _fit_one(args, config, vectors, vocab, [positives[i] for i in train_idx],
-                       [positives[i] for i in test_idx], out, f"ADE tagger, preset {args.preset}", negatives)
-    metrics["embeddings"] = vectors(args.seed)[1]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with _files.atomic_folder(out) as folder:  # becomes --out once complete; removed on failure
+        metrics = _fit_one(args, config, vectors, vocab, [positives[i] for i in train_idx],
+                           [positives[i] for i in test_idx], folder, f"ADE tagger, preset {args.preset}", negatives)
+        metrics["embeddings"] = vectors(args.seed)[1]
+        _files.write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if metrics["test"]:
         print(_score_line(metrics["test"]))
     print(f"model saved in {out} (metrics.json, learning_curve.png); trained in {metrics['train_seconds']:.1f} s")
@@ -287,8 +311,6 @@ def _train(args) -> int:
 def _cv(args) -> int:
     import json
     from pathlib import Path
-
-    import numpy as np
 
     from .splits import document_folds, spert_folds, spert_record
 
@@ -302,13 +324,41 @@ def _cv(args) -> int:
     else:
         folds = document_folds(positives, args.folds, seed=args.seed)
     out = Path(args.out)
+    with _files.atomic_folder(out) as folder:  # becomes --out once every fold is done; removed on failure
+        results = _cv_folds(args, config, positives, negatives, vectors, vocab, folds, folder)
+        summary = _cv_summary(results)
+        cv = {"command": args.command_line, "preset": args.preset, "folds": len(folds), "seed": args.seed,
+              "split": "spert (sentence-level, published)" if args.spert_folds else "documents",
+              "embeddings": vectors(args.seed)[1], "ensemble": args.ensemble, "summary": summary,
+              "train_seconds": [m["train_seconds"] for m in results]}
+        _files.write_text(folder / "cv.json", json.dumps(cv, indent=2) + "\n")
+    print("; ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in summary.items() if k.endswith("_f1")
+                    or k.startswith("chapter")))
+    print(f"cross-validation results in {out / 'cv.json'} (one model folder per fold)")
+    return 0
+
+
+def _cv_folds(args, config, positives, negatives, vectors, vocab, folds, folder) -> list:
+    """Trains and scores each fold into folder/fold_k -> each fold's metrics."""
+    import json
+
     results = []
     for k, (train_idx, test_idx) in enumerate(folds, 1):
+        if not train_idx or not test_idx:
+            raise ValueError(f"fold {k}: {'no training' if not train_idx else 'no test'} sentences; "
+                             "use fewer --folds or more sentences")
         m = _fit_one(args, config, vectors, vocab, [positives[i] for i in train_idx], [positives[i] for i in test_idx],
-                     out / f"fold_{k}", f"ADE tagger, preset {args.preset}, fold {k}/{len(folds)}", negatives)
-        (out / f"fold_{k}" / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+                     folder / f"fold_{k}", f"ADE tagger, preset {args.preset}, fold {k}/{len(folds)}", negatives)
+        _files.write_text(folder / f"fold_{k}" / "metrics.json", json.dumps(m, indent=2) + "\n")
         _log(f"fold {k}: " + _score_line(m["test"]))
         results.append(m)
+    return results
+
+
+def _cv_summary(results) -> dict:
+    """Mean, std and per-fold values of each strict and overlap span score and chapter metric."""
+    import numpy as np
+
     summary = {}
     for key, suffix in (("span", ""), ("span_overlap", "_overlap")):
         for label in sorted({lab for m in results for lab in m["test"][key]}):
@@ -319,15 +369,7 @@ def _cv(args) -> int:
     for what in ("mean_f1", "share_f1_above"):
         values = [m["test"]["chapter"][what] for m in results]
         summary[f"chapter_{what}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}
-    cv = {"command": args.command_line, "preset": args.preset, "folds": len(folds), "seed": args.seed,
-          "split": "spert (sentence-level, published)" if args.spert_folds else "documents",
-          "embeddings": vectors(args.seed)[1], "ensemble": args.ensemble, "summary": summary,
-          "train_seconds": [m["train_seconds"] for m in results]}
-    (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n", encoding="utf-8")
-    print("; ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in summary.items() if k.endswith("_f1")
-                    or k.startswith("chapter")))
-    print(f"cross-validation results in {out / 'cv.json'} (one model folder per fold)")
-    return 0
+    return summary
 
 
 def _score_line(m) -> str:
@@ -341,12 +383,14 @@ def _evaluate(args) -> int:
     import json
     from pathlib import Path
 
-    from .corpus import read_corpus
+    from .corpus import REL_FILE, read_corpus, resolve_data_dir
     from .ensemble import load_model
     from .splits import heldout_split, read_pmid_file
 
-    tagger = load_model(args.model, device=args.device)
     pmid_file = Path(args.test_pmids) if args.test_pmids else Path(args.model) / "test_pmids.txt"
+    if args.output:
+        _files.check_output_file(args.output, [args.model, pmid_file, resolve_data_dir(args.data) / REL_FILE])
+    tagger = load_model(args.model, device=args.device)
     pmids = read_pmid_file(pmid_file)
     records, _ = read_corpus(args.data)
     _, test_idx = heldout_split(records, pmids)
@@ -356,7 +400,7 @@ def _evaluate(args) -> int:
     metrics["test_pmids"] = str(pmid_file)
     text = json.dumps(metrics, indent=2)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        _files.write_text(args.output, text + "\n")
     print(text)
     print(_score_line(metrics), file=sys.stderr)
     return 0
@@ -383,19 +427,16 @@ def read_lines(path) -> list[tuple[int, str]]:
 
 def _predict(args) -> int:
     import json
-    from pathlib import Path
 
     from .ensemble import load_model
 
     lines = read_lines(args.input)
+    out = _files.check_output_file(args.output, [args.input, args.model])  # before the work, not after
     tagger = load_model(args.model, device=args.device)
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
     spans = tagger.predict_spans([t for _, t in kept], verbose=0 if args.quiet else 1)
-    out = Path(args.output)
-    if out.parent and not out.parent.is_dir():
-        raise FileNotFoundError(f"output folder not found: {out.parent}")
-    with open(out, "w", encoding="utf-8") as f:
+    with _files.atomic_path(out) as path, open(path, "w", encoding="utf-8") as f:
         for (n, text), found in zip(kept, spans):
             obj = {"line": n, "text": text,
                    "spans": [{"start": s.start, "end": s.end, "label": s.label, "text": s.text} for s in found]}
@@ -415,11 +456,12 @@ def _require_cuda():
 
 
 def run(args) -> int:
-    # Expected user errors (missing corpus, bad bytes, bad download) as one line, not a traceback.
+    # Expected user errors (missing corpus, bad bytes, bad download, a refused output, a full disk)
+    # as one line, not a traceback.
     try:
         if getattr(args, "device", "cpu") == "cuda":
             _require_cuda()
         return args.ade_run(args)
-    except (FileNotFoundError, ValueError, ConnectionError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"fusedrnn ade {args.ade_command}: error: {exc}", file=sys.stderr)
         return 2

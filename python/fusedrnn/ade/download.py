@@ -2,19 +2,19 @@
 
 The mirror is the one the Hugging Face ``ade_corpus_v2`` loader downloads (see the corpus
 PROVENANCE.md). Each file is downloaded into a temporary file in the target folder, checked against
-its known sha256 and only then renamed over its final name, so an interrupted or corrupted download
-never leaves a file that the reader would accept.
+its known sha256 and only then renamed over its final name (fusedrnn._files), so an interrupted or
+corrupted download never leaves a file that the reader would accept, nor, after a kill, a
+temporary that the next download keeps.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .. import _files
 from .corpus import default_cache_dir
 
 MIRROR = "https://raw.githubusercontent.com/trunghlt/AdverseDrugReaction/master/ADE-Corpus-V2/"
@@ -23,14 +23,6 @@ SHA256 = {
     "ADE-NEG.txt": "8f506c159042ce354fbf26981dc39971dde8f09b1158d94106eab1e516e53fcf",
     "DRUG-DOSE.rel": "78b46dfcdc1325d7f81e5e01f5a424e380e4b38fafca02f6e8f67064ca73f2db",
 }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(
@@ -52,23 +44,18 @@ def download(
     base = base_url if base_url.endswith("/") else base_url + "/"
     for name, expected in (files or SHA256).items():
         final = target / name
-        if not force and final.is_file() and _sha256(final) == expected:
+        if not force and final.is_file() and _files.sha256(final) == expected:
             continue
         url = base + name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with urllib.request.urlopen(url, timeout=timeout) as resp:
-                        for block in iter(lambda: resp.read(1 << 20), b""):
-                            out.write(block)
-                except (urllib.error.URLError, OSError) as exc:
-                    raise ConnectionError(f"could not download {url}: {exc}") from None
-            actual = _sha256(tmp)
+        with _files.atomic_path(final) as tmp, open(tmp, "wb") as out:  # replaces final only when verified
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    for block in iter(lambda: resp.read(1 << 20), b""):
+                        out.write(block)
+            except (urllib.error.URLError, OSError) as exc:
+                raise ConnectionError(f"could not download {url}: {exc}") from None
+            out.flush()
+            actual = _files.sha256(tmp)
             if actual != expected:
                 raise ValueError(f"sha256 mismatch for {url}: expected {expected}, got {actual}; file discarded")
-            os.replace(tmp, final)  # atomic within one folder
-        finally:
-            tmp.unlink(missing_ok=True)
     return target

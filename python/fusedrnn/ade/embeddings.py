@@ -3,8 +3,10 @@
 Default: a 200-dimensional gensim Word2Vec, skip-gram (``sg=1``), seeded, one worker thread (so a
 run is reproducible), a few epochs, trained on the corpus sentences (DRUG-AE and ADE-NEG) tokenized
 and lowercased exactly as ``tokens.py`` does for the tagger. The trained vectors are cached under
-``<cache>/word2vec/<key>.kv`` where the key is a sha256 of the corpus files' contents and every
-training parameter; a second call with the same corpus and parameters loads them instead of training.
+``<cache>/word2vec/<key>.w2v`` (word2vec binary format: no pickle) where the key is a sha256 of the
+corpus files' contents and every training parameter; a second call with the same corpus and
+parameters loads them instead of training, after checking the entry's sha256 (ade.cache: a damaged
+entry is reported, deleted and trained again).
 Training learns no labels, so it may use every sentence (test sentences included), as the chapter did.
 
 ``load_vectors(PATH)``: any word2vec file via gensim ``KeyedVectors.load_word2vec_format``, binary
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import cached
 from .corpus import NEG_FILE, REL_FILE, Record, default_cache_dir
 from .tokens import token_texts, tokenize
 
@@ -101,19 +104,22 @@ def corpus_vectors(
     key = corpus_key([data_dir / REL_FILE, data_dir / NEG_FILE], params)
     # The key covers the files, but a caller may pass a subset of their records: add their count.
     key = f"{key}-{len(records)}"
-    path = folder / f"{key}.kv"
-    if path.is_file():
-        return KeyedVectors.load(str(path)), {"cache": str(path), "cached": True, "seconds": 0.0}
-    start = time.perf_counter()
-    kv = train_word2vec(sentences_of(records, params.split_compounds), params)
-    seconds = time.perf_counter() - start
-    if log:
-        log(f"trained Word2Vec ({len(kv)} words, {params.dim} dims) in {seconds:.1f} s; cached in {path}")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.tmp"
-    kv.save(str(tmp))
-    os.replace(tmp, path)
-    return kv, {"cache": str(path), "cached": False, "seconds": seconds}
+    path = folder / f"{key}.w2v"
+    timing = {}
+
+    def build():
+        start = time.perf_counter()
+        kv = train_word2vec(sentences_of(records, params.split_compounds), params)
+        timing["seconds"] = time.perf_counter() - start
+        if log:
+            log(f"trained Word2Vec ({len(kv)} words, {params.dim} dims) in {timing['seconds']:.1f} s; cached in {path}")
+        return kv
+
+    kv, hit = cached(path, {"corpus": key, **dataclasses.asdict(params)}, build,
+                     save=lambda kv, tmp: kv.save_word2vec_format(str(tmp), binary=True),
+                     load=lambda tmp: KeyedVectors.load_word2vec_format(str(tmp), binary=True, unicode_errors="strict"),
+                     log=log)
+    return kv, {"cache": str(path), "cached": hit, "seconds": timing.get("seconds", 0.0)}
 
 
 def load_vectors(path: str | os.PathLike):

@@ -6,7 +6,8 @@ without a CRF the summed softmax probabilities give each token's tag. Every memb
 with its own vocabulary; they share the preset, hence the tokens, ``maxlen`` and the tags.
 
 An ensemble folder holds ``ensemble.json`` (``{"members": N}``) and the member folders
-``member_1`` .. ``member_N``, each a complete tagger folder (ade.model); ``load_model`` opens either kind.
+``member_1`` .. ``member_N``, each a complete tagger folder (ade.model), and a ``checksums.json``
+for ensemble.json; ``load_model`` opens either kind.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import _files
 from .model import SpanPredictor, Tagger
 
 # The fields that must agree for the members' scores to line up and add up.
@@ -53,12 +55,14 @@ class Ensemble(SpanPredictor):
         folder.mkdir(parents=True, exist_ok=True)
         for k, m in enumerate(self.members, 1):
             m.save(folder / f"member_{k}")
-        (folder / "ensemble.json").write_text(json.dumps({"members": len(self.members)}) + "\n", encoding="utf-8")
+        _files.write_text(folder / "ensemble.json", json.dumps({"members": len(self.members)}) + "\n")
+        _files.write_checksums(folder, ["ensemble.json"])  # each member folder has its own
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Ensemble:
         folder = Path(folder)
+        _files.verify_checksums(folder)
         try:
             count = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["members"]
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:

@@ -30,8 +30,10 @@ reaches past the ``maxlen``-th token counts as a miss in evaluation (the chapter
 
 A model folder holds ``config.json`` (the preset's parameters, the scheme, the vocabulary size),
 ``vocab.json`` (the word of each embedding row), ``embeddings.npy`` (the initial table; a fine-tuned
-one is in the weights) and ``weights.npz``
-(``model.save_weights``); ``Tagger.load`` rebuilds the network and loads the weights, never training.
+one is in the weights), ``weights.npz`` (``model.save_weights``) and ``checksums.json`` (the sha256
+of the four, written last); each file is written atomically. ``Tagger.load`` checks the sums (a
+damaged or half-saved folder is a ValueError naming the file), rebuilds the network and loads the
+weights, never training.
 """
 
 from __future__ import annotations
@@ -39,17 +41,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .. import _files
 from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
 from .evaluation import chapter_metrics, overlap_scores, span_scores
 from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, SCHEME_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
+# A saved tagger's folder; its checksums.json holds their sha256, checked on load.
+MODEL_FILES = ("config.json", "vocab.json", "embeddings.npy", "weights.npz")
 
 
 @dataclasses.dataclass
@@ -365,23 +371,27 @@ class Tagger(SpanPredictor):
                        "chars": self.chars})
         if extra:
             config["extra"] = extra
-        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        (folder / "vocab.json").write_text(json.dumps(self.words, ensure_ascii=False) + "\n", encoding="utf-8")
-        np.save(folder / "embeddings.npy", self.matrix)
+        _files.write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
+        _files.write_text(folder / "vocab.json", json.dumps(self.words, ensure_ascii=False) + "\n")
+        with _files.atomic_path(folder / "embeddings.npy") as path, open(path, "wb") as f:
+            np.save(f, self.matrix, allow_pickle=False)
         self.model.save_weights(folder / "weights.npz")
         # A folder that held an ensemble (ade.ensemble) now holds one tagger: load_model must open this.
         (folder / "ensemble.json").unlink(missing_ok=True)
+        _files.write_checksums(folder, MODEL_FILES)  # last: a save killed midway fails the check
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Tagger:
         folder = Path(folder)
-        need = ["config.json", "vocab.json", "embeddings.npy", "weights.npz"]
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder not found: {folder}")
-        missing = [n for n in need if not (folder / n).is_file()]
+        missing = [n for n in MODEL_FILES if not (folder / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{folder}: not a saved ADE model (missing {', '.join(missing)})")
+        if not _files.verify_checksums(folder):
+            warnings.warn(f"{folder}: no {_files.CHECKSUMS} (saved by fusedrnn 0.1.0), so its files cannot be "
+                          "checked for damage; save it again to add one", stacklevel=2)
         try:
             raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             words = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
@@ -389,7 +399,10 @@ class Tagger(SpanPredictor):
             raise ValueError(f"{folder}: unreadable config.json or vocab.json ({exc})") from None
         fields = {f.name for f in dataclasses.fields(Config)}
         config = Config(**{k: v for k, v in raw.items() if k in fields})
-        matrix = np.load(folder / "embeddings.npy")
+        try:
+            matrix = np.load(folder / "embeddings.npy", allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001  NumPy raises many types for a damaged file
+            raise ValueError(f"{folder / 'embeddings.npy'}: unreadable ({exc})") from None
         if matrix.shape[0] != len(words):
             raise ValueError(f"{folder}: {len(words)} words but {matrix.shape[0]} embedding rows")
         tagger = cls(config, words, matrix, raw.get("chars", []), device)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _files
 from ..nn import functional as F
 from ..nn import layers
 from ..nn.attention import Attention, save_heatmap
@@ -307,7 +308,7 @@ def _save_plot(results, out: Path, task):
     ax.legend()
     fig.tight_layout()
     path = out / "seq2seq_accuracy.png"
-    fig.savefig(path, dpi=100)
+    _files.save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -20,6 +20,7 @@ Kernels use the (in, out) layout of ``functional.linear``. Arrays are NumPy or C
 
 from __future__ import annotations
 
+from .. import _files
 from .autograd import Tensor, as_tensor, record
 from .functional import reshape, sequence_mask
 from .layers.base import Layer
@@ -241,7 +242,7 @@ def save_heatmap(weights, path, source_labels=None, target_labels=None, title=No
         ax.set_title(title)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _files.save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .. import _files
 from .callbacks import Callback
 
 __all__ = ["History"]
@@ -59,5 +60,5 @@ class History(Callback):
         directory = os.path.dirname(os.fspath(path))
         if directory:
             os.makedirs(directory, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100)
+        _files.save_figure(fig, path)
         return path

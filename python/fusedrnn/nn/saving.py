@@ -5,12 +5,15 @@ with one ``<name>.npy`` member per weight and a member ``__fusedrnn_metadata__.n
 array holding ``{"format": "fusedrnn-weights", "format_version": 1, "fusedrnn_version": ...,
 "weights": [{"name", "shape", "dtype"}, ...]}`` in the model's order.
 
-Saving is atomic: the archive is written to a temporary file beside the target, flushed and
+Saving is atomic (fusedrnn._files): the archive is written to a temporary file beside the target,
 fsynced, then renamed over the target with ``os.replace``; on any error the target is untouched and
-the temporary file removed. The path is used as given (no ``.npz`` is appended).
+the temporary file removed, and a save killed midway leaves a temporary that the next save of the
+same target deletes. The path is used as given (no ``.npz`` is appended).
 
 Loading checks everything before it changes any weight, and names what does not match: an
 unreadable or foreign file, a newer format version, missing or extra names, shapes and dtypes.
+Every failure to read the file is a ValueError naming it (zipfile's own NotImplementedError for a
+damaged header included).
 Weights are matched by name, not by position. dtypes must match exactly unless
 ``allow_float_cast=True``, which converts between floating-point types (e.g. a float64 file into
 a float32 model); nothing else is ever cast. A missing file raises FileNotFoundError.
@@ -20,12 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import zipfile
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, _files
 from ..reference import array_module
 from .autograd import Tensor
 
@@ -67,43 +69,13 @@ def save_weights(named_weights, path) -> None:
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "fusedrnn_version": __version__,
                 "weights": [{"name": n, "shape": list(a.shape), "dtype": a.dtype.str}
                             for n, a in zip(names, arrays)]}
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-    # 0o666 through the umask: the file gets the permissions any new file of the user would get
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-                for name, array in zip(names, arrays):
-                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-                with archive.open(METADATA_KEY + ".npy", "w") as member:
-                    np.lib.format.write_array(member, np.array(json.dumps(metadata)), allow_pickle=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    """Makes the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with _files.atomic_path(path) as temporary, open(temporary, "wb") as file:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in zip(names, arrays):
+                with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+            with archive.open(METADATA_KEY + ".npy", "w") as member:
+                np.lib.format.write_array(member, np.array(json.dumps(metadata)), allow_pickle=False)
 
 
 def read_weights(path) -> dict:
@@ -112,10 +84,14 @@ def read_weights(path) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file not found: {path}")
     unreadable = f"{path}: not a readable fusedrnn weights file"
-    with open(path, "rb") as file:  # ours to close: np.load leaks the handle when the archive is bad
+    try:
+        file = open(path, "rb")  # ours to close: np.load leaks the handle when the archive is bad
+    except OSError as error:
+        raise ValueError(f"{unreadable} ({error.strerror})") from None
+    with file:
         try:
             archive = np.load(file, allow_pickle=False)
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        except Exception as error:  # noqa: BLE001  zipfile and NumPy raise many types for damage
             raise ValueError(f"{unreadable} (not a .npz archive, or truncated: {error})") from None
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError(f"{unreadable} (a single .npy array, not a .npz archive)")
@@ -151,7 +127,7 @@ def _read_archive(path, archive, unreadable) -> dict:
             raise ValueError(f"{path}: damaged: the metadata lists {name} but the archive has no such array")
         try:
             array = archive[name]
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        except Exception as error:  # noqa: BLE001  as above
             raise ValueError(f"{unreadable} ({name}: damaged array: {error})") from None
         if array.shape != shape or array.dtype != dtype:
             raise ValueError(f"{path}: damaged: {name} is {array.dtype} {array.shape} in the archive, "

@@ -61,7 +61,7 @@ class _Fused:
 
         if x.shape[1] == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")  # torch.nn's words
-        y, h_n, c_n = self._run(x, hx, lengths) if x.shape[0] else self._no_rows(x, hx)
+        y, h_n, c_n = self._run(x, hx, lengths)
         hidden = (h_n, c_n) if is_lstm else h_n
         if packed:
             output = pack_padded_sequence(y, lengths, batch_first=True).data
@@ -80,13 +80,6 @@ class _Fused:
         h0, c0 = (hx if hx is not None else (None, None)) if cell == "lstm" else (hx, None)
         return run(x, self._weights(x), h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity, self.num_layers,
                    self.bidirectional)
-
-    def _no_rows(self, x, hx):
-        """torch.nn's results for an empty batch (B = 0): empty tensors of the right shapes."""
-        D = 2 if self.bidirectional else 1
-        y = x.new_zeros((0, x.shape[1], D * self.hidden_size))
-        states = x.new_zeros((self.num_layers * D, 0, self.hidden_size))
-        return y, states, states.clone() if self.mode == "LSTM" else None
 
     def _weights(self, x):
         """(w_ih, w_hh, b_ih, b_hh) per layer and direction, flat; zero biases where bias=False."""
