@@ -334,6 +334,19 @@ def test_a_damaged_word2vec_cache_is_reported_deleted_and_rebuilt(trained, tmp_p
     assert np.all(np.isfinite(embeddings)) and np.abs(embeddings).max() < 10
 
 
+@pytest.mark.parametrize("command", [["bench", "--quick", "--save"], ["demo", "count-ones", "--quick", "--out"],
+                                     ["ade", "download", "--dir"]], ids=["bench", "demo", "download"])
+def test_commands_that_write_a_folder_refuse_a_file_before_the_work(command, tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine", encoding="utf-8")
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: pytest.fail("downloaded"))
+    for target in (mine, mine / "below"):
+        rc = cli.main([*command, str(target)])
+        err = capsys.readouterr().err
+        assert rc == 2 and str(target) in err and "Traceback" not in err, err
+    assert mine.read_text(encoding="utf-8") == "mine"
+
+
 # -------------------------------------------------------------------------------------- empty batches
 
 def _stack_params(rng, cell, inputs, hidden, layers, directions, dtype):

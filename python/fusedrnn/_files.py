@@ -288,6 +288,20 @@ def check_output_file(output, inputs: Iterable = (), what: str = "--output") -> 
     return output
 
 
+def check_folder_writable(folder, what: str) -> Path:
+    """Creates ``folder`` (and its parents) if needed and checks that files can be written in it,
+    before any work -> the path. Raises ValueError naming ``what``."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"{what} {folder}: is a file; name a folder") from None
+    except OSError as error:
+        raise ValueError(f"{what} {folder}: cannot create it ({error.strerror})") from None
+    _writable_folder(folder, f"{what} {folder}")
+    return folder
+
+
 def check_output_folder(output, inputs: Iterable = (), overwrite: bool = False, what: str = "--out") -> Path:
     """Refuses, before any work, an output folder that is a file, holds (or is) one of ``inputs``,
     or holds files when not ``overwrite``; creates its parent folders and checks they are writable

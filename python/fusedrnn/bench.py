@@ -524,11 +524,13 @@ def run(args) -> int:
     else:
         suite, options = sys.modules[__name__], {}
     try:
+        if args.save:
+            _files.check_folder_writable(args.save, "--save")  # before minutes of timing, not after
         if args.cells:
             options["cells"] = args.cells
         r = suite.run_benchmark(quick=args.quick, repeats=args.repeats, threads=args.threads, progress=_progress,
                                 **options)
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         print(f"fusedrnn bench{' --torch' if args.torch else ''}: {error}", file=sys.stderr)
         return 2
     print("\n".join([*suite.header_lines(r), "", *suite.table_lines(r), "", *suite.footer_lines(r)]))

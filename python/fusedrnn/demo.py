@@ -15,6 +15,7 @@ import importlib
 import json
 import sys
 
+from . import _files
 from .examples import EXAMPLES
 
 
@@ -33,6 +34,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    if args.out is not None:
+        try:
+            _files.check_folder_writable(args.out, "--out")  # before the training, not after
+        except ValueError as error:
+            print(f"fusedrnn demo {args.example}: error: {error}", file=sys.stderr)
+            return 2
     metrics = args.example_run(args)
     sys.stdout.flush()
     print(json.dumps(metrics, sort_keys=False), flush=True)

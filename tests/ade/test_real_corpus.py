@@ -63,3 +63,16 @@ def test_download_real_files_by_file_url(tmp_path):
 
     out = download(tmp_path / "ade", base_url=Path(DATA).resolve().as_uri())
     assert sorted(p.name for p in out.iterdir()) == sorted(SHA256)
+
+
+def test_the_word2vec_cache_reads_back_every_word_of_the_corpus(corpus, tmp_path):
+    # The cache is in word2vec binary format (no pickle): every token of the real corpus must survive it.
+    import numpy as np
+
+    from fusedrnn.ade.embeddings import Word2VecParams, corpus_vectors
+
+    params = Word2VecParams(dim=8, epochs=1, min_count=1)
+    trained, info = corpus_vectors(DATA, corpus[0], params, cache_dir=tmp_path)
+    cached, again = corpus_vectors(DATA, corpus[0], params, cache_dir=tmp_path)
+    assert not info["cached"] and again["cached"]
+    assert cached.index_to_key == trained.index_to_key and np.array_equal(cached.vectors, trained.vectors)

@@ -145,6 +145,8 @@ def add_arguments(parser):
 def _download(args) -> int:
     from .download import MIRROR, download
 
+    if args.dir is not None:
+        _files.check_folder_writable(args.dir, "--dir")
     folder = download(args.dir, base_url=args.url or MIRROR)
     print(f"ADE corpus ready in {folder}")
     return 0
