@@ -85,7 +85,9 @@ def test_thread_count_does_not_change_results(rng, restore_threads, cell, nonlin
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("shape", [(1, 6, 5, 32), (3, 7, 4, 40), (17, 5, 7, 100)], ids=lambda s: "x".join(map(str, s)))
+# (1, 1, 5, 64) and (1, 2, 5, 100): fewer rows of B*T than members (one streamed step at a time).
+@pytest.mark.parametrize("shape", [(1, 6, 5, 32), (3, 7, 4, 40), (17, 5, 7, 100), (1, 1, 5, 64), (1, 2, 5, 100)],
+                         ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
 def test_split_by_units_matches_split_by_rows(rng, restore_threads, monkeypatch, cell, nonlinearity, shape,
                                               threads):
@@ -102,6 +104,30 @@ def test_split_by_units_matches_split_by_rows(rng, restore_threads, monkeypatch,
     # The same per-unit math and recurrent products summed in the same order; only the input
     # projection's GEMM is split differently (rounding, if anything).
     assert_close_scaled(results["units"], results["rows"], RTOL[np.float64], f"units vs rows, {threads} threads")
+
+
+@pytest.mark.parametrize("split", ["rows", "units"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_the_inference_forward_is_bitwise_the_training_forward(rng, restore_threads, monkeypatch, cell,
+                                                               nonlinearity, dtype, split):
+    """need_grad=False: the kernels save nothing (their aux and h_prev go to one slot per row, the
+    input projection to a workspace), give bitwise the same outputs, and return no context."""
+    from fusedrnn import ops
+
+    monkeypatch.setenv("FUSEDRNN_CPU_SPLIT", split)
+    fusedrnn.set_num_threads(2)
+    x, params, h0, c0, lengths, *_ = case(rng, cell, (3, 6, 5, 40), dtype, True, True)
+    kwargs = dict(h0=h0, lengths=lengths, reverse=True, **({"c0": c0} if cell == "lstm" else {}),
+                  **({"nonlinearity": nonlinearity} if cell == "rnn" else {}))
+    forward_op = getattr(ops, f"{cell}_forward")
+    *training, ctx = forward_op(x, *params, **kwargs)
+    *inference, none = forward_op(x, *params, **kwargs, need_grad=False)
+    assert none is None and ctx is not None
+    for a, b in zip(training, inference):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="need_grad=False"):
+        getattr(ops, f"{cell}_backward")(none, training[0])
 
 
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)

@@ -97,7 +97,7 @@ while True:
     if kind == "weights":
         save_weights([("a", np.full(1 << 20, k, np.float32)), ("b", np.full(7, k, np.float32))], target)
     else:
-        with _files.atomic_folder(target) as folder:
+        with _files.atomic_folder(target, overwrite=True) as folder:
             (folder / "a.npy").write_bytes(np.full(1 << 20, k, np.float32).tobytes())
             (folder / "k.txt").write_text(str(k))
 """
@@ -121,7 +121,7 @@ def _check_saved(kind, target):
 def test_kill_9_during_saves_leaves_no_corrupt_file_and_no_stale_temporary(kind, tmp_path):
     target = tmp_path / ("model.npz" if kind == "weights" else "model")
     rng = random.Random(19)
-    left = 0
+    left, existed = 0, False
     for _ in range(12):
         proc = subprocess.Popen([sys.executable, "-c", SAVER, kind, str(target)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
@@ -129,15 +129,52 @@ def test_kill_9_during_saves_leaves_no_corrupt_file_and_no_stale_temporary(kind,
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
+        assert target.exists() or not existed  # once saved, never gone again
+        existed = target.exists()
         _check_saved(kind, target)
         left = max(left, len(temporaries(tmp_path)))
         assert left <= 1  # each writer removes the one before it left
     if kind == "weights":
         save_weights([("a", np.zeros(2))], target)
     else:
-        with _files.atomic_folder(target) as folder:
+        with _files.atomic_folder(target, overwrite=True) as folder:
             (folder / "k.txt").write_text("0")
     assert temporaries(tmp_path) == []
+
+
+def test_a_finished_folder_is_never_deleted_and_a_held_one_never_replaced(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "mine.txt").write_text("mine", encoding="utf-8")  # appeared after the command's check
+    with pytest.raises(OSError, match="complete but could not take this place.*kept as"):
+        with _files.atomic_folder(target) as folder:
+            (folder / "weights").write_text("hours of training", encoding="utf-8")
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("model.new-")]
+    assert (kept / "weights").read_text(encoding="utf-8") == "hours of training"
+    assert tree(target) == {Path("mine.txt"): b"mine"} and temporaries(tmp_path) == []
+    with _files.atomic_folder(target, overwrite=True) as folder:
+        (folder / "weights").write_text("new", encoding="utf-8")
+    assert tree(target) == {Path("weights"): b"new"} and temporaries(tmp_path) == []
+
+
+def test_a_private_file_stays_private_when_replaced(tmp_path):
+    target = tmp_path / "secret.txt"
+    target.write_text("old", encoding="utf-8")
+    target.chmod(0o600)
+    _files.write_text(target, "new")
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_out_never_holds_the_working_or_home_folder(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(ValueError, match="holds the working folder"):
+        _files.check_output_folder(tmp_path, overwrite=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="holds your home folder"):
+        _files.check_output_folder(tmp_path / "home", overwrite=True)
 
 
 # ---------------------------------------------------------------------------------------- weights
@@ -296,7 +333,8 @@ def test_an_empty_corpus_is_refused_before_any_training(tmp_path, capsys, monkey
         assert not (tmp_path / "m").exists() and not (tmp_path / "home").exists()  # not even Word2Vec ran
 
 
-@pytest.mark.parametrize("name", ["config.json", "vocab.json", "embeddings.npy", "weights.npz", "checksums.json"])
+@pytest.mark.parametrize("name", ["config.json", "vocab.json", "embeddings.npy", "weights.npz", "test_pmids.txt",
+                                  "checksums.json"])
 def test_a_damaged_model_folder_is_named_not_used(trained, tmp_path, capsys, name):
     data, model = trained
     path = model / name

@@ -112,8 +112,8 @@ struct Binding {
                             const std::optional<py::array>& c0, const py::array& lengths,
                             const std::optional<py::array>& recurrent_mask, bool reverse, int act, int num_threads,
                             const py::array& y, const py::array& h_n,
-                            const std::optional<py::array>& c_n, const py::array& gates,
-                            const py::array& aux, const py::array& h_prev) {
+                            const std::optional<py::array>& c_n, const std::optional<py::array>& gates,
+                            const std::optional<py::array>& aux, const std::optional<py::array>& h_prev) {
     const SeqDims d = dims_of(x, w_hh, Cell::gates);
     const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden;
     ForwardArgs<T> a{};
@@ -132,9 +132,11 @@ struct Binding {
     int64_t y_stride;
     std::tie(a.y, y_stride) = checked_rows<T>(y, "y", {B, S, H}, true);
     a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
-    a.gates = checked<T>(gates, "gates", {B, S, GH}, true);
-    a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H}, true);
-    a.h_prev = checked<T>(h_prev, "h_prev", {B, S, H}, true);
+    if (bool(gates) != bool(aux) || bool(aux) != bool(h_prev))
+      throw py::value_error("gates, aux, h_prev: give all three (training) or none (inference)");
+    a.gates = checked_optional<T>(gates, "gates", {B, S, GH}, true);
+    a.aux = checked_optional<T>(aux, "aux", {B, S, Cell::aux * H}, true);
+    a.h_prev = checked_optional<T>(h_prev, "h_prev", {B, S, H}, true);
     if (lstm) {
       a.c0 = checked_optional<T>(c0, "c0", {B, H});
       if (!c_n) throw py::value_error("c_n: required for LSTM");
@@ -203,15 +205,16 @@ struct Binding {
     using A = const py::array&;
     using O = const std::optional<py::array>&;
     m.def((std::string(name) + "_forward").c_str(),
-          &forward<A, A, A, A, O, O, A, O, bool, int, int, A, A, O, A, A, A>,
+          &forward<A, A, A, A, O, O, A, O, bool, int, int, A, A, O, O, O, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(), py::arg("h0").noconvert().none(true),
           py::arg("c0").noconvert().none(true), py::arg("lengths").noconvert(),
           py::arg("recurrent_mask").noconvert().none(true), py::arg("reverse"),
           py::arg("activation"), py::arg("num_threads"), py::arg("y").noconvert(), py::arg("h_n").noconvert(),
-          py::arg("c_n").noconvert().none(true), py::arg("gates").noconvert(), py::arg("aux").noconvert(),
-          py::arg("h_prev").noconvert(),
-          "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev.");
+          py::arg("c_n").noconvert().none(true), py::arg("gates").noconvert().none(true),
+          py::arg("aux").noconvert().none(true), py::arg("h_prev").noconvert().none(true),
+          "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev (all "
+          "three None: an inference forward, which saves nothing).");
     m.def((std::string(name) + "_backward").c_str(),
           &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, O, A, A, A, A, A, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),

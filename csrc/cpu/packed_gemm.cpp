@@ -119,8 +119,7 @@ Variant<T> best_variant() {
 }  // namespace
 
 template <typename T>
-PackedMatrix<T>::PackedMatrix(const T* b, int64_t k, int64_t n, int64_t row_stride, int64_t col_stride)
-    : k_(k), n_(n) {
+PackedMatrix<T>::PackedMatrix(int64_t k, int64_t n) : k_(k), n_(n) {
   static const Variant<T> variant = best_variant<T>();
   panel_width_ = 2 * variant.vector_bytes / static_cast<int64_t>(sizeof(T));
   multiply_ = variant.multiply;
@@ -128,12 +127,23 @@ PackedMatrix<T>::PackedMatrix(const T* b, int64_t k, int64_t n, int64_t row_stri
   const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, panels * k * panel_width_)) * sizeof(T);
   data_.reset(static_cast<T*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
   if (!data_) throw std::bad_alloc();
+}
+
+template <typename T>
+PackedMatrix<T>::PackedMatrix(const T* b, int64_t k, int64_t n, int64_t row_stride, int64_t col_stride)
+    : PackedMatrix(k, n) {
+  pack(b, row_stride, col_stride);
+}
+
+template <typename T>
+void PackedMatrix<T>::pack(const T* b, int64_t row_stride, int64_t col_stride) {
+  const int64_t panels = (n_ + panel_width_ - 1) / panel_width_;
   for (int64_t p = 0; p < panels; ++p) {
-    T* out = data_.get() + p * k * panel_width_;
-    for (int64_t kk = 0; kk < k; ++kk)
+    T* out = data_.get() + p * k_ * panel_width_;
+    for (int64_t kk = 0; kk < k_; ++kk)
       for (int64_t j = 0; j < panel_width_; ++j) {
         const int64_t nn = p * panel_width_ + j;
-        out[kk * panel_width_ + j] = nn < n ? b[kk * row_stride + nn * col_stride] : T(0);
+        out[kk * panel_width_ + j] = nn < n_ ? b[kk * row_stride + nn * col_stride] : T(0);
       }
   }
 }

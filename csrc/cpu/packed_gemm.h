@@ -15,6 +15,11 @@ class PackedMatrix {
  public:
   // Packs b (k, n), element (kk, nn) at b[kk * row_stride + nn * col_stride]. Allocates.
   PackedMatrix(const T* b, int64_t k, int64_t n, int64_t row_stride, int64_t col_stride);
+  // Allocates room for a (k, n) matrix that pack() fills later: on the thread that multiplies
+  // with it, so that the packed copy is written into that core's cache.
+  PackedMatrix(int64_t k, int64_t n);
+  // Packs b as the first constructor does. Allocates nothing.
+  void pack(const T* b, int64_t row_stride, int64_t col_stride);
 
   // c (m, n) = a (m, k) @ b, with row strides lda and ldc. Allocates nothing; safe to call from
   // several threads at once.

@@ -73,15 +73,39 @@ void column_sums(const T* matrix, int64_t rows, int64_t width, RowRange cols, T*
 
 }  // namespace
 
-// Zeroes what a forward wrote for the padding steps of `rows`: y, and the saved gates, aux, h_prev.
+// Where a forward's steps leave what the backward needs. Saving (training), step (b, t) writes its
+// row of the caller's gates, aux and h_prev. Not saving (inference: the caller passes none), the
+// input projection goes to a workspace and every step of row b writes its aux and h_prev into one
+// slot of row b, overwritten by the next step: nothing of size T but the projection.
 template <class Cell, typename T>
-void zero_forward_padding(const ForwardArgs<T>& a, RowRange rows, int64_t y_stride) {
-  const int64_t H = a.dims.hidden;
-  zero_padding(a.y, H, a.dims, a.lengths, rows, y_stride);
-  zero_padding(a.h_prev, H, a.dims, a.lengths, rows);
-  zero_padding(a.gates, Cell::gates * H, a.dims, a.lengths, rows);
-  zero_padding(a.aux, Cell::aux * H, a.dims, a.lengths, rows);
-}
+struct ForwardStore {
+  const bool saving;
+  std::unique_ptr<T[]> gates_workspace, aux_slots, h_prev_slots;
+  T *gates, *aux, *h_prev;
+  const int64_t AH, H;
+
+  explicit ForwardStore(const ForwardArgs<T>& a)
+      : saving(a.h_prev != nullptr),
+        gates_workspace(workspace<T>(saving ? 0 : a.dims.batch * a.dims.steps * Cell::gates * a.dims.hidden)),
+        aux_slots(workspace<T>(saving ? 0 : a.dims.batch * Cell::aux * a.dims.hidden)),
+        h_prev_slots(workspace<T>(saving ? 0 : a.dims.batch * a.dims.hidden)),
+        gates(saving ? a.gates : gates_workspace.get()),
+        aux(saving ? a.aux : aux_slots.get()),
+        h_prev(saving ? a.h_prev : h_prev_slots.get()),
+        AH(Cell::aux * a.dims.hidden), H(a.dims.hidden) {}
+
+  T* aux_at(int64_t b, int64_t bt) const { return aux + (saving ? bt : b) * AH; }
+  T* h_prev_at(int64_t b, int64_t bt) const { return h_prev + (saving ? bt : b) * H; }
+
+  // Zeroes what the forward wrote for the padding steps of `rows`: y, and what it saved.
+  void zero_padding_of(const ForwardArgs<T>& a, RowRange rows, int64_t y_stride) const {
+    zero_padding(a.y, H, a.dims, a.lengths, rows, y_stride);
+    if (!saving) return;
+    zero_padding(h_prev, H, a.dims, a.lengths, rows);
+    zero_padding(gates, Cell::gates * H, a.dims, a.lengths, rows);
+    zero_padding(aux, AH, a.dims, a.lengths, rows);
+  }
+};
 
 // Hidden units of a team member start on a multiple of this: a whole AVX-512 vector of floats.
 constexpr int64_t kUnitAlign = 16;
@@ -119,9 +143,9 @@ Split choose_split(int64_t batch, int64_t hidden, int gates, int num_threads, bo
 // the cells of its units for every row. h is double-buffered: step s reads one buffer and writes
 // the other, so one barrier per step keeps the members in step.
 template <class Cell, typename T>
-void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
+void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardStore<Cell, T>& store) {
   const SeqDims& d = a.dims;
-  const int64_t B = d.batch, H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
+  const int64_t B = d.batch, H = d.hidden, GH = Cell::gates * H;
   const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
   auto gh = workspace<T>(B * GH);          // (B, G*H) recurrent projection of the current step
   auto h_buffers = workspace<T>(2 * B * H);  // (2, B, H) the state before and after the step
@@ -131,7 +155,7 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
   std::vector<PackedMatrix<T>> w_hh_t;  // per part and gate: W_hh^T (H, units) of those units
   w_hh_t.reserve(parts * Cell::gates);
   for (const RowRange& u : units)
-    for (int g = 0; g < Cell::gates; ++g) w_hh_t.emplace_back(a.w_hh + (g * H + u.begin) * H, H, u.end - u.begin, 1, H);
+    for (int g = 0; g < Cell::gates; ++g) w_hh_t.emplace_back(H, u.end - u.begin);  // packed by their member
   const auto projection_rows = split_rows(B * d.steps, parts);
   const auto batch_rows = split_rows(B, parts);
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
@@ -139,10 +163,12 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
   SerialBlas serial;
 
   run_team(parts, [&](int member, int team_size, SpinBarrier& barrier) {
-    for (int p = member; p < parts; p += team_size) {
+    for (int p = member; p < parts; p += team_size)
+      for (int g = 0; g < Cell::gates; ++g) w_hh_t[p * Cell::gates + g].pack(a.w_hh + (g * H + units[p].begin) * H, 1, H);
+    for (int p = member; p < static_cast<int>(projection_rows.size()); p += team_size) {  // B*T may be < parts
       const RowRange r = projection_rows[p];
       gemm(false, true, r.end - r.begin, GH, d.input, T(1), a.x + r.begin * d.input, d.input, a.w_ih, d.input, T(0),
-           a.gates + r.begin * GH, GH);
+           store.gates + r.begin * GH, GH);
     }
     for (int p = member; p < parts; p += team_size)
       for (int64_t b = 0; b < B; ++b) {
@@ -162,9 +188,9 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
           const int64_t len = a.lengths[b];
           if (s >= len) continue;
           const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
-          rows_kernels.forward(n, H, a.act, a.b_ih + u, a.b_hh + u, a.gates + bt * GH + u, gh.get() + b * GH + u,
-                              h_out + b * H + u, has_cell_state ? c.get() + b * H + u : nullptr, a.aux + bt * AH + u,
-                              a.h_prev + bt * H + u, a.y + bt * y_stride + u);
+          rows_kernels.forward(n, H, a.act, a.b_ih + u, a.b_hh + u, store.gates + bt * GH + u, gh.get() + b * GH + u,
+                              h_out + b * H + u, has_cell_state ? c.get() + b * H + u : nullptr,
+                              store.aux_at(b, bt) + u, store.h_prev_at(b, bt) + u, a.y + bt * y_stride + u);
         }
       }
       barrier.wait();
@@ -176,18 +202,19 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride) {
         std::copy(h_last + first, h_last + first + n, a.h_n + first);
         if (has_cell_state) std::copy(c.get() + first, c.get() + first + n, a.c_n + first);
       }
-      if (p < static_cast<int>(batch_rows.size())) zero_forward_padding<Cell>(a, batch_rows[p], y_stride);
+      if (p < static_cast<int>(batch_rows.size())) store.zero_padding_of(a, batch_rows[p], y_stride);
     }
   });
 }
 
 template <class Cell, typename T>
 void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
+  const ForwardStore<Cell, T> store(a);
   if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
       Split::units)
-    return forward_by_units<Cell, T>(a, y_stride);
+    return forward_by_units<Cell, T>(a, y_stride, store);
   const SeqDims& d = a.dims;
-  const int64_t H = d.hidden, GH = Cell::gates * H, AH = Cell::aux * H;
+  const int64_t H = d.hidden, GH = Cell::gates * H;
   const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
   auto gh = workspace<T>(d.batch * GH);  // (B, G*H) recurrent projection of the current step
   auto h = workspace<T>(d.batch * H);    // (B, H) running hidden state
@@ -204,7 +231,7 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
     T* c_rows = has_cell_state ? c.get() + rows.begin * H : nullptr;
     T* gh_rows = gh.get() + rows.begin * GH;
     gemm(false, true, n * d.steps, GH, d.input, T(1), a.x + rows.begin * d.steps * d.input, d.input,
-         a.w_ih, d.input, T(0), a.gates + rows.begin * d.steps * GH, GH);
+         a.w_ih, d.input, T(0), store.gates + rows.begin * d.steps * GH, GH);
     copy_or_zero(a.h0 ? a.h0 + rows.begin * H : nullptr, h_rows, n * H);
     if (has_cell_state) copy_or_zero(a.c0 ? a.c0 + rows.begin * H : nullptr, c_rows, n * H);
 
@@ -223,12 +250,12 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
         if (s >= len) continue;
         const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
         const int64_t r = b - rows.begin;
-        rows_kernels.forward(H, H, a.act, a.b_ih, a.b_hh, a.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
-                            has_cell_state ? c_rows + r * H : nullptr, a.aux + bt * AH, a.h_prev + bt * H,
+        rows_kernels.forward(H, H, a.act, a.b_ih, a.b_hh, store.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
+                            has_cell_state ? c_rows + r * H : nullptr, store.aux_at(b, bt), store.h_prev_at(b, bt),
                             a.y + bt * y_stride);
       }
     }
-    zero_forward_padding<Cell>(a, rows, y_stride);
+    store.zero_padding_of(a, rows, y_stride);
     std::copy(h_rows, h_rows + n * H, a.h_n + rows.begin * H);
     if (has_cell_state) std::copy(c_rows, c_rows + n * H, a.c_n + rows.begin * H);
   });
@@ -389,13 +416,14 @@ void backward_by_units(Backward<Cell, T>& w, int64_t dy_stride) {
   const int64_t B = a.dims.batch, H = w.H, GH = w.GH;
   const auto units = split_aligned(H, a.num_threads, kUnitAlign);
   const int parts = static_cast<int>(units.size());
-  std::vector<PackedMatrix<T>> w_hh;  // per part: W_hh (G*H, units) of its units
+  std::vector<PackedMatrix<T>> w_hh;  // per part: W_hh (G*H, units) of its units, packed by its member
   w_hh.reserve(parts);
-  for (const RowRange& u : units) w_hh.emplace_back(a.w_hh + u.begin, GH, u.end - u.begin, H, 1);
+  for (const RowRange& u : units) w_hh.emplace_back(GH, u.end - u.begin);
   const auto batch_rows = split_rows(B, parts);
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const int64_t steps = longest(a.lengths, {0, B});
   run_team(parts, [&](int member, int team_size, SpinBarrier& barrier) {
+    for (int p = member; p < parts; p += team_size) w_hh[p].pack(a.w_hh + units[p].begin, H, 1);
     for (int p = member; p < parts; p += team_size) w.start({0, B}, units[p].begin, units[p].end - units[p].begin);
     for (int64_t s = steps - 1; s >= 0; --s) {
       T* dgh_step = w.dgh_steps.get() + (s % 2) * B * GH;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -32,14 +33,15 @@ class Context:
     path: Optional[str] = None  # cuda: the kernels' path the forward took ("persistent" or "steps")
 
 
-def allocate_forward(xp, cell, B, T, H, dtype, y=None):
+def allocate_forward(xp, cell, B, T, H, dtype, y=None, need_grad=True):
     """Outputs and saved arrays of one direction on ``xp``'s device, in the layout every native
     backend writes -> y (B, T, H) (``y`` where given), h_n (B, H), c_n (B, H) or None, saved (gates,
-    aux, h_prev)."""
+    aux, h_prev), three Nones if not ``need_grad`` (the CPU kernels' inference forward)."""
     y = xp.empty((B, T, H), dtype) if y is None else y
     h_n = xp.empty((B, H), dtype)
     c_n = xp.empty((B, H), dtype) if cell == "lstm" else None
-    saved = tuple(xp.empty(shape, dtype) for shape in saved_shapes(cell, B, T, H))
+    saved = (tuple(xp.empty(shape, dtype) for shape in saved_shapes(cell, B, T, H)) if need_grad
+             else (None, None, None))
     return y, h_n, c_n, saved
 
 
@@ -57,21 +59,26 @@ def allocate_grads(xp, cell, x, w_ih, w_hh, need_dx: bool = True) -> Grads:
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
-            nonlinearity="tanh", num_threads: Optional[int] = None, recurrent_mask=None, y_out=None):
-    """-> y (B, T, H), h_n (B, H), c_n (B, H) or None, Context.
+            nonlinearity="tanh", num_threads: Optional[int] = None, recurrent_mask=None, y_out=None,
+            need_grad=True):
+    """-> y (B, T, H), h_n (B, H), c_n (B, H) or None, Context (None if not ``need_grad``: an
+    inference forward, which keeps nothing for a backward and, on the CPU, saves nothing).
 
     y_out: a host array (B, T, H) for y, whose rows may be one side of a (B, T, 2H) array (where a
     bidirectional layer's two directions write their halves, _validate.rows_evenly_spaced); y is then
     y_out. Host backends only."""
     a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity,
                                recurrent_mask)
+    need_grad = _validate.bool_arg("need_grad", need_grad)
     backend = _native.choose_backend(a.x)
     if backend == "cuda":
         if y_out is not None:
             raise ValueError("y_out: host backends only")
-        return forward_cuda(cell, [a])[0]
+        y, h_n, c_n, ctx = forward_cuda(cell, [a])[0]  # (the CUDA kernels save in every case)
+        return y, h_n, c_n, ctx if need_grad else None
     if a.batch == 0:
-        return _empty_forward(cell, a, backend, y_out)
+        y, h_n, c_n, ctx = _empty_forward(cell, a, backend, y_out)
+        return y, h_n, c_n, ctx if need_grad else None
     if y_out is not None and not (isinstance(y_out, np.ndarray) and y_out.dtype == a.x.dtype
                                   and y_out.shape == (a.batch, a.steps, a.hidden) and y_out.flags.writeable
                                   and _validate.rows_evenly_spaced(y_out)):
@@ -85,10 +92,12 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
             y_out[...] = y
             y = y_out
     else:
-        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype, y_out)
+        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype, y_out, need_grad)
         kernel = getattr(_native.core(), f"{cell}_forward")
         kernel(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, a.lengths, a.recurrent_mask, a.reverse,
                ACTIVATION_CODE[a.nonlinearity], num_threads or _native.get_num_threads(), y, h_n, c_n, *saved)
+    if not need_grad:
+        return y, h_n, c_n, None
     ctx = Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse, a.nonlinearity,
                   saved)
     return y, h_n, c_n, ctx
@@ -107,7 +116,8 @@ def forward_cuda(cell, args) -> list:
 def _empty_forward(cell, a, backend, y_out=None):
     """An empty batch (B = 0), as torch.nn runs it: empty outputs and a context, no kernel call."""
     xp = reference.array_module(a.x)
-    y, h_n, c_n, saved = allocate_forward(xp, cell, 0, a.steps, a.hidden, a.x.dtype, y_out)
+    with a.x.device if backend == "cuda" else contextlib.nullcontext():  # on x's GPU, not the current one
+        y, h_n, c_n, saved = allocate_forward(xp, cell, 0, a.steps, a.hidden, a.x.dtype, y_out)
     return y, h_n, c_n, Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse,
                                 a.nonlinearity, saved)
 
@@ -115,9 +125,10 @@ def _empty_forward(cell, a, backend, y_out=None):
 def _empty_grads(cell, ctx, need_dx) -> Grads:
     """The gradients of an empty batch: zero-size dx, dh0 and dc0, zero weight gradients."""
     xp = reference.array_module(ctx.x)
-    g = allocate_grads(xp, cell, ctx.x, ctx.w_ih, ctx.w_hh, need_dx)
-    for grad in (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh):
-        grad.fill(0)
+    with ctx.x.device if ctx.backend == "cuda" else contextlib.nullcontext():
+        g = allocate_grads(xp, cell, ctx.x, ctx.w_ih, ctx.w_hh, need_dx)
+        for grad in (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh):
+            grad.fill(0)
     return g
 
 

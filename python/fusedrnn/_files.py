@@ -23,6 +23,8 @@ and its check on load, naming the damaged file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import json
@@ -58,18 +60,33 @@ def _same_file(fd: int, path: Path) -> bool:
     return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
+# Filesystems without flock (some NFS, Lustre and FUSE mounts) answer with one of these: writes go
+# on unlocked there, and remove_stale, which cannot take a lock either, deletes nothing.
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+
+
 def _create_locked(target: Path, folder: bool) -> tuple[Path, int]:
     """A new temporary of ``target`` (a file, or a folder), locked -> (its path, the locked fd)."""
     while True:
         path = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
         if folder:
             os.mkdir(path)
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue  # a cleaner took it between the two calls
         else:  # 0o666 through the umask: the permissions any new file of the user gets
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        # A cleaner that found it between the two calls holds the lock and deletes it: then wait for
-        # the lock, see the path gone and take another name.
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            # A cleaner that found it before the lock holds the lock and deletes it: then wait for
+            # the lock, see the path gone and take another name.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno in _NO_LOCKS:
+                return path, fd
+            os.close(fd)
+            shutil.rmtree(path, ignore_errors=True) if folder else os.unlink(path)
+            raise
         if _same_file(fd, path):
             return path, fd
         os.close(fd)
@@ -141,6 +158,8 @@ def atomic_path(target) -> Iterator[Path]:
     target = _real(target)
     remove_stale(target)
     path, fd = _create_locked(target, folder=False)
+    with contextlib.suppress(OSError):  # a replaced file keeps its permissions (a private one stays private)
+        os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode))
     try:
         yield path
         os.fsync(fd)  # the file's data, whichever handle wrote it
@@ -165,35 +184,68 @@ def write_text(target, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_folder(target) -> Iterator[Path]:
-    """Yields a new empty folder beside ``target`` that becomes ``target`` when the block succeeds;
-    an existing ``target`` folder is moved aside then and deleted."""
+def atomic_folder(target, overwrite: bool = False) -> Iterator[Path]:
+    """Yields a new empty folder beside ``target`` that becomes ``target`` when the block succeeds.
+    An existing ``target`` that holds files is replaced only if ``overwrite`` (and deleted after);
+    otherwise, or if the folder cannot take its place, the finished folder is kept beside it and an
+    OSError says where: finished work is never deleted."""
     target = _real(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(target)
     path, fd = _create_locked(target, folder=True)
     try:
-        yield path
+        try:
+            yield path
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         _fsync_tree(path)
-        if target.is_dir():
-            _swap_in(path, target)
-        else:
-            os.rename(path, target)
+        try:
+            _move_into_place(path, target, overwrite)
+        except OSError as error:
+            kept = target.parent / f"{target.name}.new-{secrets.token_hex(3)}"
+            os.rename(path, kept)
+            raise OSError(f"{target}: the new folder is complete but could not take this place ({error}); "
+                          f"it is kept as {kept}") from None
         _fsync_directory(target.parent)
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
     finally:
         os.close(fd)
 
 
+def _move_into_place(new: Path, target: Path, overwrite: bool) -> None:
+    if not (overwrite and target.is_dir()):
+        os.rename(new, target)  # refuses a target folder that holds files
+    elif _exchange(new, target):  # one atomic step: target is the old folder or the new one, never neither
+        shutil.rmtree(new, ignore_errors=True)  # the old one, now
+    else:
+        _swap_in(new, target)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths in one step (Linux's renameat2 with RENAME_EXCHANGE) -> False where the
+    system or the filesystem cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_cwd, rename_exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def _swap_in(new: Path, target: Path) -> None:
-    """Replaces the folder ``target`` by ``new``. The old one is locked and renamed as a temporary
-    first: a run killed between the two renames leaves it for the next write of ``target`` to
-    delete, never a folder of mixed files."""
+    """Replaces the folder ``target`` by ``new`` in two renames, where they cannot be one. The old
+    folder is locked and renamed as a temporary first, so a run killed between the two renames
+    leaves it for the next write of ``target`` to delete, never a folder of mixed files."""
     fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         old = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
         os.rename(target, old)
         try:
@@ -313,6 +365,9 @@ def check_output_folder(output, inputs: Iterable = (), overwrite: bool = False, 
     for given in inputs:
         if given is not None and os.path.exists(given) and _inside(_real(given), real):
             raise ValueError(f"{what} {output}: holds the input {given}; replacing the folder would delete it")
+    for mine, what_it_is in ((Path.cwd(), "the working folder"), (Path.home(), "your home folder")):
+        if _inside(_real(mine), real):
+            raise ValueError(f"{what} {output}: holds {what_it_is}; name a folder of its own")
     if real.is_dir() and any(real.iterdir()) and not overwrite:
         raise ValueError(f"{what} {output}: the folder already holds files; name a new folder, or pass "
                          "--overwrite to replace it (once the new one is complete)")

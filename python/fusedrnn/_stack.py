@@ -60,8 +60,10 @@ def forward_directions(cell, calls, wrap=None):
     wrap = wrap or (lambda direction, fn, **kwargs: fn(**kwargs))
     backend = _native.choose_backend(calls[0]["x"])
     if backend == "cuda":
-        args = [wrap(d, _validate.forward_args, cell=cell, **call) for d, call in enumerate(calls)]
-        return _direction.forward_cuda(cell, args)
+        need_grad = all(call.get("need_grad", True) for call in calls)
+        args = [wrap(d, _validate.forward_args, cell=cell, **{k: v for k, v in call.items() if k != "need_grad"})
+                for d, call in enumerate(calls)]
+        return [(y, h_n, c_n, ctx if need_grad else None) for y, h_n, c_n, ctx in _direction.forward_cuda(cell, args)]
     return _run_directions(backend, [lambda n, d=d, call=call: wrap(d, _direction.forward, cell=cell, num_threads=n,
                                                                     **call) for d, call in enumerate(calls)])
 
@@ -152,7 +154,7 @@ def _in_params(k, layer, direction, fn, *args, **kwargs):
 def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,
                   dropout=0.0, training=True, seed=None, nonlinearity="tanh", need_grad=True, dropout_masks=None):
     """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, StackContext (None when not
-    ``need_grad``: each layer's saved arrays are dropped as soon as the next layer has run).
+    ``need_grad``: an inference forward, whose CPU kernels save nothing for a backward).
 
     dropout_masks: num_layers - 1 arrays (B, T, D*H), the multipliers of the layers' outputs (0 or
     1/(1-p)), drawn by the caller (fusedrnn.torch draws them from torch's generator); they replace
@@ -185,7 +187,8 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
             return _in_params(layer * D + direction, layer, direction, fn, **kwargs)
         calls = [dict(x=layer_input, w_ih=params[k][0], w_hh=params[k][1], b_ih=params[k][2], b_hh=params[k][3],
                       h0=None if h0 is None else h0[k], c0=None if c0 is None else c0[k], lengths=lengths,
-                      reverse=bool(k % D), nonlinearity=nonlinearity) for k in range(layer * D, (layer + 1) * D)]
+                      reverse=bool(k % D), nonlinearity=nonlinearity, need_grad=need_grad)
+                 for k in range(layer * D, (layer + 1) * D)]
         y = share_output(calls) if D == 2 else None
         results = forward_directions(cell, calls, wrap)
         if y is None:

@@ -167,6 +167,8 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
 
 def backward_args(cell, ctx, context_type, dy, dh_n, dc_n):
     """Checks one direction's backward arguments against the forward's ``ctx``."""
+    if ctx is None:
+        raise TypeError("ctx: None, the forward ran with need_grad=False and kept nothing for a backward")
     if not isinstance(ctx, context_type) or ctx.cell != cell:
         raise TypeError(f"ctx: expected the ctx returned by {cell}_forward, got {type(ctx).__name__}")
     batch, steps, _ = ctx.x.shape

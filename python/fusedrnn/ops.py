@@ -3,7 +3,7 @@
 One direction (DESIGN.md)::
 
     y, h_n, c_n, ctx = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
-                                    recurrent_mask=None)
+                                    recurrent_mask=None, need_grad=True)
     g = lstm_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx g.dw_ih g.dw_hh g.db_ih g.db_hh g.dh0 g.dc0
     y, h_n, ctx = gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False)
     g = gru_backward(ctx, dy, dh_n=None)
@@ -18,8 +18,10 @@ Stacked and bidirectional, PyTorch's semantics (params in torch's order, states 
     y, h_n, ctx = rnn(x, params, h0=None, lengths=None, ..., nonlinearity="tanh")
     g = stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True)   # g.dx, g.params[k] = (dw_ih, dw_hh, db_ih, db_hh), g.dh0, g.dc0
 
-``need_grad=False`` (inference): the context is None and no layer's saved arrays outlive the next
-layer; the outputs are those of the training forward. ``dropout_masks``: the caller's dropout
+``need_grad=False`` (inference), on every forward op: the context is None and, on the CPU, the
+kernels save nothing for a backward (no gates, cell states or previous states of size T); the
+outputs are bitwise those of the training forward. (The CUDA kernels still write those arrays;
+the op drops them at once.) ``dropout_masks``: the caller's dropout
 multipliers for the outputs of every layer but the last (num_layers - 1 arrays (B, T, D*H)), used
 instead of drawing them from ``seed``. ``need_dx=False``: x needs no gradient, g.dx is None.
 For frameworks that keep only arrays between a forward and its backward (fusedrnn.torch)::
@@ -64,10 +66,11 @@ __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_
            "lstm", "gru", "rnn", "stack_backward", "saved_arrays", "saved_shapes", "restore_context", "Grads", "StackGrads"]
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None):
-    """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx."""
+def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None,
+                 need_grad=True):
+    """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx (None if not need_grad)."""
     return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
-                              recurrent_mask=recurrent_mask)
+                              recurrent_mask=recurrent_mask, need_grad=need_grad)
 
 
 def lstm_backward(ctx, dy, dh_n=None, dc_n=None) -> Grads:
@@ -75,10 +78,11 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None) -> Grads:
     return _direction.backward("lstm", ctx, dy, dh_n, dc_n)
 
 
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, recurrent_mask=None):
-    """-> y (B, T, H), h_n (B, H), ctx."""
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, recurrent_mask=None,
+                need_grad=True):
+    """-> y (B, T, H), h_n (B, H), ctx (None if not need_grad)."""
     y, h_n, _, ctx = _direction.forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
-                                        recurrent_mask=recurrent_mask)
+                                        recurrent_mask=recurrent_mask, need_grad=need_grad)
     return y, h_n, ctx
 
 
@@ -88,10 +92,10 @@ def gru_backward(ctx, dy, dh_n=None) -> Grads:
 
 
 def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh",
-                recurrent_mask=None):
-    """-> y (B, T, H), h_n (B, H), ctx. nonlinearity: "tanh" or "relu"."""
+                recurrent_mask=None, need_grad=True):
+    """-> y (B, T, H), h_n (B, H), ctx (None if not need_grad). nonlinearity: "tanh" or "relu"."""
     y, h_n, _, ctx = _direction.forward("rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
-                                        nonlinearity, recurrent_mask=recurrent_mask)
+                                        nonlinearity, recurrent_mask=recurrent_mask, need_grad=need_grad)
     return y, h_n, ctx
 
 

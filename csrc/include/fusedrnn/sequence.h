@@ -38,7 +38,9 @@ struct ForwardArgs {
   T* y;                    // (B, T, H) out
   T* h_n;                  // (B, H) out
   T* c_n;                  // (B, H) out, LSTM only
-  T* gates;                // (B, T, G*H) out: gate activations, saved for backward
+  // Saved for backward; all three null for an inference forward (the CPU kernels then work in
+  // scratch memory and save nothing):
+  T* gates;                // (B, T, G*H) out: gate activations
   T* aux;                  // (B, T, A*H) out: LSTM [tanh(c'), c_prev], GRU [W_hn h + b_hn]
   T* h_prev;               // (B, T, H) out: the state each step started from
 };

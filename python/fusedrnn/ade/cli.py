@@ -265,8 +265,9 @@ def _fit_one(args, config, vectors, vocab, train_all, test, out, title, negative
         members.append(tagger)
         reports.append(report)
     model = members[0] if n == 1 else Ensemble(members)
-    model.save(out)
+    out.mkdir(parents=True, exist_ok=True)
     _files.write_text(out / "test_pmids.txt", "".join(f"{p}\n" for p in sorted({r.pmid for r in test})))
+    model.save(out, also=["test_pmids.txt"])  # evaluate reads it: checksummed with the model
     # An ensemble's folder shows member 1's curves, and each member folder its own.
     members[0].history.plot(out / "learning_curve.png", title=names[0])
     metrics = {"command": args.command_line, "preset": args.preset, "config": members[0].config.__dict__}
@@ -299,7 +300,7 @@ def _train(args) -> int:
     if not train_idx:
         raise ValueError("no training sentences are left once the test documents are held out")
     out = Path(args.out)
-    with _files.atomic_folder(out) as folder:  # becomes --out once complete; removed on failure
+    with _files.atomic_folder(out, args.overwrite) as folder:  # becomes --out once complete; removed on failure
         metrics = _fit_one(args, config, vectors, vocab, [positives[i] for i in train_idx],
                            [positives[i] for i in test_idx], folder, f"ADE tagger, preset {args.preset}", negatives)
         metrics["embeddings"] = vectors(args.seed)[1]
@@ -326,7 +327,7 @@ def _cv(args) -> int:
     else:
         folds = document_folds(positives, args.folds, seed=args.seed)
     out = Path(args.out)
-    with _files.atomic_folder(out) as folder:  # becomes --out once every fold is done; removed on failure
+    with _files.atomic_folder(out, args.overwrite) as folder:  # becomes --out once every fold is done
         results = _cv_folds(args, config, positives, negatives, vectors, vocab, folds, folder)
         summary = _cv_summary(results)
         cv = {"command": args.command_line, "preset": args.preset, "folds": len(folds), "seed": args.seed,

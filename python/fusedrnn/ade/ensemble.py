@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,19 +51,25 @@ class Ensemble(SpanPredictor):
                      for (scores, crf), (s, c) in zip(total, heads)]
         return enc, total
 
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save(self, folder: str | os.PathLike, also: Sequence[str] = ()) -> Path:
+        """Writes the ensemble folder; ``also`` as for Tagger.save."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for k, m in enumerate(self.members, 1):
             m.save(folder / f"member_{k}")
         _files.write_text(folder / "ensemble.json", json.dumps({"members": len(self.members)}) + "\n")
-        _files.write_checksums(folder, ["ensemble.json"])  # each member folder has its own
+        _files.write_checksums(folder, ["ensemble.json", *also])  # each member folder has its own
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Ensemble:
         folder = Path(folder)
-        _files.verify_checksums(folder)
+        listed = _files.verify_checksums(folder)
+        if not listed:
+            warnings.warn(f"{folder}: no {_files.CHECKSUMS} (saved by fusedrnn 0.1.0), so ensemble.json cannot "
+                          "be checked for damage; save it again to add one", stacklevel=2)
+        elif "ensemble.json" not in listed:
+            raise ValueError(f"{folder / _files.CHECKSUMS}: damaged (it does not list ensemble.json)")
         try:
             count = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["members"]
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:

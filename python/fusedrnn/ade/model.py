@@ -363,7 +363,9 @@ class Tagger(SpanPredictor):
 
     # -- persistence
 
-    def save(self, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+    def save(self, folder: str | os.PathLike, extra: dict | None = None, also: Sequence[str] = ()) -> Path:
+        """Writes the model folder; ``also``: names of files already in it to list in its checksums
+        (the CLI's test_pmids.txt)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = dataclasses.asdict(self.config)
@@ -378,7 +380,7 @@ class Tagger(SpanPredictor):
         self.model.save_weights(folder / "weights.npz")
         # A folder that held an ensemble (ade.ensemble) now holds one tagger: load_model must open this.
         (folder / "ensemble.json").unlink(missing_ok=True)
-        _files.write_checksums(folder, MODEL_FILES)  # last: a save killed midway fails the check
+        _files.write_checksums(folder, [*MODEL_FILES, *also])  # last: a save killed midway fails the check
         return folder
 
     @classmethod
@@ -389,9 +391,13 @@ class Tagger(SpanPredictor):
         missing = [n for n in MODEL_FILES if not (folder / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{folder}: not a saved ADE model (missing {', '.join(missing)})")
-        if not _files.verify_checksums(folder):
+        listed = _files.verify_checksums(folder)
+        if not listed:
             warnings.warn(f"{folder}: no {_files.CHECKSUMS} (saved by fusedrnn 0.1.0), so its files cannot be "
                           "checked for damage; save it again to add one", stacklevel=2)
+        elif not set(MODEL_FILES) <= set(listed):
+            raise ValueError(f"{folder / _files.CHECKSUMS}: damaged (it does not list "
+                             f"{', '.join(sorted(set(MODEL_FILES) - set(listed)))})")
         try:
             raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             words = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))

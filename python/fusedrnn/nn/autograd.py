@@ -33,6 +33,11 @@ def grad_enabled() -> bool:
     return _grad_enabled
 
 
+def needs_grad(parents: Sequence[Optional["Tensor"]]) -> bool:
+    """Whether an operation on ``parents`` is recorded for a backward (else it may skip saving)."""
+    return _grad_enabled and any(p is not None and p.requires_grad for p in parents)
+
+
 class Tensor:
     """An array with, if it requires a gradient, the operation that made it."""
 
@@ -138,7 +143,7 @@ def record(data, parents: Sequence[Optional[Tensor]], backward: Callable, name: 
     """A new tensor holding ``data``, made from ``parents`` by an operation whose ``backward(grad)``
     returns one gradient (or None) per parent."""
     out = Tensor(data, name=name)
-    if _grad_enabled and any(p is not None and p.requires_grad for p in parents):
+    if needs_grad(parents):
         out.requires_grad = True
         out.parents = tuple(parents)
         out.backward_fn = backward
@@ -149,7 +154,7 @@ def record_many(datas: Sequence, parents: Sequence[Optional[Tensor]], backward: 
     """Tensors for the outputs of one operation. ``backward(grads)`` gets a list with one gradient
     per output (None where an output was not used) and returns one per parent."""
     joint = _Outputs(None)
-    if not (_grad_enabled and any(p is not None and p.requires_grad for p in parents)):
+    if not needs_grad(parents):
         return [Tensor(d) for d in datas]
     joint.requires_grad = True
     joint.parents = tuple(parents)

@@ -11,7 +11,7 @@ import numpy as np
 from .. import _direction, ops
 from .._dropout import apply_dropout, dropout_key, dropout_mask  # the layers' masks too (F.dropout_mask)
 from .._matmul import matmul
-from .autograd import Tensor, as_tensor, record, record_many
+from .autograd import Tensor, as_tensor, needs_grad, record, record_many
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
@@ -135,18 +135,20 @@ def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
     x, w_ih, w_hh, b_ih, b_hh = (as_tensor(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
     h0 = None if h0 is None else as_tensor(h0)
     c0 = None if c0 is None else as_tensor(c0)
+    parents = (x, w_ih, w_hh, b_ih, b_hh, h0, c0)
+    need_grad = needs_grad(parents)  # predict, evaluate, no_grad: an inference forward that saves nothing
     if cell == "lstm":
         y, h_n, c_n, ctx = ops.lstm_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
                                             None if h0 is None else h0.data, None if c0 is None else c0.data,
-                                            lengths, reverse, recurrent_mask)
+                                            lengths, reverse, recurrent_mask, need_grad)
     elif cell == "gru":
         y, h_n, ctx = ops.gru_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
-                                      None if h0 is None else h0.data, lengths, reverse, recurrent_mask)
+                                      None if h0 is None else h0.data, lengths, reverse, recurrent_mask, need_grad)
         c_n = None
     else:
         y, h_n, ctx = ops.rnn_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
                                       None if h0 is None else h0.data, lengths, reverse, nonlinearity,
-                                      recurrent_mask)
+                                      recurrent_mask, need_grad)
         c_n = None
 
     def backward(grads):  # [dy, dh_n, dc_n], None where an output was not used
@@ -156,7 +158,7 @@ def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
         g = _direction.backward(cell, ctx, dy, dh_n, dc_n if cell == "lstm" else None, need_dx=x.requires_grad)
         return (g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
 
-    outputs = record_many([y, h_n, c_n], (x, w_ih, w_hh, b_ih, b_hh, h0, c0), backward)
+    outputs = record_many([y, h_n, c_n], parents, backward)
     return outputs[0], outputs[1], (outputs[2] if cell == "lstm" else None)
 
 
@@ -247,10 +249,12 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
     xs = (as_tensor(x_forward), as_tensor(x_backward))
     params = tuple(tuple(as_tensor(p) for p in ps) for ps in (forward_params, backward_params))
     states = tuple(tuple(None if s is None else as_tensor(s) for s in ss) for ss in (forward_states, backward_states))
+    parents = tuple(t for d in range(2) for t in (xs[d],) + params[d] + states[d])
     calls = [dict(x=xs[d].data, w_ih=params[d][0].data, w_hh=params[d][1].data, b_ih=params[d][2].data,
                   b_hh=params[d][3].data, h0=None if states[d][0] is None else states[d][0].data,
                   c0=None if states[d][1] is None else states[d][1].data, lengths=lengths, reverse=bool(d),
-                  nonlinearity=nonlinearity, recurrent_mask=recurrent_masks[d]) for d in range(2)]
+                  nonlinearity=nonlinearity, recurrent_mask=recurrent_masks[d], need_grad=needs_grad(parents))
+             for d in range(2)]
     y = share_output(calls) if merge_concat else None
     results = forward_directions(cell, calls)
     contexts = [r[3] for r in results]
@@ -273,7 +277,6 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
         return tuple(out for d in range(2)
                      for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh, g[d].dh0, g[d].dc0))
 
-    parents = tuple(t for d in range(2) for t in (xs[d],) + params[d] + states[d])
     if merge_concat:
         outputs = record_many([y, results[0][1], results[0][2], results[1][1], results[1][2]], parents, backward)
         if cell != "lstm":
