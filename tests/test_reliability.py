@@ -385,6 +385,16 @@ def test_commands_that_write_a_folder_refuse_a_file_before_the_work(command, tmp
     assert mine.read_text(encoding="utf-8") == "mine"
 
 
+def test_a_damaged_download_in_the_cache_is_refused(tmp_path, monkeypatch):
+    from fusedrnn.ade.corpus import read_corpus
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("FUSEDRNN_ADE_DIR", raising=False)
+    write_corpus(tmp_path / ".cache" / "fusedrnn" / "ade")  # not the published bytes: as if damaged
+    with pytest.raises(ValueError, match="DRUG-AE.rel: damaged.*fusedrnn ade download"):
+        read_corpus()
+
+
 # -------------------------------------------------------------------------------------- empty batches
 
 def _stack_params(rng, cell, inputs, hidden, layers, directions, dtype):

@@ -241,6 +241,10 @@ def read_corpus(
     ADE-NEG sentences, which carry ``negative=True`` and no spans.
     """
     folder = resolve_data_dir(data)
+    if folder.resolve() == default_cache_dir().resolve():  # where `fusedrnn ade download` puts the files
+        from .download import check_downloaded
+
+        check_downloaded(folder, [REL_FILE] + ([NEG_FILE] if negatives else []))
     stats = ReadStats()
     records = read_relations(folder / REL_FILE, stats)
     for r in records:

@@ -59,3 +59,13 @@ def download(
             if actual != expected:
                 raise ValueError(f"sha256 mismatch for {url}: expected {expected}, got {actual}; file discarded")
     return target
+
+
+def check_downloaded(folder: str | os.PathLike, names) -> None:
+    """Refuses (ValueError) a file of ``names`` in the download folder ``folder`` whose sha256 is not
+    the published one: a damaged download is never read. Files of other names are not checked."""
+    for name in names:
+        path = Path(folder) / name
+        if name in SHA256 and path.is_file() and _files.sha256(path) != SHA256[name]:
+            raise ValueError(f"{path}: damaged (its sha256 differs from the published one); run "
+                             "`fusedrnn ade download` to fetch it again")

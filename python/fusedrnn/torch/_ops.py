@@ -11,9 +11,9 @@ Two entries share one implementation (``forward``, ``restore`` and ``backward`` 
   microseconds per call, which is why eager calls take the Function.
 
 Both keep only tensors between the forward and the backward, through ``save_for_backward``: the
-forward's saved activations (``ops.saved_arrays``, returned as extra, non-differentiable outputs)
-with x, the weights and the dropout masks. So autograd frees them after the backward, and an
-in-place change of x or a weight in between is the error torch.nn gives. The backward rebuilds the
+forward's saved activations (``ops.saved_arrays``: intermediates of the Function; extra,
+non-differentiable outputs of the custom op) with x, the weights and the dropout masks. So
+autograd frees them after the backward, and an in-place change of x or a weight in between is the error torch.nn gives. The backward rebuilds the
 op context from them (``ops.restore_context``).
 
 Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh
@@ -73,12 +73,12 @@ def backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, 
 
 
 def _keep_for_backward(fn_ctx, x, weights, masks, output, cell):
-    """What both entries' setup does: marks the placeholders and saved activations as not
-    differentiable and saves the tensors the backward reads."""
-    saved = output[3]
-    fn_ctx.mark_non_differentiable(*saved, *([] if cell == "lstm" else [output[2]]))  # c_n: a placeholder
+    """What both entries' setup does: marks the placeholder c_n of GRU and RNN as not
+    differentiable and saves the tensors the backward reads (the saved activations among them)."""
+    if cell != "lstm":
+        fn_ctx.mark_non_differentiable(output[2])
     fn_ctx.set_materialize_grads(False)  # unused outputs' gradients stay None, not zeros to allocate
-    fn_ctx.save_for_backward(x, *weights, *masks, *saved)
+    fn_ctx.save_for_backward(x, *weights, *masks, *output[3])
     fn_ctx.counts = (len(weights), len(masks))
 
 
@@ -91,7 +91,8 @@ def _kept(fn_ctx):
 
 class StackFunction(torch.autograd.Function):
     """The eager entry: apply(options, x, h0, c0, *weights) with options = (lengths, masks, cell,
-    nonlinearity, num_layers, bidirectional) -> y, h_n, c_n, *saved."""
+    nonlinearity, num_layers, bidirectional) -> y, h_n, c_n. The saved activations are kept as
+    intermediates of the Function, not returned (fewer outputs for autograd to wire)."""
 
     @staticmethod
     def forward(fn_ctx, options, x, h0, c0, *weights):
@@ -101,11 +102,11 @@ class StackFunction(torch.autograd.Function):
         output = forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, True)
         _keep_for_backward(fn_ctx, x, weights, masks, output, cell)
         fn_ctx.options = options
-        return (*output[:3], *output[3])
+        return output[:3]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(fn_ctx, dy, dh_n, dc_n, *_saved):
+    def backward(fn_ctx, dy, dh_n, dc_n):
         x, weights, masks, saved = _kept(fn_ctx)
         lengths, _, cell, nonlinearity, num_layers, bidirectional = fn_ctx.options
         need_x, need_h0, need_c0 = fn_ctx.needs_input_grad[1:4]
@@ -153,6 +154,7 @@ def _rnn_stack_backward_fake(dy, dh_n, dc_n, x, weights, lengths, masks, saved, 
 
 def _setup_context(ctx, inputs, output):
     x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad = inputs
+    ctx.mark_non_differentiable(*output[3])  # the saved activations: outputs of the op, for its backward only
     _keep_for_backward(ctx, x, weights, masks, output, cell)
     ctx.options = (lengths, cell, nonlinearity, num_layers, bidirectional)
 
@@ -195,8 +197,8 @@ def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidi
                            "backward runs the compiled kernels, which the transforms cannot trace; use "
                            "loss.backward() or torch.autograd.grad, or torch.nn's module under torch.func")
     elif need_grad:
-        y, h_n, c_n, *_ = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional),
-                                              x, h0, c0, *weights)
+        y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional),
+                                          x, h0, c0, *weights)
     else:
         y, h_n, c_n, _ = forward(*args, False)
     return y, h_n, c_n if cell == "lstm" else None
