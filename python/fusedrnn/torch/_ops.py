@@ -13,8 +13,8 @@ Two entries share one implementation (``forward``, ``restore`` and ``backward`` 
 Both keep only tensors between the forward and the backward, through ``save_for_backward``: the
 forward's saved activations (``ops.saved_arrays``: intermediates of the Function; extra,
 non-differentiable outputs of the custom op) with x, the weights and the dropout masks. So
-autograd frees them after the backward, and an in-place change of x or a weight in between is the error torch.nn gives. The backward rebuilds the
-op context from them (``ops.restore_context``).
+autograd frees them after the backward, and an in-place change of x or a weight in between is
+the error torch.nn gives. The backward rebuilds the op context from them (``ops.restore_context``).
 
 Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh
 (G*H,)) per layer and direction, flat, in torch's order; h0, c0 (L*D, B, H) or None; lengths (B,)
