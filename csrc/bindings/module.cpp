@@ -317,7 +317,11 @@ py::dict build_info() {
 #else
   info["simd"] = "the target's baseline";
 #endif
-  info["simd_active"] = cpu::isa_name(cpu::best_isa());
+  info["simd_active"] = cpu::isa_name(cpu::best_isa());  // FUSEDRNN_ISA, else the best in simd_supported
+  py::list supported;
+  for (cpu::Isa isa : {cpu::Isa::baseline, cpu::Isa::avx2, cpu::Isa::avx512})
+    if (isa <= cpu::cpu_isa()) supported.append(cpu::isa_name(isa));
+  info["simd_supported"] = supported;
   return info;
 }
 
@@ -340,6 +344,8 @@ PYBIND11_MODULE(_core, m) {
         "Fills out with the mask (scale or 0) from the counter-based generator (csrc/cpu/dropout.h), "
         "or with x times it where x is given.");
   m.def("build_info", &build_info, "What this module was compiled with.");
+  m.def("simd_override_error", [] { return cpu::isa_override_error(); },
+        "Why FUSEDRNN_ISA was refused, or an empty string (fusedrnn raises it at import).");
   m.def("get_num_threads", &cpu::blas_num_threads, "Threads the kernels use (OpenBLAS's setting).");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("n: must be at least 1");

@@ -41,7 +41,7 @@ bool has_avx512dq() {
 template <typename T>
 void fill_best(int64_t first, int64_t n, const T* x, T* out, uint64_t key, uint32_t threshold, T scale) {
 #ifdef FUSEDRNN_X86_DISPATCH
-  static const bool vector = has_avx512dq();
+  static const bool vector = best_isa() == Isa::avx512 && has_avx512dq();  // FUSEDRNN_ISA may forbid it
   if (vector) return fill_avx512dq(first, n, x, out, key, threshold, scale);
 #endif
   fill(first, n, x, out, key, threshold, scale);

@@ -2,7 +2,8 @@
 
 ``_core`` (C++ CPU) is always built; ``_cuda`` (CUDA) only where CMake found nvcc. Neither being
 importable ever breaks ``import fusedrnn``: the error is remembered and reported when a backend
-that needs the module is asked for."""
+that needs the module is asked for. A refused FUSEDRNN_ISA (csrc/cpu/isa.h) does break it, with a
+ValueError saying why."""
 
 from __future__ import annotations
 
@@ -34,8 +35,13 @@ def _load_core():
         from . import _core as core
     except ImportError as error:  # no compiled module, or its BLAS is missing
         _core_error = error
-    else:
-        _core = core
+        return
+    # FUSEDRNN_ISA naming a level this CPU lacks (or no level) is an error, not a quiet fallback:
+    # whoever sets it wants that path, and a test of it must not pass on another one.
+    refused = core.simd_override_error()
+    if refused:
+        raise ValueError(refused)
+    _core = core
 
 
 def _load_cuda():

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> exit status`` and whose docstring's first line is the subcommand's help. Adding one
 (``demo``, ``ade``) is one entry in SUBCOMMANDS. Modules are imported only to build the parser:
-they keep heavy imports (torch) inside ``run``.
+they keep heavy imports (torch) inside ``run``. A package of an extra that is missing
+(fusedrnn._extras.MissingExtra) ends any subcommand with one line naming the extra, exit status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 import sys
 
 import fusedrnn
+from fusedrnn._extras import MissingExtra
 
 # subcommand name -> module (relative to this package)
 SUBCOMMANDS = {
@@ -42,4 +44,8 @@ def main(argv=None) -> int:
     # What a saved result records as the command that produced it.
     # The command as a user would type it: no interpreter or install paths.
     args.command_line = shlex.join(["fusedrnn", *(sys.argv[1:] if argv is None else argv)])
-    return args.run(args)
+    try:
+        return args.run(args)
+    except MissingExtra as error:  # an optional package is missing: the one line that says which extra
+        print(f"fusedrnn {args.command}: error: {error}", file=sys.stderr)
+        return 2

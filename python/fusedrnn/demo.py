@@ -15,7 +15,7 @@ import importlib
 import json
 import sys
 
-from . import _files
+from . import _extras, _files
 from .examples import EXAMPLES
 
 
@@ -35,6 +35,7 @@ def add_arguments(parser):
 
 def run(args) -> int:
     if args.out is not None:
+        _extras.require("matplotlib", "plot")  # the plots: before the training, not after (cli.main reports it)
         try:
             _files.check_folder_writable(args.out, "--out")  # before the training, not after
         except ValueError as error:

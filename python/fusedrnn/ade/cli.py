@@ -35,6 +35,9 @@ literature only: those folds put sentences of one abstract on both sides.
 
 Every command that runs the network shows progress bars on stderr; ``--quiet`` turns them off.
 
+``train``, ``cv``, ``evaluate`` and ``predict`` need the [ade] extra (``pip install 'fusedrnn[ade]'``);
+without it they stop before any work, with one line saying so (exit status 2).
+
 Nothing a user owns is lost (fusedrnn._files): every file is written atomically (a temporary file
 beside it, fsynced, renamed into place); ``--output`` and ``--out`` are checked before any work and
 refused (exit status 2, one line) when they are, or would replace, an input (also through a link)
@@ -49,7 +52,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import _files
+from .. import _extras, _files
+
+# Actions that tokenize, embed, score or plot: the [ade] extra's packages, checked before any work.
+NEEDS_ADE_EXTRA = ("train", "cv", "evaluate", "predict")
 
 
 def _add_data(parser):
@@ -461,6 +467,8 @@ def _require_cuda():
 def run(args) -> int:
     # Expected user errors (missing corpus, bad bytes, bad download, a refused output, a full disk)
     # as one line, not a traceback.
+    if args.ade_command in NEEDS_ADE_EXTRA:
+        _extras.require_extra("ade")  # a MissingExtra is reported by cli.main, as one line
     try:
         if getattr(args, "device", "cpu") == "cuda":
             _require_cuda()

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._extras import require
 from .cache import cached
 from .corpus import NEG_FILE, REL_FILE, Record, default_cache_dir
 from .tokens import token_texts, tokenize
@@ -76,7 +77,7 @@ def corpus_key(files: Sequence[str | os.PathLike], params: Word2VecParams) -> st
 
 def train_word2vec(sentences: Sequence[Sequence[str]], params: Word2VecParams = Word2VecParams()):
     """A gensim Word2Vec on ``sentences``; returns its KeyedVectors."""
-    from gensim.models import Word2Vec
+    Word2Vec = require("gensim.models", "ade").Word2Vec
 
     model = Word2Vec(
         sentences=[list(s) for s in sentences], vector_size=params.dim, sg=params.sg, window=params.window,
@@ -97,7 +98,7 @@ def corpus_vectors(
     ``records``: the sentences to train on (read them with negatives to include ADE-NEG).
     info: ``{"cache": path, "cached": bool, "seconds": training time or 0.0}``.
     """
-    from gensim.models import KeyedVectors
+    KeyedVectors = require("gensim.models", "ade").KeyedVectors
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "word2vec"
     data_dir = Path(data_dir)
@@ -124,7 +125,7 @@ def corpus_vectors(
 
 def load_vectors(path: str | os.PathLike):
     """KeyedVectors from a word2vec binary or text file (binary tried first)."""
-    from gensim.models import KeyedVectors
+    KeyedVectors = require("gensim.models", "ade").KeyedVectors
 
     path = Path(path)
     if not path.is_file():

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from .._extras import require
 from .corpus import Span
 
 
@@ -96,8 +97,8 @@ def seqeval_scores(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
 
     In strict mode an entity must start with B-; a stray I- tag is not an entity.
     """
-    from seqeval.metrics import classification_report
-    from seqeval.scheme import IOB2
+    classification_report = require("seqeval.metrics", "ade").classification_report
+    IOB2 = require("seqeval.scheme", "ade").IOB2
 
     report = classification_report(
         [list(t) for t in gold_tags], [list(t) for t in pred_tags],
@@ -115,7 +116,7 @@ def seqeval_scores(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
 
 def sentence_token_scores(gold_tags: Sequence[str], pred_tags: Sequence[str]) -> tuple[float, float, float]:
     """The chapter's per-sentence (precision, recall, F1): scikit-learn weighted average including O."""
-    from sklearn.metrics import precision_recall_fscore_support
+    precision_recall_fscore_support = require("sklearn.metrics", "ade").precision_recall_fscore_support
 
     if len(gold_tags) != len(pred_tags):
         raise ValueError(f"{len(gold_tags)} gold tags but {len(pred_tags)} predicted")

@@ -25,15 +25,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from nltk.tokenize import TreebankWordTokenizer
-
+from .._extras import require
 from .corpus import Span
 
 SCHEME_ADE = ("O", "B-ADE", "I-ADE")
 SCHEME_ADE_DRUG = ("O", "B-ADE", "I-ADE", "B-DRUG", "I-DRUG")
 SCHEME_DRUG = ("O", "B-DRUG", "I-DRUG")  # the drug head of a nested tagger (ade.model Config.nested)
 
-_TOKENIZER = TreebankWordTokenizer()
+_TOKENIZER = require("nltk.tokenize", "ade").TreebankWordTokenizer()
 
 
 _COMPOUND_SEPARATORS = re.compile(r"[-/]")

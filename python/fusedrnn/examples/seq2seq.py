@@ -291,10 +291,10 @@ def format_table(exact: dict) -> str:
 
 
 def _save_plot(results, out: Path, task):
-    import matplotlib
+    from .._extras import require
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot").use("Agg")
+    plt = require("matplotlib.pyplot", "plot")
 
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))

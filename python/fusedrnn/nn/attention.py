@@ -219,11 +219,12 @@ class Attention(Layer):
 def save_heatmap(weights, path, source_labels=None, target_labels=None, title=None):
     """Writes one example's attention weights (Tq, Tk) as a heat map PNG: decoder steps down, encoder
     steps across (labels optional). Uses matplotlib's Agg backend; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from .._extras import require
+
+    require("matplotlib", "plot").use("Agg")
+    plt = require("matplotlib.pyplot", "plot")
 
     weights = weights.numpy() if isinstance(weights, Tensor) else np.asarray(getattr(weights, "get", lambda: weights)())
     if weights.ndim != 2:

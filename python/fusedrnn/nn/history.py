@@ -29,8 +29,10 @@ class History(Callback):
         first), training solid and validation dashed: the chapter's view for spotting overfitting
         (validation worsening while training improves) and underfitting (both flat and poor).
         ``metrics``: the names to plot (default: every logged one). Returns the path."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from .._extras import require
+
+        FigureCanvasAgg = require("matplotlib.backends.backend_agg", "plot").FigureCanvasAgg
+        Figure = require("matplotlib.figure", "plot").Figure
 
         names = [k for k in self.history if not k.startswith("val_")]
         names += [k[4:] for k in self.history if k.startswith("val_") and k[4:] not in names]
