@@ -32,6 +32,7 @@ import os
 import secrets
 import shutil
 import stat
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -273,13 +274,16 @@ def write_checksums(folder, names: Iterable[str]) -> None:
     write_text(folder / CHECKSUMS, json.dumps({"sha256": sums}, indent=1) + "\n")
 
 
-def verify_checksums(folder) -> list[str]:
-    """Checks every file ``folder/checksums.json`` lists -> their names; a ValueError names a damaged
-    or missing one. A folder without checksums.json (saved by fusedrnn 0.1.0) -> []."""
+def verify_checksums(folder, required: Iterable[str]) -> None:
+    """Checks every file ``folder/checksums.json`` lists, which must include ``required``; a
+    ValueError names a damaged or missing one. A folder without checksums.json (saved by fusedrnn
+    0.1.0) loads with a warning: its files cannot be checked."""
     folder = Path(folder)
     listing = folder / CHECKSUMS
     if not listing.is_file():
-        return []
+        warnings.warn(f"{folder}: no {CHECKSUMS} (saved by fusedrnn 0.1.0), so its files cannot be checked "
+                      "for damage; save it again to add one", stacklevel=3)
+        return
     try:
         sums = json.loads(listing.read_text(encoding="utf-8"))["sha256"]
         items = sorted(sums.items())
@@ -287,6 +291,9 @@ def verify_checksums(folder) -> list[str]:
             raise TypeError("not a map of names to digests")
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{listing}: damaged ({error})") from None
+    unlisted = sorted(set(required) - set(sums))
+    if unlisted:
+        raise ValueError(f"{listing}: damaged (it does not list {', '.join(unlisted)})")
     for name, digest in items:
         path = folder / name
         if os.sep in name or name.startswith(".") or not path.is_file():
@@ -294,7 +301,6 @@ def verify_checksums(folder) -> list[str]:
         if sha256(path) != digest:
             raise ValueError(f"{path}: damaged (its sha256 differs from the one in {CHECKSUMS}); "
                              f"restore or retrain the model")
-    return [name for name, _ in items]
 
 
 def _writable_folder(folder: Path, what: str) -> None:

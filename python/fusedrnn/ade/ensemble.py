@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,12 +63,7 @@ class Ensemble(SpanPredictor):
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Ensemble:
         folder = Path(folder)
-        listed = _files.verify_checksums(folder)
-        if not listed:
-            warnings.warn(f"{folder}: no {_files.CHECKSUMS} (saved by fusedrnn 0.1.0), so ensemble.json cannot "
-                          "be checked for damage; save it again to add one", stacklevel=2)
-        elif "ensemble.json" not in listed:
-            raise ValueError(f"{folder / _files.CHECKSUMS}: damaged (it does not list ensemble.json)")
+        _files.verify_checksums(folder, ["ensemble.json"])
         try:
             count = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["members"]
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:

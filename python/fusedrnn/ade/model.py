@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -391,13 +390,7 @@ class Tagger(SpanPredictor):
         missing = [n for n in MODEL_FILES if not (folder / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{folder}: not a saved ADE model (missing {', '.join(missing)})")
-        listed = _files.verify_checksums(folder)
-        if not listed:
-            warnings.warn(f"{folder}: no {_files.CHECKSUMS} (saved by fusedrnn 0.1.0), so its files cannot be "
-                          "checked for damage; save it again to add one", stacklevel=2)
-        elif not set(MODEL_FILES) <= set(listed):
-            raise ValueError(f"{folder / _files.CHECKSUMS}: damaged (it does not list "
-                             f"{', '.join(sorted(set(MODEL_FILES) - set(listed)))})")
+        _files.verify_checksums(folder, MODEL_FILES)
         try:
             raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             words = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
