@@ -208,7 +208,13 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         masks.append(mask)
         layer_input = y
     ctx = StackContext(cell, num_layers, D, hidden, contexts, masks) if need_grad else None
-    return layer_input, xp.stack(h_n), xp.stack(c_n) if cell == "lstm" else None, ctx
+    return layer_input, _stacked(xp, h_n), _stacked(xp, c_n) if cell == "lstm" else None, ctx
+
+
+def _stacked(xp, states):
+    """The (B, H) states of the layers and directions as one (L*D, B, H) array; one is viewed so,
+    not copied (np.stack costs microseconds that a one-layer call notices)."""
+    return states[0][None] if len(states) == 1 else xp.stack(states)
 
 
 def _masks_arg(masks, num_layers, shape, x):

@@ -200,6 +200,47 @@ def test_calls_without_gradients_keep_nothing_for_a_backward(mode, monkeypatch):
     assert torch.equal(y, expected)  # the inference forward gives the training forward's outputs
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_weights_changed_between_calls_reach_the_kernels(bias):
+    """The module keeps its weights' NumPy views from call to call; every way of changing a weight
+    (in place, through .data, a new Parameter, the module moved to another dtype) reaches the
+    kernels, and the kept views are never pickled with the module."""
+    import copy
+    import pickle
+
+    torch.manual_seed(9)
+    reference = torch.nn.LSTM(3, 4, num_layers=2, bias=bias, dtype=torch.float64)
+    ours = ft.LSTM(3, 4, num_layers=2, bias=bias, dtype=torch.float64)
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+
+    def check(rtol=1e-12):
+        (y, (h, c)), (y_ref, (h_ref, c_ref)) = ours(x), reference(x)
+        assert_close({"y": y, "h": h, "c": c}, {"y": y_ref, "h": h_ref, "c": c_ref}, rtol)
+
+    check()
+    with torch.no_grad():
+        for module in (ours, reference):
+            module.weight_hh_l0.mul_(0.5)  # as an optimizer step does
+    check()
+    new = torch.randn(16, 4, dtype=torch.float64)
+    for module in (ours, reference):
+        module.weight_hh_l1.data = new.clone()
+    check()
+    new = torch.randn(16, 3, dtype=torch.float64)
+    for module in (ours, reference):
+        module.weight_ih_l0 = torch.nn.Parameter(new.clone())
+    check()
+    for module in (ours, reference):
+        module.float()
+    x = x.float()
+    check(1e-5)
+    assert "_weight_arrays" in vars(ours)  # the views are kept...
+    assert not {"_weight_arrays", "_zero_bias"} & set(ours.__getstate__())  # ...but not pickled
+    for clone in (copy.deepcopy(ours), pickle.loads(pickle.dumps(ours))):
+        assert torch.equal(clone(x)[0], ours(x)[0])
+
+
 def test_float32_matches_torch_nn():
     generator = torch.Generator().manual_seed(6)
     reference, ours = pair("LSTM", None, num_layers=2, bidirectional=True)

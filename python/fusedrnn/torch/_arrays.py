@@ -9,6 +9,7 @@ saved activations, workspaces) comes from CuPy's memory pool, not torch's cachin
 
 import contextlib
 
+import numpy as np
 import torch
 
 
@@ -35,18 +36,35 @@ def to_array(t):
         return None
     if isinstance(t, (list, tuple)):
         return [to_array(item) for item in t]
-    t = t.detach()
-    if t.device.type == "cpu":
-        return t.numpy()
+    if not t.is_cuda:
+        return t.detach().numpy()
     import cupy
 
-    return cupy.from_dlpack(t)
+    return cupy.from_dlpack(t.detach())
 
 
 def to_tensor(a):
     """A NumPy or CuPy array as a tensor sharing its memory; a list of arrays gives a list."""
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a)
     if isinstance(a, list):
         return [to_tensor(item) for item in a]
-    if type(a).__module__.startswith("cupy"):
-        return torch.from_dlpack(a)
-    return torch.from_numpy(a)
+    return torch.from_dlpack(a)
+
+
+class ArrayViews:
+    """The arrays of a list of tensors (``to_array``), made again only when one of the tensors has
+    other memory, shape, dtype or device than when they were made: for a module's weights, which
+    stay put from call to call while the views cost a few microseconds each to make. An equal data
+    pointer means the same memory, because the views made from the earlier tensors keep those
+    tensors' memory alive (it cannot have been freed and handed out again)."""
+
+    def __init__(self):
+        self._key = None
+        self._arrays = None
+
+    def __call__(self, tensors):
+        key = [(t.data_ptr(), t.shape, t.dtype, t.is_cuda) for t in tensors]
+        if key != self._key:
+            self._arrays, self._key = to_array(tensors), key
+        return self._arrays

@@ -10,11 +10,12 @@ Two entries share one implementation (``forward``, ``restore`` and ``backward`` 
   opaque op per layer stack and no graph break. Their Python dispatch costs hundreds of
   microseconds per call, which is why eager calls take the Function.
 
-Both keep only tensors between the forward and the backward, through ``save_for_backward``: the
-forward's saved activations (``ops.saved_arrays``: intermediates of the Function; extra,
-non-differentiable outputs of the custom op) with x, the weights and the dropout masks. So
-autograd frees them after the backward, and an in-place change of x or a weight in between is
-the error torch.nn gives. The backward rebuilds the op context from them (``ops.restore_context``).
+Both keep the forward's saved activations (``ops.saved_arrays``: intermediates of the Function;
+extra, non-differentiable outputs of the custom op) with x, the weights and the dropout masks
+through ``save_for_backward``. So autograd frees them after the backward, and an in-place change
+of x or a weight in between is the error torch.nn gives. The custom op's backward rebuilds the op
+context from them (``ops.restore_context``); the Function's first backward takes the context the
+forward left it, and drops it (a second backward through a retained graph rebuilds it).
 
 Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh
 (G*H,)) per layer and direction, flat, in torch's order; h0, c0 (L*D, B, H) or None; lengths (B,)
@@ -36,15 +37,18 @@ def _empty(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
-def _params(weights):
-    arrays = to_array(weights)
+def _params(arrays):
+    """The ops' params, (w_ih, w_hh, b_ih, b_hh) per layer and direction, from the flat list."""
     return [tuple(arrays[k:k + 4]) for k in range(0, len(arrays), 4)]
 
 
-def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad):
-    """-> y, h_n, c_n (c_n empty but for LSTM), and the saved activations (none if not need_grad)."""
+def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
+             arrays=None):
+    """-> y, h_n, c_n (c_n empty but for LSTM) and the op's context (None if not need_grad).
+    arrays: the weights' arrays (to_array(weights)), where the caller keeps them."""
     with on_device(x.device):
-        kwargs = dict(x=to_array(x), params=_params(weights), h0=to_array(h0), lengths=to_array(lengths),
+        params = _params(to_array(weights) if arrays is None else arrays)
+        kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
                       num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
                       dropout_masks=to_array(masks) if masks else None)
         if cell == "lstm":
@@ -53,18 +57,29 @@ def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, 
             (y, h_n, ctx), c_n = ops.gru(**kwargs), None
         else:
             (y, h_n, ctx), c_n = ops.rnn(nonlinearity=nonlinearity, **kwargs), None
-        saved = to_tensor(ops.saved_arrays(ctx)) if need_grad else []
-        return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), saved
+        return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), ctx
 
 
-def backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional, dy, dh_n, dc_n,
-             need_dx):
-    """Gradients of the forward of these arguments, from its saved activations; None cotangents mean
-    zero -> dx (empty unless need_dx), the weights' gradients (a flat list), dh0, dc0 (empty but for LSTM)."""
+def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
+            arrays=None):
+    """-> y, h_n, c_n (c_n empty but for LSTM), and the saved activations (none if not need_grad)."""
+    y, h_n, c_n, ctx = _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional,
+                                need_grad, arrays)
+    return y, h_n, c_n, to_tensor(ops.saved_arrays(ctx)) if need_grad else []
+
+
+def restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional):
+    """The op's context of a forward of these arguments, from its saved activations."""
     with on_device(x.device):
-        ctx = ops.restore_context(cell, to_array(x), _params(weights), to_array(lengths),
-                                  to_array(masks) if masks else None, to_array(saved), num_layers, bidirectional,
-                                  nonlinearity)
+        return ops.restore_context(cell, to_array(x), _params(to_array(weights)), to_array(lengths),
+                                   to_array(masks) if masks else None, to_array(saved), num_layers, bidirectional,
+                                   nonlinearity)
+
+
+def backward(ctx, x, dy, dh_n, dc_n, need_dx):
+    """Gradients of the forward whose op context is ``ctx``, for x; None cotangents mean zero -> dx
+    (empty unless need_dx), the weights' gradients (a flat list), dh0, dc0 (empty but for LSTM)."""
+    with on_device(x.device):
         if dy is None:
             dy = x.new_zeros(x.shape[:2] + (ctx.num_directions * ctx.hidden,))
         g = ops.stack_backward(ctx, to_array(dy), to_array(dh_n), to_array(dc_n), need_dx=need_dx)
@@ -91,27 +106,34 @@ def _kept(fn_ctx):
 
 class StackFunction(torch.autograd.Function):
     """The eager entry: apply(options, x, h0, c0, *weights) with options = (lengths, masks, cell,
-    nonlinearity, num_layers, bidirectional) -> y, h_n, c_n. The saved activations are kept as
-    intermediates of the Function, not returned (fewer outputs for autograd to wire)."""
+    nonlinearity, num_layers, bidirectional, the weights' arrays or None) -> y, h_n, c_n. The saved
+    activations are kept as intermediates of the Function, not returned (fewer outputs for autograd
+    to wire)."""
 
     @staticmethod
     def forward(fn_ctx, options, x, h0, c0, *weights):
         # Old-style (ctx in forward, no setup_context): apply() then skips binding its arguments to a
         # signature, some 30 microseconds a call.
-        lengths, masks, cell, nonlinearity, num_layers, bidirectional = options
-        output = forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, True)
-        _keep_for_backward(fn_ctx, x, weights, masks, output, cell)
+        lengths, masks, cell, nonlinearity, num_layers, bidirectional, arrays = options
+        y, h_n, c_n, ctx = _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
+                                    bidirectional, True, arrays)
+        _keep_for_backward(fn_ctx, x, weights, masks, (y, h_n, c_n, to_tensor(ops.saved_arrays(ctx))), cell)
         fn_ctx.options = options
-        return output[:3]
+        # The op's context itself, for the first backward (which then need not rebuild it from the
+        # saved tensors); that backward drops it, so the activations live no longer than autograd keeps them.
+        fn_ctx.op_context = ctx
+        return y, h_n, c_n
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(fn_ctx, dy, dh_n, dc_n):
-        x, weights, masks, saved = _kept(fn_ctx)
-        lengths, _, cell, nonlinearity, num_layers, bidirectional = fn_ctx.options
+        x, weights, masks, saved = _kept(fn_ctx)  # (torch's check that none was changed in place)
+        ctx, fn_ctx.op_context = fn_ctx.op_context, None
+        if ctx is None:  # a second backward through a retained graph
+            lengths, _, cell, nonlinearity, num_layers, bidirectional, _ = fn_ctx.options
+            ctx = restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional)
         need_x, need_h0, need_c0 = fn_ctx.needs_input_grad[1:4]
-        dx, dweights, dh0, dc0 = backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers,
-                                          bidirectional, dy, dh_n, dc_n, need_x)
+        dx, dweights, dh0, dc0 = backward(ctx, x, dy, dh_n, dc_n, need_x)
         return None, dx if need_x else None, dh0 if need_h0 else None, dc0 if need_c0 else None, *dweights
 
 
@@ -140,8 +162,8 @@ def rnn_stack_backward(dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optio
                        cell: str, nonlinearity: str, num_layers: int, bidirectional: bool,
                        need_dx: bool) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
     """rnn_stack's backward -> backward()'s results."""
-    return backward(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional, dy, dh_n,
-                    dc_n, need_dx)
+    ctx = restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional)
+    return backward(ctx, x, dy, dh_n, dc_n, need_dx)
 
 
 @rnn_stack_backward.register_fake
@@ -179,16 +201,18 @@ rnn_stack.register_autograd(_backward, setup_context=_setup_context)
 rnn_stack_backward.register_autograd(_no_double_backward, setup_context=lambda ctx, inputs, output: None)
 
 
-def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional):
+def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, views=None):
     """The layer stack on its tensors, by the entry that fits the call -> y, h_n, c_n (c_n None
     but for LSTM). Calls that need no gradient (no_grad, inference_mode, nothing requiring grad)
-    keep nothing for a backward. Meta tensors get shapes only (as torch.nn's modules give them)."""
+    keep nothing for a backward. Meta tensors get shapes only (as torch.nn's modules give them).
+    views: an ArrayViews that keeps the weights' arrays from call to call (eager calls use it)."""
     args = (x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional)
     need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *weights))
-    if x.device.type == "meta":
+    device = x.device.type
+    if device == "meta":
         y, h_n, c_n, _ = _rnn_stack_fake(*args, False)
-    elif x.device.type not in ("cpu", "cuda"):
-        raise RuntimeError(f"fusedrnn.torch runs on CPU and CUDA tensors, not on {x.device.type}; "
+    elif device not in ("cpu", "cuda"):
+        raise RuntimeError(f"fusedrnn.torch runs on CPU and CUDA tensors, not on {device}; "
                            "use torch.nn's module there")
     elif torch.compiler.is_compiling():
         y, h_n, c_n, _ = rnn_stack(*args, need_grad)
@@ -196,9 +220,11 @@ def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidi
         raise RuntimeError("fusedrnn.torch does not support torch.func transforms (grad, vjp, jacrev, vmap): its "
                            "backward runs the compiled kernels, which the transforms cannot trace; use "
                            "loss.backward() or torch.autograd.grad, or torch.nn's module under torch.func")
-    elif need_grad:
-        y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional),
-                                          x, h0, c0, *weights)
     else:
-        y, h_n, c_n, _ = forward(*args, False)
+        arrays = None if views is None else views(weights)
+        if need_grad:
+            y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional, arrays),
+                                              x, h0, c0, *weights)
+        else:
+            y, h_n, c_n, _ = forward(*args, False, arrays)
     return y, h_n, c_n if cell == "lstm" else None

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ._arrays import ArrayViews
 from ._ops import run
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -26,6 +27,15 @@ class _Fused:
 
     def flatten_parameters(self) -> None:
         """A no-op: the fused kernels take the parameters as they are (no cuDNN flat buffer)."""
+
+    def _update_flat_weights(self) -> None:
+        """torch.nn's refresh of ``_flat_weights`` (for weights swapped by functional_call, pruning,
+        ...), after a quick test of the usual case: every weight is still the registered parameter
+        the list holds (torch.nn's own test looks each name up through ``Module.__getattr__``)."""
+        parameters = self._parameters
+        names, weights = self._flat_weights_names, self._flat_weights
+        if any(parameters.get(name) is not weight for name, weight in zip(names, weights)):
+            super()._update_flat_weights()
 
     def forward(self, input, hx=None):
         self._update_flat_weights()
@@ -78,16 +88,34 @@ class _Fused:
         -> y (B, T, D*H), h_n, c_n (L*D, B, H) (c_n None but for LSTM)."""
         cell, nonlinearity = CELLS[self.mode]
         h0, c0 = (hx if hx is not None else (None, None)) if cell == "lstm" else (hx, None)
-        return run(x, self._weights(x), h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity, self.num_layers,
-                   self.bidirectional)
+        weights = self._weights(x)
+        return run(x, weights, h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity, self.num_layers,
+                   self.bidirectional, self._weight_views())
 
     def _weights(self, x):
         """(w_ih, w_hh, b_ih, b_hh) per layer and direction, flat; zero biases where bias=False."""
         if self.bias:
-            return list(self._flat_weights)
-        zeros = torch.zeros(self._flat_weights[1].shape[0], dtype=x.dtype, device=x.device)  # (G*H,), read only
+            return self._flat_weights
+        zeros = self.__dict__.get("_zero_bias")  # (G*H,), read only; kept, so that the kept views are reused
+        if zeros is None or zeros.dtype != x.dtype or zeros.device != x.device:
+            zeros = self.__dict__["_zero_bias"] = torch.zeros(self._flat_weights[1].shape[0], dtype=x.dtype,
+                                                              device=x.device)
         return [w for w_ih, w_hh in zip(self._flat_weights[0::2], self._flat_weights[1::2])
                 for w in (w_ih, w_hh, zeros, zeros)]
+
+    def _weight_views(self):
+        """The keeper of the weights' arrays from call to call (made on first use: not a torch.nn attribute)."""
+        views = self.__dict__.get("_weight_arrays")
+        if views is None:
+            views = self.__dict__["_weight_arrays"] = ArrayViews()
+        return views
+
+    def __getstate__(self):
+        # The kept views and zero biases are derived (and NumPy arrays): never pickled with the module.
+        state = super().__getstate__()
+        state.pop("_weight_arrays", None)
+        state.pop("_zero_bias", None)
+        return state
 
     def _dropout_masks(self, x):
         """The multipliers (B, T, D*H) of every layer's output but the last's, drawn from torch's
