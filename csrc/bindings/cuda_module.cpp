@@ -23,9 +23,8 @@ using namespace fusedrnn::cuda;
 namespace {
 
 CellKind cell_arg(const std::string& cell) {
-  if (cell == "lstm") return CellKind::lstm;
-  if (cell == "gru") return CellKind::gru;
-  if (cell == "rnn") return CellKind::rnn;
+  CellKind kind;
+  if (cell_kind_of(cell.c_str(), kind)) return kind;
   throw py::value_error("cell: expected 'lstm', 'gru' or 'rnn', got '" + cell + "'");
 }
 
@@ -130,7 +129,8 @@ Call call_args(const std::string& cell, const std::string& dtype, int64_t batch,
 
 template <typename T>
 Path forward_typed(const Call& c, const py::list& directions) {
-  const bool lstm = c.cell == CellKind::lstm, has_aux = c.cell != CellKind::rnn;
+  const bool lstm = with_cell(c.cell, [](auto cell) { return decltype(cell)::has_cell_state; });
+  const bool has_aux = with_cell(c.cell, [](auto cell) { return decltype(cell)::aux > 0; });
   std::vector<ForwardCall<T>> calls(c.num_dirs);
   for (int i = 0; i < c.num_dirs; ++i) {
     const DirectionDict d(directions[i], i, {"x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0", "lengths",
@@ -164,7 +164,8 @@ Path forward_typed(const Call& c, const py::list& directions) {
 
 template <typename T>
 Path backward_typed(const Call& c, const py::list& directions) {
-  const bool lstm = c.cell == CellKind::lstm, has_aux = c.cell != CellKind::rnn;
+  const bool lstm = with_cell(c.cell, [](auto cell) { return decltype(cell)::has_cell_state; });
+  const bool has_aux = with_cell(c.cell, [](auto cell) { return decltype(cell)::aux > 0; });
   std::vector<BackwardCall<T>> calls(c.num_dirs);
   for (int i = 0; i < c.num_dirs; ++i) {
     const DirectionDict d(directions[i], i, {"x", "w_ih", "w_hh", "lengths", "recurrent_mask", "gates", "aux",

@@ -104,7 +104,6 @@ Activation checked_activation(int code) {
 
 template <class Cell>
 struct Binding {
-  static constexpr bool lstm = std::is_same_v<Cell, LstmCell>;
 
   template <typename T>
   static void forward_typed(const py::array& x, const py::array& w_ih, const py::array& w_hh,
@@ -137,7 +136,7 @@ struct Binding {
     a.gates = checked_optional<T>(gates, "gates", {B, S, GH}, true);
     a.aux = checked_optional<T>(aux, "aux", {B, S, Cell::aux * H}, true);
     a.h_prev = checked_optional<T>(h_prev, "h_prev", {B, S, H}, true);
-    if (lstm) {
+    if (Cell::has_cell_state) {
       a.c0 = checked_optional<T>(c0, "c0", {B, H});
       if (!c_n) throw py::value_error("c_n: required for LSTM");
       a.c_n = checked<T>(*c_n, "c_n", {B, H}, true);
@@ -178,7 +177,7 @@ struct Binding {
     a.db_ih = checked<T>(db_ih, "db_ih", {GH}, true);
     a.db_hh = checked<T>(db_hh, "db_hh", {GH}, true);
     a.dh0 = checked<T>(dh0, "dh0", {B, H}, true);
-    if (lstm) {
+    if (Cell::has_cell_state) {
       a.dc_n = checked_optional<T>(dc_n, "dc_n", {B, H});
       if (!dc0) throw py::value_error("dc0: required for LSTM");
       a.dc0 = checked<T>(*dc0, "dc0", {B, H}, true);
@@ -201,10 +200,11 @@ struct Binding {
     throw py::type_error("x: dtype must be float32 or float64");
   }
 
-  static void define(py::module_& m, const char* name) {
+  static void define(py::module_& m) {
+    const std::string name = Cell::name;
     using A = const py::array&;
     using O = const std::optional<py::array>&;
-    m.def((std::string(name) + "_forward").c_str(),
+    m.def((name + "_forward").c_str(),
           &forward<A, A, A, A, O, O, A, O, bool, int, int, A, A, O, O, O, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(), py::arg("h0").noconvert().none(true),
@@ -215,7 +215,7 @@ struct Binding {
           py::arg("aux").noconvert().none(true), py::arg("h_prev").noconvert().none(true),
           "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev (all "
           "three None: an inference forward, which saves nothing).");
-    m.def((std::string(name) + "_backward").c_str(),
+    m.def((name + "_backward").c_str(),
           &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, O, A, A, A, A, A, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("lengths").noconvert(), py::arg("recurrent_mask").noconvert().none(true), py::arg("reverse"),
@@ -329,9 +329,8 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedrnn compiled CPU kernels (use fusedrnn.ops, which validates arguments first)";
-  Binding<LstmCell>::define(m, "lstm");
-  Binding<GruCell>::define(m, "gru");
-  Binding<RnnCell>::define(m, "rnn");
+  for (CellKind kind : kCells)
+    with_cell(kind, [&](auto cell) { Binding<decltype(cell)>::define(m); });
   m.def("adam_update", &adam_update, py::arg("var").noconvert(), py::arg("grad").noconvert(),
         py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
         py::arg("epsilon"), py::arg("num_threads") = 1,

@@ -1,6 +1,6 @@
-// One batch row of one time step: the fused elementwise pass of each cell over its H units.
-// The loops call the per-unit math of fusedrnn/cells.h and vectorize; RowKernels compiles them for
-// each instruction set (isa.h) and hands out the best the CPU runs.
+// One batch row of one time step: the fused elementwise pass of a cell over its H units, written
+// once for every cell of fusedrnn/cells.h. The loops call the cell's per-unit math and vectorize;
+// RowKernels compiles them for each instruction set (isa.h) and hands out the best the CPU runs.
 #pragma once
 
 #include <cstdint>
@@ -12,104 +12,58 @@
 
 namespace fusedrnn::cpu {
 
-template <class Cell>
-struct Rows;
-
 // Forward arguments: gates (G*H) holds x W_ih^T on entry and the activations on exit; gh (G*H) is
-// h W_hh^T; h, c (H) are the running state, updated in place; aux (A*H), h_prev (H), y (H) are written.
+// h W_hh^T; h, c (H) are the running state, updated in place (c only where the cell has one);
+// aux (A*H), h_prev (H), y (H) are written.
 // Both run over `units` units from the pointers given, whose gate blocks lie H apart: all H of a
 // row, or one thread's slice of them (every pointer offset by the slice's first unit).
 // Backward arguments: dh (H) is the whole gradient reaching h'; dc (H) the one reaching c', replaced
-// by the one reaching c; dgh (G*H) gets the pre-activation gradients seen by W_hh, and, for GRU
-// only, where the input side differs, dgi (G*H) those seen by W_ih and dh_direct (H) the part of
-// dh_prev that does not pass through W_hh. The other cells leave dgi and dh_direct alone.
+// by the one reaching c; dgh (G*H) gets the pre-activation gradients seen by W_hh, and, where the
+// cell's input side differs (input_grads_differ), dgi (G*H) those seen by W_ih and dh_direct (H)
+// the part of dh_prev that does not pass through W_hh. The other cells leave dgi and dh_direct alone.
+template <class Cell>
+struct Rows {
+  static constexpr int G = Cell::gates;
 
-template <>
-struct Rows<LstmCell> {
   template <typename T>
-  FUSEDRNN_ROW void forward(int64_t units, int64_t H, Activation, const T* __restrict b_ih,
-                                           const T* __restrict b_hh, T* __restrict gates,
-                                           const T* __restrict gh, T* __restrict h, T* __restrict c,
-                                           T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
+  FUSEDRNN_ROW void forward(int64_t units, int64_t H, Activation act, const T* __restrict b_ih,
+                            const T* __restrict b_hh, T* __restrict gates, const T* __restrict gh, T* __restrict h,
+                            T* __restrict c, T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
     for (int64_t j = 0; j < units; ++j) {
-      T pre[4];
-      for (int k = 0; k < 4; ++k) pre[k] = gates[k * H + j] + b_ih[k * H + j] + gh[k * H + j] + b_hh[k * H + j];
-      T c_prev = c[j];
+      T xs[G], hp[G], bh[G];
+      for (int k = 0; k < G; ++k) {
+        xs[k] = gates[k * H + j] + b_ih[k * H + j];
+        hp[k] = gh[k * H + j];
+        bh[k] = b_hh[k * H + j];
+      }
+      T c_j = Cell::has_cell_state ? c[j] : T(0);
+      SavedUnit<Cell, T> saved;
+      const T h_new = Cell::forward_unit(xs, hp, bh, h[j], c_j, act, saved);
+      saved.store(gates, aux, H, j);
+      if constexpr (Cell::has_cell_state) c[j] = c_j;
       h_prev[j] = h[j];
-      aux[H + j] = c_prev;
-      LstmCell::forward(pre[0], pre[1], pre[2], pre[3], c_prev, gates[j], gates[H + j],
-                        gates[2 * H + j], gates[3 * H + j], c[j], aux[j], h[j]);
-      y[j] = h[j];
+      h[j] = h_new;
+      y[j] = h_new;
     }
   }
 
   template <typename T>
-  FUSEDRNN_ROW void backward(int64_t units, int64_t H, Activation, const T* __restrict gates,
-                                            const T* __restrict aux, const T* __restrict,
-                                            const T* __restrict dh, T* __restrict dc, T* __restrict,
-                                            T* __restrict dgh, T* __restrict) {
-    for (int64_t j = 0; j < units; ++j)
-      LstmCell::backward(gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j], aux[j], aux[H + j],
-                         dh[j], dc[j], dgh[j], dgh[H + j], dgh[2 * H + j], dgh[3 * H + j], dc[j]);
-  }
-};
-
-template <>
-struct Rows<GruCell> {
-  template <typename T>
-  FUSEDRNN_ROW void forward(int64_t units, int64_t H, Activation, const T* __restrict b_ih,
-                                           const T* __restrict b_hh, T* __restrict gates,
-                                           const T* __restrict gh, T* __restrict h, T* __restrict,
-                                           T* __restrict aux, T* __restrict h_prev, T* __restrict y) {
+  FUSEDRNN_ROW void backward(int64_t units, int64_t H, Activation act, const T* __restrict gates,
+                             const T* __restrict aux, const T* __restrict h_prev, const T* __restrict dh,
+                             T* __restrict dc, T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
     for (int64_t j = 0; j < units; ++j) {
-      T hn = gh[2 * H + j] + b_hh[2 * H + j];
-      h_prev[j] = h[j];
-      aux[j] = hn;
-      GruCell::forward(gates[j] + b_ih[j], gates[H + j] + b_ih[H + j], gates[2 * H + j] + b_ih[2 * H + j],
-                       gh[j] + b_hh[j], gh[H + j] + b_hh[H + j], hn, h[j],
-                       gates[j], gates[H + j], gates[2 * H + j], h[j]);
-      y[j] = h[j];
+      SavedUnit<Cell, T> saved;
+      saved.gather(gates, aux, H, j, PlainLoad{});
+      T dc_j = Cell::has_cell_state ? dc[j] : T(0);
+      T dx[G], dr[G], direct = T(0);
+      Cell::backward_unit(saved, Cell::backward_reads_h_prev ? h_prev[j] : T(0), dh[j], dc_j, act, dx, dr, direct);
+      for (int k = 0; k < G; ++k) dgh[k * H + j] = dr[k];
+      if constexpr (Cell::input_grads_differ) {
+        for (int k = 0; k < G; ++k) dgi[k * H + j] = dx[k];
+        dh_direct[j] = direct;
+      }
+      if constexpr (Cell::has_cell_state) dc[j] = dc_j;
     }
-  }
-
-  template <typename T>
-  FUSEDRNN_ROW void backward(int64_t units, int64_t H, Activation, const T* __restrict gates,
-                                            const T* __restrict aux, const T* __restrict h_prev,
-                                            const T* __restrict dh, T* __restrict,
-                                            T* __restrict dgi, T* __restrict dgh, T* __restrict dh_direct) {
-    for (int64_t j = 0; j < units; ++j) {
-      T d_r, d_z, d_xn, d_hn;
-      GruCell::backward(gates[j], gates[H + j], gates[2 * H + j], aux[j], h_prev[j], dh[j],
-                        d_r, d_z, d_xn, d_hn, dh_direct[j]);
-      dgi[j] = dgh[j] = d_r;
-      dgi[H + j] = dgh[H + j] = d_z;
-      dgi[2 * H + j] = d_xn;
-      dgh[2 * H + j] = d_hn;
-    }
-  }
-};
-
-template <>
-struct Rows<RnnCell> {
-  template <typename T>
-  FUSEDRNN_ROW void forward(int64_t units, int64_t /* H: one gate, no blocks */, Activation act,
-                            const T* __restrict b_ih,
-                                           const T* __restrict b_hh, T* __restrict gates,
-                                           const T* __restrict gh, T* __restrict h, T* __restrict,
-                                           T* __restrict, T* __restrict h_prev, T* __restrict y) {
-    for (int64_t j = 0; j < units; ++j) {
-      h_prev[j] = h[j];
-      gates[j] = RnnCell::forward(gates[j] + b_ih[j] + gh[j] + b_hh[j], act);
-      h[j] = y[j] = gates[j];
-    }
-  }
-
-  template <typename T>
-  FUSEDRNN_ROW void backward(int64_t units, int64_t, Activation act, const T* __restrict gates,
-                                            const T* __restrict, const T* __restrict,
-                                            const T* __restrict dh, T* __restrict,
-                                            T* __restrict, T* __restrict dgh, T* __restrict) {
-    for (int64_t j = 0; j < units; ++j) dgh[j] = RnnCell::backward(gates[j], dh[j], act);
   }
 };
 

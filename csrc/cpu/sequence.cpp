@@ -146,7 +146,7 @@ template <class Cell, typename T>
 void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardStore<Cell, T>& store) {
   const SeqDims& d = a.dims;
   const int64_t B = d.batch, H = d.hidden, GH = Cell::gates * H;
-  const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+  constexpr bool has_cell_state = Cell::has_cell_state;
   auto gh = workspace<T>(B * GH);          // (B, G*H) recurrent projection of the current step
   auto h_buffers = workspace<T>(2 * B * H);  // (2, B, H) the state before and after the step
   auto c = workspace<T>(has_cell_state ? B * H : 0);  // (B, H) running cell state
@@ -215,7 +215,7 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
     return forward_by_units<Cell, T>(a, y_stride, store);
   const SeqDims& d = a.dims;
   const int64_t H = d.hidden, GH = Cell::gates * H;
-  const bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+  constexpr bool has_cell_state = Cell::has_cell_state;
   auto gh = workspace<T>(d.batch * GH);  // (B, G*H) recurrent projection of the current step
   auto h = workspace<T>(d.batch * H);    // (B, H) running hidden state
   auto h_masked = workspace<T>(a.recurrent_mask ? d.batch * H : 0);  // (B, H) h * mask, W_hh's input
@@ -266,9 +266,9 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
 // input gradient and the weight gradients.
 template <class Cell, typename T>
 struct Backward {
-  static constexpr bool has_cell_state = std::is_same_v<Cell, LstmCell>;
+  static constexpr bool has_cell_state = Cell::has_cell_state;
   // GRU's n gate has different gradients on the input and recurrent sides; the other cells share one.
-  static constexpr bool split_gate_grads = std::is_same_v<Cell, GruCell>;
+  static constexpr bool split_gate_grads = Cell::input_grads_differ;
 
   const BackwardArgs<T>& a;
   const SeqDims& d;

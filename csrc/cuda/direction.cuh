@@ -9,11 +9,10 @@
 
 #include <cstdint>
 
+#include "fusedrnn/cells.h"
 #include "fusedrnn/sequence.h"
 
 namespace fusedrnn::cuda {
-
-enum class CellKind : int { lstm = 0, gru = 1, rnn = 2 };
 
 template <typename T>
 struct DirectionForward {

@@ -32,7 +32,6 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -53,15 +52,14 @@ constexpr int kMaxWarps = 16;
 constexpr int kMaxThreads = 32 * kMaxWarps;
 static_assert(kRowsPerLane * kBackwardTaskUnits <= 32 / kMaxRowLanes, "one finishing lane per (row, unit)");
 
-__host__ __device__ constexpr int gates_of(CellKind c) { return c == CellKind::lstm ? 4 : c == CellKind::gru ? 3 : 1; }
-// (B, U) arrays a block carries from step to step: forward h (and LSTM's c), backward LSTM's dc
-// or GRU's dh_direct.
-__host__ __device__ constexpr int forward_carries(CellKind c) { return c == CellKind::lstm ? 2 : 1; }
-__host__ __device__ constexpr int backward_carries(CellKind c) { return c == CellKind::rnn ? 0 : 1; }
-
+// (B, U) arrays a block carries from step to step: forward h and the cell state (cells with
+// one); backward the gradient reaching c' (cells with a cell state) and the part of dh_prev that
+// bypasses W_hh (cells whose input side differs).
 template <class Cell>
-__host__ __device__ constexpr CellKind kind_of() {
-  return std::is_same_v<Cell, LstmCell> ? CellKind::lstm : std::is_same_v<Cell, GruCell> ? CellKind::gru : CellKind::rnn;
+__host__ __device__ constexpr int forward_carries() { return 1 + int(Cell::has_cell_state); }
+template <class Cell>
+__host__ __device__ constexpr int backward_carries() {
+  return int(Cell::has_cell_state) + int(Cell::input_grads_differ);
 }
 
 __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -111,19 +109,21 @@ __host__ __device__ inline BlockLayout make_layout(int64_t weights, int64_t stag
 }
 
 // Forward: W_hh rows g*H + j of the block's units as (U*G, H), row u*G + g; the masked state (B, H).
-__host__ __device__ inline BlockLayout forward_layout(CellKind c, const Geometry& g, int64_t elem_size) {
-  return make_layout(int64_t(g.units) * gates_of(c) * g.hidden,
+template <class Cell>
+__host__ __device__ inline BlockLayout forward_layout(const Geometry& g, int64_t elem_size) {
+  return make_layout(int64_t(g.units) * Cell::gates * g.hidden,
                      int64_t(padded_batch(g)) * staged_stride(g.hidden, g.k_lanes),
-                     int64_t(forward_carries(c)) * g.batch * g.units, g.batch, elem_size);
+                     int64_t(forward_carries<Cell>()) * g.batch * g.units, g.batch, elem_size);
 }
 
 // Backward: W_hh columns of the block's units as (U rounded up to UR, G*H), row u = column j;
 // the recurrent-side gate gradients of the previous step, (B, G*H).
-__host__ __device__ inline BlockLayout backward_layout(CellKind c, const Geometry& g, int64_t elem_size) {
-  const int gh = gates_of(c) * g.hidden;
+template <class Cell>
+__host__ __device__ inline BlockLayout backward_layout(const Geometry& g, int64_t elem_size) {
+  const int gh = Cell::gates * g.hidden;
   return make_layout(int64_t(backward_task_count_units(g)) * kBackwardTaskUnits * gh,
                      int64_t(padded_batch(g)) * staged_stride(gh, g.k_lanes),
-                     int64_t(backward_carries(c)) * g.batch * g.units, g.batch, elem_size);
+                     int64_t(backward_carries<Cell>()) * g.batch * g.units, g.batch, elem_size);
 }
 
 // U spreads the 2*H or H units over every SM, one block per SM; BL is the fewest row lanes whose
@@ -238,54 +238,19 @@ __device__ __forceinline__ T pick(const T (&acc)[N], int n) {
   return v;
 }
 
-// ---- one (row, step, unit), per cell: the saved-array layout of direction.cuh around cells.h ----
-// The additions are in the CPU order (cpu/rows.h): ((x W_ih^T + b_ih) + h W_hh^T) + b_hh.
+// ---- one (row, step, unit), for any cell: the saved-array layout of direction.cuh around cells.h ----
 
 // Forward. xb: G input-side pre-activations with b_ih; hp: G recurrent products without bias;
 // h, c: the unit's state, replaced by the new one. bt = b*T + t; j the unit.
-template <typename T>
-__device__ __forceinline__ void forward_unit(LstmCell, const DirectionForward<T>& d, Activation, int H, int64_t bt,
-                                             int j, const T (&xb)[4], const T (&hp)[4], T& h, T& c) {
-  T pre[4];
+template <class Cell, typename T>
+__device__ __forceinline__ void forward_unit(const DirectionForward<T>& d, Activation act, int H, int64_t bt, int j,
+                                             const T (&xb)[Cell::gates], const T (&hp)[Cell::gates], T& h, T& c) {
+  T bh[Cell::gates];
 #pragma unroll
-  for (int g = 0; g < 4; ++g) pre[g] = xb[g] + hp[g] + __ldg(d.b_hh + g * H + j);
-  const T c_prev = c;
-  T i, f, gg, o, tanh_c, h_new;
-  LstmCell::forward(pre[0], pre[1], pre[2], pre[3], c_prev, i, f, gg, o, c, tanh_c, h_new);
-  T* gates = d.gates + bt * 4 * H + j;
-  gates[0] = i;
-  gates[H] = f;
-  gates[2 * H] = gg;
-  gates[3 * H] = o;
-  d.aux[bt * 2 * H + j] = tanh_c;
-  d.aux[bt * 2 * H + H + j] = c_prev;
-  d.h_prev[bt * H + j] = h;
-  d.y[bt * H + j] = h_new;
-  h = h_new;
-}
-
-template <typename T>
-__device__ __forceinline__ void forward_unit(GruCell, const DirectionForward<T>& d, Activation, int H, int64_t bt,
-                                             int j, const T (&xb)[3], const T (&hp)[3], T& h, T&) {
-  const T hn = hp[2] + __ldg(d.b_hh + 2 * H + j);
-  T r, z, n, h_new;
-  GruCell::forward(xb[0], xb[1], xb[2], hp[0] + __ldg(d.b_hh + j), hp[1] + __ldg(d.b_hh + H + j), hn, h, r, z, n,
-                   h_new);
-  T* gates = d.gates + bt * 3 * H + j;
-  gates[0] = r;
-  gates[H] = z;
-  gates[2 * H] = n;
-  d.aux[bt * H + j] = hn;
-  d.h_prev[bt * H + j] = h;
-  d.y[bt * H + j] = h_new;
-  h = h_new;
-}
-
-template <typename T>
-__device__ __forceinline__ void forward_unit(RnnCell, const DirectionForward<T>& d, Activation act, int H,
-                                             int64_t bt, int j, const T (&xb)[1], const T (&hp)[1], T& h, T&) {
-  const T h_new = RnnCell::forward(xb[0] + hp[0] + __ldg(d.b_hh + j), act);
-  d.gates[bt * H + j] = h_new;
+  for (int g = 0; g < Cell::gates; ++g) bh[g] = __ldg(d.b_hh + g * H + j);
+  SavedUnit<Cell, T> saved;
+  const T h_new = Cell::forward_unit(xb, hp, bh, h, c, act, saved);
+  saved.store(d.gates + bt * Cell::gates * H, d.aux + bt * Cell::aux * H, H, j);
   d.h_prev[bt * H + j] = h;
   d.y[bt * H + j] = h_new;
   h = h_new;
@@ -294,58 +259,31 @@ __device__ __forceinline__ void forward_unit(RnnCell, const DirectionForward<T>&
 // Zeros of a padding step t >= len_b of unit j in every forward output.
 template <class Cell, typename T>
 __device__ __forceinline__ void forward_padding(const DirectionForward<T>& d, int H, int64_t bt, int j) {
-#pragma unroll
-  for (int g = 0; g < Cell::gates; ++g) d.gates[bt * Cell::gates * H + g * H + j] = T(0);
-#pragma unroll
-  for (int a = 0; a < Cell::aux; ++a) d.aux[bt * Cell::aux * H + a * H + j] = T(0);
+  SavedUnit<Cell, T> zeros{};
+  zeros.store(d.gates + bt * Cell::gates * H, d.aux + bt * Cell::aux * H, H, j);
   d.h_prev[bt * H + j] = T(0);
   d.y[bt * H + j] = T(0);
 }
 
+struct ReadOnlyLoad {
+  template <typename T>
+  __device__ __forceinline__ T operator()(const T* p) const { return __ldg(p); }
+};
+
 // What the backward of one (row, step, unit) reads besides the recurrent product, loaded before
 // the product so that the loads' latency hides behind it.
 template <class Cell, typename T>
-struct SavedUnit {
-  T gate[Cell::gates];                    // activations
-  T aux[Cell::aux > 0 ? Cell::aux : 1];   // LSTM [tanh(c'), c_prev], GRU [W_hn h + b_hn]
-  T h_prev;                               // GRU only
+struct BackwardInputs {
+  SavedUnit<Cell, T> saved;
+  T h_prev;  // read only where the cell's backward needs it
   T dy;
 
   __device__ __forceinline__ void load(const DirectionBackward<T>& d, int H, int64_t bt, int j) {
-#pragma unroll
-    for (int g = 0; g < Cell::gates; ++g) gate[g] = __ldg(d.gates + bt * Cell::gates * H + g * H + j);
-#pragma unroll
-    for (int a = 0; a < Cell::aux; ++a) aux[a] = __ldg(d.aux + bt * Cell::aux * H + a * H + j);
-    h_prev = std::is_same_v<Cell, GruCell> ? __ldg(d.h_prev + bt * H + j) : T(0);
+    saved.gather(d.gates + bt * Cell::gates * H, d.aux + bt * Cell::aux * H, H, j, ReadOnlyLoad{});
+    h_prev = Cell::backward_reads_h_prev ? __ldg(d.h_prev + bt * H + j) : T(0);
     dy = __ldg(d.dy + bt * H + j);
   }
 };
-
-// Backward. dh: the whole gradient reaching h'; carry: LSTM's dc (reaching c', replaced by the one
-// reaching c) or GRU's dh_direct (set). dx, dr: input-side and recurrent-side pre-activation
-// gradients (equal except GRU's n gate).
-template <typename T>
-__device__ __forceinline__ void backward_unit(LstmCell, const SavedUnit<LstmCell, T>& s, Activation, T dh, T& carry,
-                                              T (&dx)[4], T (&dr)[4]) {
-  LstmCell::backward(s.gate[0], s.gate[1], s.gate[2], s.gate[3], s.aux[0], s.aux[1], dh, carry, dx[0], dx[1], dx[2],
-                     dx[3], carry);
-#pragma unroll
-  for (int g = 0; g < 4; ++g) dr[g] = dx[g];
-}
-
-template <typename T>
-__device__ __forceinline__ void backward_unit(GruCell, const SavedUnit<GruCell, T>& s, Activation, T dh, T& carry,
-                                              T (&dx)[3], T (&dr)[3]) {
-  GruCell::backward(s.gate[0], s.gate[1], s.gate[2], s.aux[0], s.h_prev, dh, dr[0], dr[1], dx[2], dr[2], carry);
-  dx[0] = dr[0];
-  dx[1] = dr[1];
-}
-
-template <typename T>
-__device__ __forceinline__ void backward_unit(RnnCell, const SavedUnit<RnnCell, T>& s, Activation act, T dh, T&,
-                                              T (&dx)[1], T (&dr)[1]) {
-  dx[0] = dr[0] = RnnCell::backward(s.gate[0], dh, act);
-}
 
 // Writes one (row, step, unit)'s gradients, dpre_h once when it is dpre_x.
 template <int G, typename T>
@@ -363,20 +301,20 @@ __device__ __forceinline__ void store_gate_grads(const DirectionBackward<T>& d, 
 template <class Cell, typename T>
 __global__ void __launch_bounds__(kMaxThreads, 1) forward_kernel(const __grid_constant__ ForwardParams<T> p) {
   constexpr int G = Cell::gates;
-  constexpr bool kHasC = std::is_same_v<Cell, LstmCell>;
+  constexpr bool kHasC = Cell::has_cell_state;
   const Geometry& geo = p.geo;
   const int B = geo.batch, H = geo.hidden, U = geo.units;
   const DirectionForward<T>& d = p.dirs[blockIdx.x / geo.blocks_per_dir];
   const int unit0 = (blockIdx.x % geo.blocks_per_dir) * U;
   const int stride = staged_stride(H, geo.k_lanes);
 
-  const BlockLayout layout = forward_layout(kind_of<Cell>(), geo, sizeof(T));
+  const BlockLayout layout = forward_layout<Cell>(geo, sizeof(T));
   extern __shared__ __align__(16) unsigned char smem[];
   T* const base = reinterpret_cast<T*>(smem);
   T* const w = base + layout.weights;    // (U*G, H): row u*G + g is W_hh row g*H + unit0 + u
   T* const hs = base + layout.staged;    // (padded B, stride): h * mask of this step, all units
   T* const own_h = base + layout.carry;  // (B, U): unmasked state of the block's units
-  T* const own_c = own_h + B * U;        // (B, U): LSTM cell state
+  T* const own_c = own_h + B * U;        // (B, U): the cell state, for cells with one
   int* const lengths = reinterpret_cast<int*>(base + layout.lengths);  // (B)
 
   // Preamble. Rows >= B of hs stay zero (they are read by the tiles, never staged).
@@ -433,7 +371,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) forward_kernel(const __grid_co
           T hp[G];
 #pragma unroll
           for (int g = 0; g < G; ++g) hp[g] = pick(acc, g * kRowsPerLane + kl);
-          forward_unit(Cell{}, d, p.act, H, bt, j, xb, hp, h, c);
+          forward_unit<Cell>(d, p.act, H, bt, j, xb, hp, h, c);
         } else {
           forward_padding<Cell>(d, H, bt, j);
         }
@@ -453,7 +391,6 @@ template <class Cell, typename T>
 __global__ void __launch_bounds__(kMaxThreads, 1) backward_kernel(const __grid_constant__ BackwardParams<T> p) {
   constexpr int G = Cell::gates;
   constexpr int UR = kBackwardTaskUnits;
-  constexpr bool kHasCarry = backward_carries(kind_of<Cell>()) > 0;
   const Geometry& geo = p.geo;
   const int B = geo.batch, H = geo.hidden, U = geo.units, GH = G * H;
   const DirectionBackward<T>& d = p.dirs[blockIdx.x / geo.blocks_per_dir];
@@ -461,12 +398,13 @@ __global__ void __launch_bounds__(kMaxThreads, 1) backward_kernel(const __grid_c
   const int stride = staged_stride(GH, geo.k_lanes);
   const int unit_groups = backward_task_count_units(geo);
 
-  const BlockLayout layout = backward_layout(kind_of<Cell>(), geo, sizeof(T));
+  const BlockLayout layout = backward_layout<Cell>(geo, sizeof(T));
   extern __shared__ __align__(16) unsigned char smem[];
   T* const base = reinterpret_cast<T*>(smem);
   T* const w = base + layout.weights;     // (unit_groups*UR, G*H): row u is W_hh column unit0 + u
   T* const ds = base + layout.staged;     // (padded B, stride): dpre_h of the row's previous step s+1
-  T* const carry = base + layout.carry;   // (B, U): LSTM dc reaching c', or GRU dh_direct
+  T* const carry_dc = base + layout.carry;  // (B, U): dc reaching c', for cells with a cell state
+  T* const carry_direct = carry_dc + (Cell::has_cell_state ? B * U : 0);  // (B, U): dh_direct, if the sides differ
   int* const lengths = reinterpret_cast<int*>(base + layout.lengths);  // (B)
 
   // Preamble. Rows >= B of ds stay zero.
@@ -475,12 +413,10 @@ __global__ void __launch_bounds__(kMaxThreads, 1) backward_kernel(const __grid_c
     w[e] = e / GH < U && j < H ? __ldg(d.w_hh + int64_t(k) * H + j) : T(0);
   }
   for (int e = threadIdx.x; e < padded_batch(geo) * stride; e += blockDim.x) ds[e] = T(0);
-  if (kHasCarry) {
-    for (int e = threadIdx.x; e < B * U; e += blockDim.x) {
-      const int b = e / U, j = unit0 + e % U;
-      const bool lstm = std::is_same_v<Cell, LstmCell>;
-      carry[e] = lstm && j < H && d.dc_n ? __ldg(d.dc_n + int64_t(b) * H + j) : T(0);
-    }
+  for (int e = threadIdx.x; e < B * U; e += blockDim.x) {
+    const int b = e / U, j = unit0 + e % U;
+    if (Cell::has_cell_state) carry_dc[e] = j < H && d.dc_n ? __ldg(d.dc_n + int64_t(b) * H + j) : T(0);
+    if (Cell::input_grads_differ) carry_direct[e] = T(0);
   }
   for (int b = threadIdx.x; b < B; b += blockDim.x) lengths[b] = static_cast<int>(d.lengths[b]);
   __syncthreads();
@@ -508,8 +444,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) backward_kernel(const __grid_c
       const int len = finisher ? lengths[b] : 0;
       const bool active = s >= 0 && s < len;
       const int64_t bt = at(b, active ? time_of(s, len, d.reverse) : s, 0, geo.steps, 1);
-      SavedUnit<Cell, T> saved{};
-      if (active) saved.load(d, H, bt, j);
+      BackwardInputs<Cell, T> in{};
+      if (active) in.load(d, H, bt, j);
 
       T acc[UR * kRowsPerLane];
       tile_products<UR>(w + group * UR * GH, ds + row_of(chunk, bl, 0, geo) * stride, geo.row_lanes * stride, GH, kl,
@@ -518,17 +454,17 @@ __global__ void __launch_bounds__(kMaxThreads, 1) backward_kernel(const __grid_c
       if (finisher) {
         T dh_rec = pick(acc, kl);  // (dpre_h of step s+1) @ W_hh, element (b, j)
         if (d.recurrent_mask) dh_rec *= __ldg(d.recurrent_mask + int64_t(b) * H + j);
-        T carry_dummy = T(0);
-        T& c = kHasCarry ? carry[b * U + u] : carry_dummy;
-        const T dh_direct = std::is_same_v<Cell, GruCell> ? c : T(0);
+        T dc_dummy = T(0), direct_dummy = T(0);
+        T& dc = Cell::has_cell_state ? carry_dc[b * U + u] : dc_dummy;
+        T& dh_direct = Cell::input_grads_differ ? carry_direct[b * U + u] : direct_dummy;
         if (s < 0) {
           d.dh0[int64_t(b) * H + j] = dh_rec + dh_direct;
-          if (std::is_same_v<Cell, LstmCell>) d.dc0[int64_t(b) * H + j] = c;
+          if (Cell::has_cell_state) d.dc0[int64_t(b) * H + j] = dc;
         } else if (active) {
-          const T dh = s == len - 1 ? saved.dy + (d.dh_n ? __ldg(d.dh_n + int64_t(b) * H + j) : T(0))
-                                    : saved.dy + dh_rec + dh_direct;
+          const T dh = s == len - 1 ? in.dy + (d.dh_n ? __ldg(d.dh_n + int64_t(b) * H + j) : T(0))
+                                    : in.dy + dh_rec + dh_direct;
           T dx[G], dr[G];
-          backward_unit(Cell{}, saved, p.act, dh, c, dx, dr);
+          Cell::backward_unit(in.saved, in.h_prev, dh, dc, p.act, dx, dr, dh_direct);
           store_gate_grads(d, H, bt, j, dx, dr);
         } else {
           const T zeros[G] = {};
@@ -588,10 +524,9 @@ bool fits(const SeqDims& d, int num_dirs, int device) {
   const DeviceLimits limits = device_limits(device);
   if (!limits.cooperative) return false;
   const Geometry geo = make_geometry(d, num_dirs, limits.sm_count);
-  const CellKind kind = kind_of<Cell>();
   const std::pair<const void*, int64_t> kernels[] = {
-      {forward_kernel_ptr<Cell, T>(), forward_layout(kind, geo, sizeof(T)).bytes},
-      {backward_kernel_ptr<Cell, T>(), backward_layout(kind, geo, sizeof(T)).bytes}};
+      {forward_kernel_ptr<Cell, T>(), forward_layout<Cell>(geo, sizeof(T)).bytes},
+      {backward_kernel_ptr<Cell, T>(), backward_layout<Cell>(geo, sizeof(T)).bytes}};
   for (const auto& [kernel, bytes] : kernels) {
     if (bytes > limits.smem_optin) return false;
     allow_shared_memory(kernel, device, limits.smem_optin);
@@ -634,7 +569,7 @@ void forward_cell(Activation act, const SeqDims& d, const DirectionForward<T>* d
   params.act = act;
   for (int i = 0; i < num_dirs; ++i) params.dirs[i] = dirs[i];
   launch(forward_kernel_ptr<Cell, T>(), "persistent_forward", params, num_dirs,
-         forward_layout(kind_of<Cell>(), params.geo, sizeof(T)).bytes, device, stream);
+         forward_layout<Cell>(params.geo, sizeof(T)).bytes, device, stream);
 }
 
 template <class Cell, typename T>
@@ -649,17 +584,7 @@ void backward_cell(Activation act, const SeqDims& d, const DirectionBackward<T>*
   params.act = act;
   for (int i = 0; i < num_dirs; ++i) params.dirs[i] = dirs[i];
   launch(backward_kernel_ptr<Cell, T>(), "persistent_backward", params, num_dirs,
-         backward_layout(kind_of<Cell>(), params.geo, sizeof(T)).bytes, device, stream);
-}
-
-// Calls f(Cell{}) for the cell a CellKind names.
-template <class F>
-decltype(auto) on_cell(CellKind kind, F&& f) {
-  switch (kind) {
-    case CellKind::lstm: return f(LstmCell{});
-    case CellKind::gru: return f(GruCell{});
-    default: return f(RnnCell{});
-  }
+         backward_layout<Cell>(params.geo, sizeof(T)).bytes, device, stream);
 }
 
 }  // namespace
@@ -682,7 +607,7 @@ bool persistent_supported(CellKind cell, size_t elem_size, const SeqDims& dims, 
   if (current != device) FUSEDRNN_CUDA_CHECK(cudaSetDevice(device));
   bool ok = false;
   try {
-    ok = on_cell(cell, [&](auto c) {
+    ok = with_cell(cell, [&](auto c) {
       using Cell = decltype(c);
       return elem_size == sizeof(float) ? fits<Cell, float>(dims, num_dirs, device)
                                         : fits<Cell, double>(dims, num_dirs, device);
@@ -700,13 +625,13 @@ bool persistent_supported(CellKind cell, size_t elem_size, const SeqDims& dims, 
 template <typename T>
 void persistent_forward(CellKind cell, Activation act, const SeqDims& dims, const DirectionForward<T>* dirs,
                         int num_dirs, cudaStream_t stream) {
-  on_cell(cell, [&](auto c) { forward_cell<decltype(c), T>(act, dims, dirs, num_dirs, stream); });
+  with_cell(cell, [&](auto c) { forward_cell<decltype(c), T>(act, dims, dirs, num_dirs, stream); });
 }
 
 template <typename T>
 void persistent_backward(CellKind cell, Activation act, const SeqDims& dims, const DirectionBackward<T>* dirs,
                          int num_dirs, cudaStream_t stream) {
-  on_cell(cell, [&](auto c) { backward_cell<decltype(c), T>(act, dims, dirs, num_dirs, stream); });
+  with_cell(cell, [&](auto c) { backward_cell<decltype(c), T>(act, dims, dirs, num_dirs, stream); });
 }
 
 template void persistent_forward<float>(CellKind, Activation, const SeqDims&, const DirectionForward<float>*, int,

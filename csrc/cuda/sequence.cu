@@ -54,8 +54,9 @@ struct BackwardWorkspace {
     Workspace ws(base);
     BackwardWorkspace w;
     w.dpre_x = ws.take<T>(rows * GH);
-    T* own_dpre_h = ws.take<T>(cell == CellKind::gru ? rows * GH : 0);
-    w.dpre_h = cell == CellKind::gru ? own_dpre_h : w.dpre_x;
+    const bool differ = with_cell(cell, [](auto c) { return decltype(c)::input_grads_differ; });
+    T* own_dpre_h = ws.take<T>(differ ? rows * GH : 0);
+    w.dpre_h = differ ? own_dpre_h : w.dpre_x;
     w.scratch = ws.take<T>(rows * std::max(d.input, d.hidden));
     w.ones = ws.take<T>(rows);
     w.rest = ws.rest();
@@ -85,7 +86,7 @@ void per_direction(int num_dirs, cudaStream_t main, Body&& body) {
 }
 
 const char* cell_name(CellKind cell) {
-  return cell == CellKind::lstm ? "lstm" : cell == CellKind::gru ? "gru" : "rnn";
+  return with_cell(cell, [](auto c) { return decltype(c)::name; });
 }
 
 // dx, dW_ih, dW_hh, db_ih, db_hh of one direction from its pre-activation gradients.

@@ -9,7 +9,6 @@
 // differ); then dh_rec = that buffer @ W_hh, masked where the next kernel reads it.
 #include "cuda/steps.cuh"
 
-#include <type_traits>
 
 #include "cuda/arrays.cuh"
 #include "cuda/check.cuh"
@@ -62,10 +61,10 @@ __global__ void forward_step_kernel(DirectionForward<T> d, int64_t batch, int64_
   if (s >= len) return;
   const int64_t t = d.reverse ? len - 1 - s : s;
   T c_unit = T(0);
-  if constexpr (std::is_same_v<Cell, LstmCell>) c_unit = c[i];
+  if constexpr (Cell::has_cell_state) c_unit = c[i];
   const T h_new = Unit<Cell>::forward(d, H, act, b * steps + t, j, hp + b * Cell::gates * H, h[i], c_unit);
   h[i] = h_new;
-  if constexpr (std::is_same_v<Cell, LstmCell>) c[i] = c_unit;
+  if constexpr (Cell::has_cell_state) c[i] = c_unit;
   if (d.recurrent_mask) h_masked[i] = h_new * d.recurrent_mask[i];
 }
 
@@ -90,13 +89,13 @@ __global__ void backward_step_kernel(DirectionBackward<T> d, int64_t batch, int6
   } else {
     const T rec = d.recurrent_mask ? dh_rec[i] * d.recurrent_mask[i] : dh_rec[i];
     dh = dy + rec;
-    if constexpr (std::is_same_v<Cell, GruCell>) dh = dh + dh_direct[i];
+    if constexpr (Cell::input_grads_differ) dh = dh + dh_direct[i];
   }
   T dc_unit = T(0), direct = T(0);
-  if constexpr (std::is_same_v<Cell, LstmCell>) dc_unit = dc[i];
+  if constexpr (Cell::has_cell_state) dc_unit = dc[i];
   Unit<Cell>::backward(d, H, act, b * steps + t, j, dh, dc_unit, direct, dgh);
-  if constexpr (std::is_same_v<Cell, LstmCell>) dc[i] = dc_unit;
-  if constexpr (std::is_same_v<Cell, GruCell>) dh_direct[i] = direct;
+  if constexpr (Cell::has_cell_state) dc[i] = dc_unit;
+  if constexpr (Cell::input_grads_differ) dh_direct[i] = direct;
 }
 
 // dh0 (B, H) = dh_rec * mask + dh_direct (each (B, H), mask null for none), after step 0, where
@@ -106,7 +105,7 @@ __global__ void initial_state_grad_kernel(const T* dh_rec, const T* dh_direct, c
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= n) return;
   T dh = mask ? dh_rec[i] * mask[i] : dh_rec[i];
-  if constexpr (std::is_same_v<Cell, GruCell>) dh = dh + dh_direct[i];
+  if constexpr (Cell::input_grads_differ) dh = dh + dh_direct[i];
   dh0[i] = dh;
 }
 
@@ -123,7 +122,6 @@ unsigned blocks_of(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) 
 template <class Cell, typename T>
 void forward_loop(Activation act, const SeqDims& d, const DirectionForward<T>& dir, cublasHandle_t blas, bool tf32,
                   const ForwardBuffers<T>& w, cudaStream_t stream) {
-  constexpr bool lstm = std::is_same_v<Cell, LstmCell>;
   const int64_t H = d.hidden, GH = Cell::gates * H, state_bytes = d.batch * H * sizeof(T);
   // The kernels write only t < len_b.
   copy_zero_padded<T>(nullptr, dir.y, H, d, dir.lengths, stream);
@@ -131,7 +129,7 @@ void forward_loop(Activation act, const SeqDims& d, const DirectionForward<T>& d
   copy_zero_padded<T>(nullptr, dir.aux, Cell::aux * H, d, dir.lengths, stream);
   copy_zero_padded<T>(nullptr, dir.h_prev, H, d, dir.lengths, stream);
   copy_or_zero(dir.h0, w.h, state_bytes, stream);
-  if (lstm) copy_or_zero(dir.c0, w.c, state_bytes, stream);
+  if constexpr (Cell::has_cell_state) copy_or_zero(dir.c0, w.c, state_bytes, stream);
   if (dir.recurrent_mask) mask_rows<T>(w.h, dir.recurrent_mask, d.batch, 1, H, w.h_masked, stream);
   const T* gemm_input = dir.recurrent_mask ? w.h_masked : w.h;  // (B, H)
   for (int64_t s = 0; s < d.steps; ++s) {
@@ -141,17 +139,16 @@ void forward_loop(Activation act, const SeqDims& d, const DirectionForward<T>& d
     FUSEDRNN_CUDA_CHECK_LAUNCH("forward_step_kernel");
   }
   FUSEDRNN_CUDA_CHECK(cudaMemcpyAsync(dir.h_n, w.h, state_bytes, cudaMemcpyDeviceToDevice, stream));
-  if (lstm) FUSEDRNN_CUDA_CHECK(cudaMemcpyAsync(dir.c_n, w.c, state_bytes, cudaMemcpyDeviceToDevice, stream));
+  if constexpr (Cell::has_cell_state) FUSEDRNN_CUDA_CHECK(cudaMemcpyAsync(dir.c_n, w.c, state_bytes, cudaMemcpyDeviceToDevice, stream));
 }
 
 template <class Cell, typename T>
 void backward_loop(Activation act, const SeqDims& d, const DirectionBackward<T>& dir, cublasHandle_t blas, bool tf32,
                    const BackwardBuffers<T>& w, cudaStream_t stream) {
-  constexpr bool lstm = std::is_same_v<Cell, LstmCell>;
   const int64_t H = d.hidden, GH = Cell::gates * H, state_bytes = d.batch * H * sizeof(T);
   copy_zero_padded<T>(nullptr, dir.dpre_x, GH, d, dir.lengths, stream);  // the kernels write only t < len_b
   if (dir.dpre_h != dir.dpre_x) copy_zero_padded<T>(nullptr, dir.dpre_h, GH, d, dir.lengths, stream);
-  if (lstm) copy_or_zero(dir.dc_n, w.dc, state_bytes, stream);
+  if constexpr (Cell::has_cell_state) copy_or_zero(dir.dc_n, w.dc, state_bytes, stream);
   // dh_rec and dh_direct need no zeroing: a row reads them only at steps below its last valid
   // one, after the step above has written them.
   for (int64_t s = d.steps - 1; s >= 0; --s) {
@@ -163,7 +160,7 @@ void backward_loop(Activation act, const SeqDims& d, const DirectionBackward<T>&
   initial_state_grad_kernel<Cell><<<blocks_of(d.batch * H), kThreads, 0, stream>>>(
       w.dh_rec, w.dh_direct, dir.recurrent_mask, d.batch * H, dir.dh0);
   FUSEDRNN_CUDA_CHECK_LAUNCH("initial_state_grad_kernel");
-  if (lstm) FUSEDRNN_CUDA_CHECK(cudaMemcpyAsync(dir.dc0, w.dc, state_bytes, cudaMemcpyDeviceToDevice, stream));
+  if constexpr (Cell::has_cell_state) FUSEDRNN_CUDA_CHECK(cudaMemcpyAsync(dir.dc0, w.dc, state_bytes, cudaMemcpyDeviceToDevice, stream));
 }
 
 }  // namespace
