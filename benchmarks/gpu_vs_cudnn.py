@@ -1,4 +1,4 @@
-"""Our CUDA kernels against cuDNN (through PyTorch) on DESIGN.md's anchor grid, checked before timed.
+"""Our CUDA kernels against cuDNN (through PyTorch) on the GPU anchor grid, checked before timed.
 
     python benchmarks/gpu_vs_cudnn.py --out $OUT/gpu_vs_cudnn.md [--repeats 30] [--warmup 5] [--quick]
 
@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-# (cell, B, T, I, H, bidirectional, also with TF32): DESIGN.md's anchors
+# (cell, B, T, I, H, bidirectional, also with TF32): the GPU anchors (benchmarks/README.md, "Anchors")
 GRID = [
     ("lstm", 32, 30, 200, 300, True, False),
     ("lstm", 1, 30, 200, 300, True, False),

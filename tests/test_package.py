@@ -123,3 +123,78 @@ def test_import_fusedrnn_works_without_torch_and_fusedrnn_torch_says_what_to_ins
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "pip install fusedrnn[torch]" in proc.stdout
+
+
+# The type stubs of the compiled modules (python/fusedrnn/_core.pyi, _cuda.pyi) list exactly what the
+# modules define, with the same parameter names. The stubs ship in the wheel beside the modules, so
+# a wheel run of this test also checks that they are packaged.
+
+def _stub_functions(module: str) -> dict:
+    """{function name: [parameter names]} of python/fusedrnn/<module>.pyi, read with ast."""
+    import ast
+    from pathlib import Path
+
+    stub = Path(fusedrnn.__file__).resolve().parent / f"{module}.pyi"
+    tree = ast.parse(stub.read_text(encoding="utf-8"), filename=str(stub))
+    return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def _module_functions(module) -> dict:
+    """{public name: [parameter names]} of a pybind11 module, from the signature that starts each docstring."""
+    import re
+
+    functions = {}
+    for name in dir(module):
+        if name.startswith("_"):
+            continue
+        signature = getattr(module, name).__doc__.splitlines()[0]  # "name(a: type, b: type = 1) -> type"
+        inside = signature[signature.index("(") + 1:signature.rindex(") ->")]
+        functions[name] = re.findall(r"(?:^|, )(\w+):", inside)
+    return functions
+
+
+def _cuda_binding_functions(source) -> dict:
+    """{name: [parameter names]} of the m.def calls in the CUDA module's binding source."""
+    import re
+
+    text = source.read_text(encoding="utf-8")
+    body = text[text.index("PYBIND11_MODULE"):]
+    return {re.match(r'\s*"(\w+)"', chunk).group(1): re.findall(r'py::arg\("(\w+)"\)', chunk)
+            for chunk in body.split("m.def(")[1:]}
+
+
+def test_the_core_stub_lists_every_function_of_the_compiled_module_and_no_other():
+    import importlib
+
+    import pytest
+
+    try:
+        core = importlib.import_module("fusedrnn._core")
+    except ImportError:
+        pytest.skip("the compiled CPU module is not built")
+    stub, module = _stub_functions("_core"), _module_functions(core)
+    assert set(module) - set(stub) == set(), "in fusedrnn._core but not in _core.pyi"
+    assert set(stub) - set(module) == set(), "in _core.pyi but not in fusedrnn._core"
+    for name, parameters in module.items():
+        assert stub[name] == parameters, name
+
+
+def test_the_cuda_stub_lists_every_function_of_the_cuda_module_and_no_other():
+    """Against the module where it is built, else against its binding source in a checkout."""
+    import importlib
+    from pathlib import Path
+
+    import pytest
+
+    source = Path(__file__).resolve().parents[1] / "csrc" / "bindings" / "cuda_module.cpp"
+    try:
+        defined = _module_functions(importlib.import_module("fusedrnn._cuda"))
+    except ImportError:
+        if not source.is_file():
+            pytest.skip("neither the CUDA module nor its binding source is here")
+        defined = _cuda_binding_functions(source)
+    stub = _stub_functions("_cuda")
+    assert set(defined) - set(stub) == set(), "defined by fusedrnn._cuda but not in _cuda.pyi"
+    assert set(stub) - set(defined) == set(), "in _cuda.pyi but not defined by fusedrnn._cuda"
+    for name, parameters in defined.items():
+        assert stub[name] == parameters, name

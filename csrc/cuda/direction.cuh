@@ -1,7 +1,8 @@
 // Device-side arguments of one direction of a recurrent layer, shared by the two CUDA paths
-// (per-step: steps.cu, persistent: persistent.cu). Same conventions as fusedrnn/sequence.h:
-// every pointer is device memory, C-contiguous, allocated by the caller; the saved arrays have the
-// CPU layout, so a forward on one path can be followed by a backward on the other.
+// (per-step: steps.cu; persistent: persistent.cu and its kernels, persistent_kernels.cuh). Same
+// conventions as fusedrnn/sequence.h: every pointer is device memory, C-contiguous, allocated by
+// the caller; the saved arrays have the CPU layout, so a forward on one path can be followed by a
+// backward on the other.
 //
 // Letters: B batch, T steps, I input, H hidden, G gates (LSTM 4, GRU 3, RNN 1), A saved per-unit
 // values (LSTM 2, GRU 1, RNN 0). Step s of row b works on t = s, or t = len_b - 1 - s in reverse.
