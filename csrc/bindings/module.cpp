@@ -83,13 +83,18 @@ const int64_t* checked_lengths(const py::array& lengths, int64_t batch, int64_t 
   return data;
 }
 
-SeqDims dims_of(const py::array& x, const py::array& w_hh, int gates) {
+// w_hr (P, H) given: an LSTM with projections, w_hh (G*H, P); else w_hh (G*H, H).
+SeqDims dims_of(const py::array& x, const py::array& w_hh, int gates, const std::optional<py::array>& w_hr) {
   if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions (B, T, I)");
   if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2 dimensions (G*H, H)");
-  SeqDims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
+  if (w_hr && w_hr->ndim() != 2) throw py::value_error("w_hr: expected 2 dimensions (P, H)");
+  SeqDims d{x.shape(0), x.shape(1), x.shape(2), w_hr ? w_hr->shape(1) : w_hh.shape(1)};
+  d.proj = w_hr ? w_hr->shape(0) : 0;
   if (d.batch < 1 || d.steps < 1 || d.input < 1) throw py::value_error("x: B, T and I must be at least 1");
   if (d.hidden < 1) throw py::value_error("w_hh: H must be at least 1");
-  if (w_hh.shape(0) != gates * d.hidden) throw py::value_error("w_hh: expected shape (G*H, H)");
+  if (w_hr && d.proj < 1) throw py::value_error("w_hr: P must be at least 1");
+  if (w_hh.shape(0) != gates * d.hidden || w_hh.shape(1) != d.state())
+    throw py::value_error(w_hr ? "w_hh: expected shape (G*H, P)" : "w_hh: expected shape (G*H, H)");
   // scipy-openblas32 indexes with 32-bit integers.
   if (d.batch * d.steps * std::max<int64_t>(d.input, gates * d.hidden) > INT32_MAX)
     throw py::value_error("x: B*T*max(I, G*H) exceeds the 32-bit BLAS index limit");
@@ -104,6 +109,11 @@ Activation checked_activation(int code) {
 
 template <class Cell>
 struct Binding {
+  static void check_projection(const std::optional<py::array>& w_hr, const std::optional<py::array>& mask) {
+    if (w_hr && !Cell::projectable) throw py::value_error(std::string("w_hr: ") + Cell::name + " has no projections");
+    if (w_hr && mask) throw py::value_error("recurrent_mask: not supported with projections (w_hr)");
+  }
+
 
   template <typename T>
   static void forward_typed(const py::array& x, const py::array& w_ih, const py::array& w_hh,
@@ -112,30 +122,33 @@ struct Binding {
                             const std::optional<py::array>& recurrent_mask, bool reverse, int act, int num_threads,
                             const py::array& y, const py::array& h_n,
                             const std::optional<py::array>& c_n, const std::optional<py::array>& gates,
-                            const std::optional<py::array>& aux, const std::optional<py::array>& h_prev) {
-    const SeqDims d = dims_of(x, w_hh, Cell::gates);
-    const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden;
+                            const std::optional<py::array>& aux, const std::optional<py::array>& h_prev,
+                            const std::optional<py::array>& w_hr) {
+    check_projection(w_hr, recurrent_mask);
+    const SeqDims d = dims_of(x, w_hh, Cell::gates, w_hr);
+    const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden, R = d.state();
     ForwardArgs<T> a{};
     a.dims = d;
     a.x = checked<T>(x, "x", {B, S, d.input});
     a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.input});
-    a.w_hh = checked<T>(w_hh, "w_hh", {GH, H});
+    a.w_hh = checked<T>(w_hh, "w_hh", {GH, R});
     a.b_ih = checked<T>(b_ih, "b_ih", {GH});
     a.b_hh = checked<T>(b_hh, "b_hh", {GH});
-    a.h0 = checked_optional<T>(h0, "h0", {B, H});
+    a.w_hr = checked_optional<T>(w_hr, "w_hr", {R, H});
+    a.h0 = checked_optional<T>(h0, "h0", {B, R});
     a.lengths = checked_lengths(lengths, B, S);
     a.recurrent_mask = checked_optional<T>(recurrent_mask, "recurrent_mask", {B, H});
     a.reverse = reverse;
     a.act = checked_activation(act);
     a.num_threads = std::max(1, num_threads);
     int64_t y_stride;
-    std::tie(a.y, y_stride) = checked_rows<T>(y, "y", {B, S, H}, true);
-    a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
+    std::tie(a.y, y_stride) = checked_rows<T>(y, "y", {B, S, R}, true);
+    a.h_n = checked<T>(h_n, "h_n", {B, R}, true);
     if (bool(gates) != bool(aux) || bool(aux) != bool(h_prev))
       throw py::value_error("gates, aux, h_prev: give all three (training) or none (inference)");
     a.gates = checked_optional<T>(gates, "gates", {B, S, GH}, true);
     a.aux = checked_optional<T>(aux, "aux", {B, S, Cell::aux * H}, true);
-    a.h_prev = checked_optional<T>(h_prev, "h_prev", {B, S, H}, true);
+    a.h_prev = checked_optional<T>(h_prev, "h_prev", {B, S, R}, true);
     if (Cell::has_cell_state) {
       a.c0 = checked_optional<T>(c0, "c0", {B, H});
       if (!c_n) throw py::value_error("c_n: required for LSTM");
@@ -152,14 +165,18 @@ struct Binding {
                              const py::array& dy, const std::optional<py::array>& dh_n,
                              const std::optional<py::array>& dc_n, const std::optional<py::array>& dx,
                              const py::array& dw_ih, const py::array& dw_hh, const py::array& db_ih,
-                             const py::array& db_hh, const py::array& dh0, const std::optional<py::array>& dc0) {
-    const SeqDims d = dims_of(x, w_hh, Cell::gates);
-    const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden;
+                             const py::array& db_hh, const py::array& dh0, const std::optional<py::array>& dc0,
+                             const std::optional<py::array>& w_hr, const std::optional<py::array>& dw_hr) {
+    check_projection(w_hr, recurrent_mask);
+    if (bool(w_hr) != bool(dw_hr)) throw py::value_error("w_hr, dw_hr: give both (projections) or neither");
+    const SeqDims d = dims_of(x, w_hh, Cell::gates, w_hr);
+    const int64_t B = d.batch, S = d.steps, H = d.hidden, GH = Cell::gates * d.hidden, R = d.state();
     BackwardArgs<T> a{};
     a.dims = d;
     a.x = checked<T>(x, "x", {B, S, d.input});
     a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.input});
-    a.w_hh = checked<T>(w_hh, "w_hh", {GH, H});
+    a.w_hh = checked<T>(w_hh, "w_hh", {GH, R});
+    a.w_hr = checked_optional<T>(w_hr, "w_hr", {R, H});
     a.lengths = checked_lengths(lengths, B, S);
     a.recurrent_mask = checked_optional<T>(recurrent_mask, "recurrent_mask", {B, H});
     a.reverse = reverse;
@@ -167,16 +184,17 @@ struct Binding {
     a.num_threads = std::max(1, num_threads);
     a.gates = checked<T>(gates, "gates", {B, S, GH});
     a.aux = checked<T>(aux, "aux", {B, S, Cell::aux * H});
-    a.h_prev = checked<T>(h_prev, "h_prev", {B, S, H});
+    a.h_prev = checked<T>(h_prev, "h_prev", {B, S, R});
     int64_t dy_stride;
-    std::tie(a.dy, dy_stride) = checked_rows<T>(dy, "dy", {B, S, H});
-    a.dh_n = checked_optional<T>(dh_n, "dh_n", {B, H});
+    std::tie(a.dy, dy_stride) = checked_rows<T>(dy, "dy", {B, S, R});
+    a.dh_n = checked_optional<T>(dh_n, "dh_n", {B, R});
     a.dx = checked_optional<T>(dx, "dx", {B, S, d.input}, true);
     a.dw_ih = checked<T>(dw_ih, "dw_ih", {GH, d.input}, true);
-    a.dw_hh = checked<T>(dw_hh, "dw_hh", {GH, H}, true);
+    a.dw_hh = checked<T>(dw_hh, "dw_hh", {GH, R}, true);
+    a.dw_hr = checked_optional<T>(dw_hr, "dw_hr", {R, H}, true);
     a.db_ih = checked<T>(db_ih, "db_ih", {GH}, true);
     a.db_hh = checked<T>(db_hh, "db_hh", {GH}, true);
-    a.dh0 = checked<T>(dh0, "dh0", {B, H}, true);
+    a.dh0 = checked<T>(dh0, "dh0", {B, R}, true);
     if (Cell::has_cell_state) {
       a.dc_n = checked_optional<T>(dc_n, "dc_n", {B, H});
       if (!dc0) throw py::value_error("dc0: required for LSTM");
@@ -205,7 +223,7 @@ struct Binding {
     using A = const py::array&;
     using O = const std::optional<py::array>&;
     m.def((name + "_forward").c_str(),
-          &forward<A, A, A, A, O, O, A, O, bool, int, int, A, A, O, O, O, O>,
+          &forward<A, A, A, A, O, O, A, O, bool, int, int, A, A, O, O, O, O, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(), py::arg("h0").noconvert().none(true),
           py::arg("c0").noconvert().none(true), py::arg("lengths").noconvert(),
@@ -213,10 +231,11 @@ struct Binding {
           py::arg("activation"), py::arg("num_threads"), py::arg("y").noconvert(), py::arg("h_n").noconvert(),
           py::arg("c_n").noconvert().none(true), py::arg("gates").noconvert().none(true),
           py::arg("aux").noconvert().none(true), py::arg("h_prev").noconvert().none(true),
+          py::arg("w_hr").noconvert().none(true) = py::none(),
           "One direction over a whole sequence; writes y, h_n, c_n and the saved gates, aux, h_prev (all "
-          "three None: an inference forward, which saves nothing).");
+          "three None: an inference forward, which saves nothing). w_hr (P, H): LSTM projections.");
     m.def((name + "_backward").c_str(),
-          &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, O, A, A, A, A, A, O>,
+          &backward<A, A, A, O, bool, int, int, A, A, A, A, O, O, O, A, A, A, A, A, O, O, O>,
           py::arg("x").noconvert(), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
           py::arg("lengths").noconvert(), py::arg("recurrent_mask").noconvert().none(true), py::arg("reverse"),
           py::arg("activation"), py::arg("num_threads"),
@@ -224,8 +243,10 @@ struct Binding {
           py::arg("dy").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dc_n").noconvert().none(true),
           py::arg("dx").noconvert().none(true), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),
           py::arg("db_ih").noconvert(), py::arg("db_hh").noconvert(), py::arg("dh0").noconvert(),
-          py::arg("dc0").noconvert().none(true),
-          "BPTT for one direction from what forward saved; writes every gradient (dx only when given).");
+          py::arg("dc0").noconvert().none(true), py::arg("w_hr").noconvert().none(true) = py::none(),
+          py::arg("dw_hr").noconvert().none(true) = py::none(),
+          "BPTT for one direction from what forward saved; writes every gradient (dx only when given, dw_hr "
+          "with w_hr).");
   }
 };
 

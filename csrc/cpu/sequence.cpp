@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -82,26 +83,26 @@ struct ForwardStore {
   const bool saving;
   std::unique_ptr<T[]> gates_workspace, aux_slots, h_prev_slots;
   T *gates, *aux, *h_prev;
-  const int64_t AH, H;
+  const int64_t AH, H, R;
 
   explicit ForwardStore(const ForwardArgs<T>& a)
       : saving(a.h_prev != nullptr),
         gates_workspace(workspace<T>(saving ? 0 : a.dims.batch * a.dims.steps * Cell::gates * a.dims.hidden)),
         aux_slots(workspace<T>(saving ? 0 : a.dims.batch * Cell::aux * a.dims.hidden)),
-        h_prev_slots(workspace<T>(saving ? 0 : a.dims.batch * a.dims.hidden)),
+        h_prev_slots(workspace<T>(saving ? 0 : a.dims.batch * a.dims.state())),
         gates(saving ? a.gates : gates_workspace.get()),
         aux(saving ? a.aux : aux_slots.get()),
         h_prev(saving ? a.h_prev : h_prev_slots.get()),
-        AH(Cell::aux * a.dims.hidden), H(a.dims.hidden) {}
+        AH(Cell::aux * a.dims.hidden), H(a.dims.hidden), R(a.dims.state()) {}
 
   T* aux_at(int64_t b, int64_t bt) const { return aux + (saving ? bt : b) * AH; }
-  T* h_prev_at(int64_t b, int64_t bt) const { return h_prev + (saving ? bt : b) * H; }
+  T* h_prev_at(int64_t b, int64_t bt) const { return h_prev + (saving ? bt : b) * R; }
 
   // Zeroes what the forward wrote for the padding steps of `rows`: y, and what it saved.
   void zero_padding_of(const ForwardArgs<T>& a, RowRange rows, int64_t y_stride) const {
-    zero_padding(a.y, H, a.dims, a.lengths, rows, y_stride);
+    zero_padding(a.y, R, a.dims, a.lengths, rows, y_stride);
     if (!saving) return;
-    zero_padding(h_prev, H, a.dims, a.lengths, rows);
+    zero_padding(h_prev, R, a.dims, a.lengths, rows);
     zero_padding(gates, Cell::gates * H, a.dims, a.lengths, rows);
     zero_padding(aux, AH, a.dims, a.lengths, rows);
   }
@@ -113,7 +114,7 @@ constexpr int64_t kUnitAlign = 16;
 // How a direction's forward and backward share their threads: by batch rows (each thread walks every
 // step for its rows, no synchronisation) or by hidden units (the team meets once per step, each
 // member owning a slice of W_hh that stays in its cache). FUSEDRNN_CPU_SPLIT=rows|units forces one,
-// for tests and benchmarks; "units" needs no recurrent mask and two threads or more.
+// for tests and benchmarks; "units" needs no recurrent mask, no projections and two threads or more.
 enum class Split { rows, units };
 
 // The choice, measured on two cores (float32, T=100; benchmarks/cpu_split.py, results in
@@ -128,9 +129,9 @@ enum class Split { rows, units };
 constexpr int64_t kMiB = int64_t(1) << 20;
 
 template <typename T>
-Split choose_split(int64_t batch, int64_t hidden, int gates, int num_threads, bool masked) {
+Split choose_split(int64_t batch, int64_t hidden, int gates, int num_threads, bool masked, bool projected) {
   const char* forced = std::getenv("FUSEDRNN_CPU_SPLIT");
-  const bool possible = num_threads >= 2 && !masked && hidden >= 2 * kUnitAlign;
+  const bool possible = num_threads >= 2 && !masked && !projected && hidden >= 2 * kUnitAlign;
   if (forced && std::strcmp(forced, "rows") == 0) return Split::rows;
   if (forced && std::strcmp(forced, "units") == 0) return possible ? Split::units : Split::rows;
   const int64_t w_hh_bytes = gates * hidden * hidden * int64_t(sizeof(T));
@@ -210,29 +211,39 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardSt
 template <class Cell, typename T>
 void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
   const ForwardStore<Cell, T> store(a);
-  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
-      Split::units)
+  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr,
+                      a.w_hr != nullptr) == Split::units)
     return forward_by_units<Cell, T>(a, y_stride, store);
   const SeqDims& d = a.dims;
-  const int64_t H = d.hidden, GH = Cell::gates * H;
+  const int64_t H = d.hidden, GH = Cell::gates * H, R = d.state();
   constexpr bool has_cell_state = Cell::has_cell_state;
+  const bool projected = a.w_hr != nullptr;
   auto gh = workspace<T>(d.batch * GH);  // (B, G*H) recurrent projection of the current step
-  auto h = workspace<T>(d.batch * H);    // (B, H) running hidden state
+  auto h = workspace<T>(d.batch * R);    // (B, R) running hidden state
   auto h_masked = workspace<T>(a.recurrent_mask ? d.batch * H : 0);  // (B, H) h * mask, W_hh's input
   auto c = workspace<T>(has_cell_state ? d.batch * H : 0);  // (B, H) running cell state
-  const PackedMatrix<T> w_hh_t(a.w_hh, H, GH, 1, H);  // W_hh^T (H, G*H)
+  // With projections the cells write o * tanh(c') (B, H) to scratch (h_raw; their h and h_prev go
+  // to h_cell and h_cell_prev, unused: the LSTM cell does not read h), and W_hr takes it to h.
+  auto h_raw = workspace<T>(projected ? d.batch * H : 0);
+  auto h_cell = workspace<T>(projected ? d.batch * H : 0);
+  auto h_cell_prev = workspace<T>(projected ? d.batch * H : 0);
+  auto h_projected = workspace<T>(projected ? d.batch * R : 0);  // (B, P) h_raw @ W_hr^T
+  if (projected) std::fill(h_raw.get(), h_raw.get() + d.batch * H, T(0));  // rows not started multiply zeros
+  const PackedMatrix<T> w_hh_t(a.w_hh, R, GH, 1, R);  // W_hh^T (R, G*H)
+  std::optional<PackedMatrix<T>> w_hr_t;  // W_hr^T (H, P)
+  if (projected) w_hr_t.emplace(a.w_hr, H, R, 1, H);
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
   SerialBlas serial;
 
   for_each_range(ranges, [&](RowRange rows) {
     const int64_t n = rows.end - rows.begin;
-    T* h_rows = h.get() + rows.begin * H;
+    T* h_rows = h.get() + rows.begin * R;
     T* c_rows = has_cell_state ? c.get() + rows.begin * H : nullptr;
     T* gh_rows = gh.get() + rows.begin * GH;
     gemm(false, true, n * d.steps, GH, d.input, T(1), a.x + rows.begin * d.steps * d.input, d.input,
          a.w_ih, d.input, T(0), store.gates + rows.begin * d.steps * GH, GH);
-    copy_or_zero(a.h0 ? a.h0 + rows.begin * H : nullptr, h_rows, n * H);
+    copy_or_zero(a.h0 ? a.h0 + rows.begin * R : nullptr, h_rows, n * R);
     if (has_cell_state) copy_or_zero(a.c0 ? a.c0 + rows.begin * H : nullptr, c_rows, n * H);
 
     const int64_t steps = longest(a.lengths, rows);
@@ -244,19 +255,37 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
         for (int64_t i = 0; i < n * H; ++i) masked[i] = h_rows[i] * mask[i];
         h_in = masked;
       }
-      w_hh_t.multiply(h_in, n, H, gh_rows, GH);
+      w_hh_t.multiply(h_in, n, R, gh_rows, GH);
       for (int64_t b = rows.begin; b < rows.end; ++b) {
         const int64_t len = a.lengths[b];
         if (s >= len) continue;
         const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
         const int64_t r = b - rows.begin;
-        rows_kernels.forward(H, H, a.act, a.b_ih, a.b_hh, store.gates + bt * GH, gh_rows + r * GH, h_rows + r * H,
-                            has_cell_state ? c_rows + r * H : nullptr, store.aux_at(b, bt), store.h_prev_at(b, bt),
-                            a.y + bt * y_stride);
+        if (projected) {
+          std::copy(h_rows + r * R, h_rows + (r + 1) * R, store.h_prev_at(b, bt));
+          rows_kernels.forward(H, H, a.act, a.b_ih, a.b_hh, store.gates + bt * GH, gh_rows + r * GH,
+                              h_cell.get() + b * H, c_rows + r * H, store.aux_at(b, bt), h_cell_prev.get() + b * H,
+                              h_raw.get() + b * H);
+        } else {
+          rows_kernels.forward(H, H, a.act, a.b_ih, a.b_hh, store.gates + bt * GH, gh_rows + r * GH,
+                              h_rows + r * H, has_cell_state ? c_rows + r * H : nullptr, store.aux_at(b, bt),
+                              store.h_prev_at(b, bt), a.y + bt * y_stride);
+        }
+      }
+      if (!projected) continue;
+      // h = h_raw W_hr^T for every row (finished rows' products are dropped), then the new state
+      // and output of the rows still running.
+      w_hr_t->multiply(h_raw.get() + rows.begin * H, n, H, h_projected.get() + rows.begin * R, R);
+      for (int64_t b = rows.begin; b < rows.end; ++b) {
+        const int64_t len = a.lengths[b];
+        if (s >= len) continue;
+        const T* h_new = h_projected.get() + b * R;
+        std::copy(h_new, h_new + R, h_rows + (b - rows.begin) * R);
+        std::copy(h_new, h_new + R, a.y + (b * d.steps + time_index(s, len, a.reverse)) * y_stride);
       }
     }
     store.zero_padding_of(a, rows, y_stride);
-    std::copy(h_rows, h_rows + n * H, a.h_n + rows.begin * H);
+    std::copy(h_rows, h_rows + n * R, a.h_n + rows.begin * R);
     if (has_cell_state) std::copy(c_rows, c_rows + n * H, a.c_n + rows.begin * H);
   });
 }
@@ -272,32 +301,59 @@ struct Backward {
 
   const BackwardArgs<T>& a;
   const SeqDims& d;
-  const int64_t H, GH, AH;
+  const int64_t H, GH, AH, R;
+  const bool projected;
   std::unique_ptr<T[]> dgi;        // (B, T, G*H) pre-activation grads, input side
   std::unique_ptr<T[]> dgh_all;    // (B, T, G*H) recurrent side, GRU only
   T* dgh;                          // dgh_all, or dgi where the sides agree
   std::unique_ptr<T[]> dgh_steps;  // (2, B, G*H) recurrent-side grads of the current step (two: see units)
-  std::unique_ptr<T[]> dh_rec;     // (B, H) dh_prev through W_hh
+  std::unique_ptr<T[]> dh_rec;     // (B, R) dh_prev through W_hh
   std::unique_ptr<T[]> dh_direct;  // (B, H) dh_prev around W_hh (GRU's z*dh)
-  std::unique_ptr<T[]> dh;         // (B, H) whole gradient reaching h' at this step
+  std::unique_ptr<T[]> dh;         // (B, H) whole gradient reaching h' (before any projection) at this step
   std::unique_ptr<T[]> dc;         // (B, H) gradient reaching c'
   // dW_ih sums over padding steps too, where the gate gradients are zero; x there may hold
   // anything (NaN from np.empty), and 0 * NaN = NaN, so padded batches use x with zeroed padding.
   const bool padded;
   std::unique_ptr<T[]> x_zero_padded;  // (B, T, I)
   std::unique_ptr<T[]> h_prev_masked;  // (B, T, H)
+  // With projections: the gradient reaching the projected state h of every step (B, T, P), kept for
+  // dW_hr, its rows of the current step (B, P), and the cells' outputs before W_hr (B, T, H).
+  std::unique_ptr<T[]> dstate_all, dstate_step, h_raw_all;
 
   explicit Backward(const BackwardArgs<T>& args)
-      : a(args), d(args.dims), H(d.hidden), GH(Cell::gates * H), AH(Cell::aux * H),
+      : a(args), d(args.dims), H(d.hidden), GH(Cell::gates * H), AH(Cell::aux * H), R(d.state()),
+        projected(args.w_hr != nullptr),
         dgi(workspace<T>(d.batch * d.steps * GH)),
         dgh_all(workspace<T>(split_gate_grads ? d.batch * d.steps * GH : 0)),
         dgh(split_gate_grads ? dgh_all.get() : dgi.get()),
         dgh_steps(workspace<T>(2 * d.batch * GH)),
-        dh_rec(workspace<T>(d.batch * H)), dh_direct(workspace<T>(d.batch * H)), dh(workspace<T>(d.batch * H)),
+        dh_rec(workspace<T>(d.batch * R)), dh_direct(workspace<T>(d.batch * H)), dh(workspace<T>(d.batch * H)),
         dc(workspace<T>(has_cell_state ? d.batch * H : 0)),
         padded(std::any_of(a.lengths, a.lengths + d.batch, [&](int64_t len) { return len < d.steps; })),
         x_zero_padded(workspace<T>(padded ? d.batch * d.steps * d.input : 0)),
-        h_prev_masked(workspace<T>(a.recurrent_mask ? d.batch * d.steps * H : 0)) {}
+        h_prev_masked(workspace<T>(a.recurrent_mask ? d.batch * d.steps * H : 0)),
+        dstate_all(workspace<T>(projected ? d.batch * d.steps * R : 0)),
+        dstate_step(workspace<T>(projected ? d.batch * R : 0)),
+        h_raw_all(workspace<T>(projected ? d.batch * d.steps * H : 0)) {
+    if (projected) std::fill(dstate_step.get(), dstate_step.get() + d.batch * R, T(0));  // rows not started stay 0
+  }
+
+  // With projections, before the cells of step s of `rows`: the gradient reaching each running
+  // row's h (dy and dh_rec, or dh_n at its last valid step), kept for dW_hr, and through W_hr
+  // (w_hr: W_hr (P, H) packed) the gradient dh reaching the cell's output, which step() then takes.
+  void project_state_grads(const PackedMatrix<T>& w_hr, RowRange rows, int64_t s, int64_t dy_stride) {
+    for (int64_t b = rows.begin; b < rows.end; ++b) {
+      const int64_t len = a.lengths[b];
+      if (s >= len) continue;
+      const int64_t bt = b * d.steps + time_index(s, len, a.reverse);
+      const T* dy_b = a.dy + bt * dy_stride;
+      T* ds = dstate_all.get() + bt * R;
+      for (int64_t j = 0; j < R; ++j)
+        ds[j] = dy_b[j] + (s == len - 1 ? (a.dh_n ? a.dh_n[b * R + j] : T(0)) : dh_rec[b * R + j]);
+      std::copy(ds, ds + R, dstate_step.get() + b * R);
+    }
+    w_hr.multiply(dstate_step.get() + rows.begin * R, rows.end - rows.begin, R, dh.get() + rows.begin * H, H);
+  }
 
   // The cells of units [u, u + n) of row b at step s, whose gate gradients go to dgh_step (G*H):
   // dh from dy and the state gradients of the step after (or dh_n at the row's last valid step).
@@ -311,12 +367,14 @@ struct Backward {
     const int64_t bt = b * d.steps + time_index(s, len, a.reverse), first = b * H + u;
     T* dh_b = dh.get() + first;
     const T* dy_b = a.dy + bt * dy_stride + u;
-    if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
+    if (projected) {
+      // dh_b holds it already (project_state_grads)
+    } else if (s == len - 1) {  // the row's last valid step: its gradient comes from dh_n, not W_hh
       for (int64_t j = 0; j < n; ++j) dh_b[j] = dy_b[j] + (a.dh_n ? a.dh_n[first + j] : T(0));
     } else {
       for (int64_t j = 0; j < n; ++j) dh_b[j] = dy_b[j] + dh_rec[first + j] + dh_direct[first + j];
     }
-    kernels.backward(n, H, a.act, a.gates + bt * GH + u, a.aux + bt * AH + u, a.h_prev + bt * H + u, dh_b,
+    kernels.backward(n, H, a.act, a.gates + bt * GH + u, a.aux + bt * AH + u, a.h_prev + bt * R + u, dh_b,
                      has_cell_state ? dc.get() + first : nullptr, dgi.get() + bt * GH + u, dgh_step + u,
                      dh_direct.get() + first);
     for (int g = 0; g < Cell::gates; ++g)  // for LSTM and RNN, dgh is dgi
@@ -327,7 +385,10 @@ struct Backward {
   void start(RowRange rows, int64_t u, int64_t n) {
     for (int64_t b = rows.begin; b < rows.end; ++b) {
       const int64_t first = b * H + u;
-      std::fill(dh_rec.get() + first, dh_rec.get() + first + n, T(0));
+      if (projected)  // (rows split only: u = 0, n = H)
+        std::fill(dh_rec.get() + b * R, dh_rec.get() + (b + 1) * R, T(0));
+      else
+        std::fill(dh_rec.get() + first, dh_rec.get() + first + n, T(0));
       std::fill(dh_direct.get() + first, dh_direct.get() + first + n, T(0));
       if (has_cell_state) copy_or_zero(a.dc_n ? a.dc_n + first : nullptr, dc.get() + first, n);
     }
@@ -337,7 +398,12 @@ struct Backward {
   void initial_state_grads(RowRange rows, int64_t u, int64_t n) {
     for (int64_t b = rows.begin; b < rows.end; ++b) {
       const int64_t first = b * H + u;
-      for (int64_t j = first; j < first + n; ++j) a.dh0[j] = dh_rec[j] + dh_direct[j];
+      if (projected)
+        std::copy(dh_rec.get() + b * R, dh_rec.get() + (b + 1) * R, a.dh0 + b * R);
+      else if (split_gate_grads)
+        for (int64_t j = first; j < first + n; ++j) a.dh0[j] = dh_rec[j] + dh_direct[j];
+      else
+        std::copy(dh_rec.get() + first, dh_rec.get() + first + n, a.dh0 + first);
       if (has_cell_state) std::copy(dc.get() + first, dc.get() + first + n, a.dc0 + first);
     }
   }
@@ -363,6 +429,16 @@ struct Backward {
         for (int64_t t = 0; t < d.steps; ++t)
           for (int64_t j = 0; j < H; ++j)
             h_prev_masked[(b * d.steps + t) * H + j] = a.h_prev[(b * d.steps + t) * H + j] * a.recurrent_mask[b * H + j];
+    if constexpr (Cell::projectable) {
+      if (!projected) return;
+      zero_padding(dstate_all.get(), R, d, a.lengths, rows);
+      for (int64_t bt = rows.begin * d.steps; bt < rows.end * d.steps; ++bt)  // zeros at padding steps
+        for (int64_t j = 0; j < H; ++j) {
+          SavedUnit<Cell, T> saved;
+          saved.gather(a.gates + bt * GH, a.aux + bt * AH, H, j, PlainLoad{});
+          h_raw_all[bt * H + j] = Cell::output(saved);  // as the forward computed it
+        }
+    }
   }
 
   // Weight gradients: sums over every (b, t) at once, as large GEMMs, each thread taking a block of
@@ -375,13 +451,18 @@ struct Backward {
       const int64_t n = g.end - g.begin;
       gemm(true, false, n, d.input, bt_rows, T(1), dgi.get() + g.begin, GH, x_for_dw, d.input, T(0),
            a.dw_ih + g.begin * d.input, d.input);
-      gemm(true, false, n, H, bt_rows, T(1), dgh + g.begin, GH, h_prev_for_dw, H, T(0), a.dw_hh + g.begin * H, H);
+      gemm(true, false, n, R, bt_rows, T(1), dgh + g.begin, GH, h_prev_for_dw, R, T(0), a.dw_hh + g.begin * R, R);
       column_sums(dgi.get(), bt_rows, GH, g, a.db_ih);
       if (split_gate_grads)
         column_sums(dgh, bt_rows, GH, g, a.db_hh);
       else
         std::copy(a.db_ih + g.begin, a.db_ih + g.end, a.db_hh + g.begin);
     });
+    if (projected)  // dW_hr (P, H): the state gradients against the cells' outputs
+      for_each_range(split_rows(R, a.num_threads), [&](RowRange p) {
+        gemm(true, false, p.end - p.begin, H, bt_rows, T(1), dstate_all.get() + p.begin, R, h_raw_all.get(), H, T(0),
+             a.dw_hr + p.begin * H, H);
+      });
   }
 };
 
@@ -389,15 +470,18 @@ struct Backward {
 template <class Cell, typename T>
 void backward_by_rows(Backward<Cell, T>& w, int64_t dy_stride) {
   const BackwardArgs<T>& a = w.a;
-  const int64_t H = w.H, GH = w.GH;
-  const PackedMatrix<T> w_hh(a.w_hh, GH, H, H, 1);  // W_hh (G*H, H)
+  const int64_t H = w.H, GH = w.GH, R = w.R;
+  const PackedMatrix<T> w_hh(a.w_hh, GH, R, R, 1);  // W_hh (G*H, R)
+  std::optional<PackedMatrix<T>> w_hr;              // W_hr (P, H)
+  if (w.projected) w_hr.emplace(a.w_hr, R, H, H, 1);
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   for_each_range(split_rows(a.dims.batch, a.num_threads), [&](RowRange rows) {
     const int64_t n = rows.end - rows.begin;
     w.start(rows, 0, H);
     for (int64_t s = longest(a.lengths, rows) - 1; s >= 0; --s) {
+      if (w.projected) w.project_state_grads(*w_hr, rows, s, dy_stride);
       for (int64_t b = rows.begin; b < rows.end; ++b) w.step(rows_kernels, b, s, 0, H, w.dgh_steps.get() + b * GH, dy_stride);
-      w_hh.multiply(w.dgh_steps.get() + rows.begin * GH, n, GH, w.dh_rec.get() + rows.begin * H, H);
+      w_hh.multiply(w.dgh_steps.get() + rows.begin * GH, n, GH, w.dh_rec.get() + rows.begin * R, R);
       if (a.recurrent_mask)
         for (int64_t i = rows.begin * H; i < rows.end * H; ++i) w.dh_rec[i] *= a.recurrent_mask[i];
     }
@@ -445,8 +529,8 @@ template <class Cell, typename T>
 void sequence_backward(const BackwardArgs<T>& a, int64_t dy_stride) {
   Backward<Cell, T> w(a);
   SerialBlas serial;
-  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr) ==
-      Split::units)
+  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr,
+                      a.w_hr != nullptr) == Split::units)
     backward_by_units(w, dy_stride);
   else
     backward_by_rows(w, dy_stride);

@@ -16,6 +16,8 @@
 //                           W_hh (GRU's n gate); its backward then also gives the part of dh_prev
 //                           that bypasses W_hh (dh_direct)
 //   backward_reads_h_prev   its backward reads the saved h_prev
+//   projectable             may have projections (torch's proj_size: h = W_hr h', CPU drivers);
+//                           then output(saved) gives its h' again from what it saved
 //   forward_unit(xs, hp, bh, h, c, act, saved) -> h'
 //       xs[G]: x W_ih^T + b_ih; hp[G]: h W_hh^T without bias; bh[G]: b_hh; h: the state before the
 //       step; c: the cell state, replaced by the new one (has_cell_state); saved: what it keeps.
@@ -68,6 +70,10 @@ struct LstmCell {
   static constexpr bool has_cell_state = true;
   static constexpr bool input_grads_differ = false;
   static constexpr bool backward_reads_h_prev = false;
+  static constexpr bool projectable = true;
+
+  template <typename T>
+  FUSEDRNN_HD static T output(const SavedUnit<LstmCell, T>& s) { return s.gate[3] * s.aux[0]; }  // o * tanh(c')
 
   template <typename T>
   FUSEDRNN_HD static T forward_unit(const T (&xs)[4], const T (&hp)[4], const T (&bh)[4], T, T& c, Activation,
@@ -85,7 +91,7 @@ struct LstmCell {
     s.gate[3] = o;
     s.aux[0] = tanh_c;
     s.aux[1] = c_prev;
-    return o * tanh_c;
+    return output(s);
   }
 
   template <typename T>
@@ -110,6 +116,7 @@ struct GruCell {
   static constexpr bool has_cell_state = false;
   static constexpr bool input_grads_differ = true;
   static constexpr bool backward_reads_h_prev = true;
+  static constexpr bool projectable = false;
 
   template <typename T>
   FUSEDRNN_HD static T forward_unit(const T (&xs)[3], const T (&hp)[3], const T (&bh)[3], T h, T&, Activation,
@@ -147,6 +154,7 @@ struct RnnCell {
   static constexpr bool has_cell_state = false;
   static constexpr bool input_grads_differ = false;
   static constexpr bool backward_reads_h_prev = false;
+  static constexpr bool projectable = false;
 
   template <typename T>
   FUSEDRNN_HD static T forward_unit(const T (&xs)[1], const T (&hp)[1], const T (&bh)[1], T, T&, Activation act,
