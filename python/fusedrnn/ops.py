@@ -59,79 +59,98 @@ in one call, which runs them concurrently.
 
 from __future__ import annotations
 
+from typing import Callable, List, Optional, Sequence, Tuple
+
 from . import _direction, _stack
+from ._typing import Array, ArrayLike, ParamsLike
 from .grads import Grads, StackGrads
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward",
            "lstm", "gru", "rnn", "stack_backward", "saved_arrays", "saved_shapes", "restore_context", "Grads", "StackGrads"]
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None,
-                 need_grad=True):
+def lstm_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
+                 c0: Optional[Array] = None, lengths: Optional[ArrayLike] = None, reverse: bool = False,
+                 recurrent_mask: Optional[Array] = None,
+                 need_grad: bool = True) -> Tuple[Array, Array, Array, Optional[_direction.Context]]:
     """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx (None if not need_grad)."""
     return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
                               recurrent_mask=recurrent_mask, need_grad=need_grad)
 
 
-def lstm_backward(ctx, dy, dh_n=None, dc_n=None) -> Grads:
+def lstm_backward(ctx: _direction.Context, dy: Array, dh_n: Optional[Array] = None,
+                  dc_n: Optional[Array] = None) -> Grads:
     """dy (B, T, H); dh_n, dc_n (B, H) or None -> Grads with dc0."""
     return _direction.backward("lstm", ctx, dy, dh_n, dc_n)
 
 
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, recurrent_mask=None,
-                need_grad=True):
+def gru_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
+                lengths: Optional[ArrayLike] = None, reverse: bool = False, recurrent_mask: Optional[Array] = None,
+                need_grad: bool = True) -> Tuple[Array, Array, Optional[_direction.Context]]:
     """-> y (B, T, H), h_n (B, H), ctx (None if not need_grad)."""
     y, h_n, _, ctx = _direction.forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
                                         recurrent_mask=recurrent_mask, need_grad=need_grad)
     return y, h_n, ctx
 
 
-def gru_backward(ctx, dy, dh_n=None) -> Grads:
+def gru_backward(ctx: _direction.Context, dy: Array, dh_n: Optional[Array] = None) -> Grads:
     """dy (B, T, H); dh_n (B, H) or None -> Grads."""
     return _direction.backward("gru", ctx, dy, dh_n)
 
 
-def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh",
-                recurrent_mask=None, need_grad=True):
+def rnn_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
+                lengths: Optional[ArrayLike] = None, reverse: bool = False, nonlinearity: str = "tanh",
+                recurrent_mask: Optional[Array] = None,
+                need_grad: bool = True) -> Tuple[Array, Array, Optional[_direction.Context]]:
     """-> y (B, T, H), h_n (B, H), ctx (None if not need_grad). nonlinearity: "tanh" or "relu"."""
     y, h_n, _, ctx = _direction.forward("rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
                                         nonlinearity, recurrent_mask=recurrent_mask, need_grad=need_grad)
     return y, h_n, ctx
 
 
-def rnn_backward(ctx, dy, dh_n=None) -> Grads:
+def rnn_backward(ctx: _direction.Context, dy: Array, dh_n: Optional[Array] = None) -> Grads:
     """dy (B, T, H); dh_n (B, H) or None -> Grads."""
     return _direction.backward("rnn", ctx, dy, dh_n)
 
 
-def lstm(x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0,
-         training=True, seed=None, need_grad=True, dropout_masks=None):
+def lstm(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, c0: Optional[Array] = None,
+         lengths: Optional[ArrayLike] = None, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+         training: bool = True, seed: Optional[int] = None, need_grad: bool = True,
+         dropout_masks: Optional[Sequence[Array]] = None,
+         ) -> Tuple[Array, Array, Array, Optional[_stack.StackContext]]:
     """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     return _stack.stack_forward("lstm", x, params, h0, c0, lengths, num_layers, bidirectional, dropout,
                                 training, seed, need_grad=need_grad, dropout_masks=dropout_masks)
 
 
-def gru(x, params, h0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0, training=True,
-        seed=None, need_grad=True, dropout_masks=None):
+def gru(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, lengths: Optional[ArrayLike] = None,
+        num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, training: bool = True,
+        seed: Optional[int] = None, need_grad: bool = True,
+        dropout_masks: Optional[Sequence[Array]] = None) -> Tuple[Array, Array, Optional[_stack.StackContext]]:
     """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     y, h_n, _, ctx = _stack.stack_forward("gru", x, params, h0, None, lengths, num_layers, bidirectional,
                                           dropout, training, seed, need_grad=need_grad, dropout_masks=dropout_masks)
     return y, h_n, ctx
 
 
-def rnn(x, params, h0=None, lengths=None, num_layers=1, bidirectional=False, dropout=0.0, training=True,
-        seed=None, nonlinearity="tanh", need_grad=True, dropout_masks=None):
+def rnn(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, lengths: Optional[ArrayLike] = None,
+        num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, training: bool = True,
+        seed: Optional[int] = None, nonlinearity: str = "tanh", need_grad: bool = True,
+        dropout_masks: Optional[Sequence[Array]] = None) -> Tuple[Array, Array, Optional[_stack.StackContext]]:
     """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     y, h_n, _, ctx = _stack.stack_forward("rnn", x, params, h0, None, lengths, num_layers, bidirectional,
                                           dropout, training, seed, nonlinearity, need_grad, dropout_masks)
     return y, h_n, ctx
 
 
-def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
+def stack_backward(ctx: _stack.StackContext, dy: Array, dh_n: Optional[Array] = None,
+                   dc_n: Optional[Array] = None, need_dx: bool = True) -> StackGrads:
     """dy (B, T, D*H); dh_n, dc_n (L*D, B, H) or None -> StackGrads (dx None if not need_dx)."""
     return _stack.stack_backward(ctx, dy, dh_n, dc_n, need_dx)
 
 
-saved_arrays = _stack.saved_arrays
-saved_shapes = _stack.saved_shapes
-restore_context = _stack.restore_context
+# saved_arrays(ctx) -> [Array]; saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) -> [shape];
+# restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirectional, nonlinearity) -> StackContext
+saved_arrays: Callable[[_stack.StackContext], List[Array]] = _stack.saved_arrays
+saved_shapes: Callable[[str, int, int, int, int, bool], List[Tuple[int, ...]]] = _stack.saved_shapes
+restore_context: Callable[..., _stack.StackContext] = _stack.restore_context

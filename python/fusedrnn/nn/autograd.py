@@ -9,17 +9,18 @@ one node whose backward is one call to the fused kernels. Arrays are NumPy or Cu
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .._typing import Array, ArrayLike, DTypeLike
 from ..reference import array_module
 
 _grad_enabled = True
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Inside, operations record nothing (inference: no backward, less memory)."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
@@ -43,45 +44,46 @@ class Tensor:
 
     __slots__ = ("data", "grad", "requires_grad", "parents", "backward_fn", "name", "lengths", "host")
 
-    def __init__(self, data, requires_grad: bool = False, name: Optional[str] = None):
+    def __init__(self, data: Array, requires_grad: bool = False, name: Optional[str] = None):
         self.data = data
         # (B,) valid steps of a (B, T, ...) sequence, set by masking layers (Embedding(mask_zero=True),
         # explicit lengths) and carried by layers that keep the time axis; the RNN kernels and the
         # losses read it. None: every step is valid.
-        self.lengths = None
+        self.lengths: Optional[Array] = None
         # The NumPy array ``data`` was copied from when a model moved an input to the GPU (else None):
         # masking layers read ids and padding from it without waiting for the GPU.
-        self.host = None
-        self.grad = None
+        self.host: Optional[Array] = None
+        self.grad: Optional[Array] = None
         self.requires_grad = bool(requires_grad)
         self.parents: tuple = ()
         self.backward_fn: Optional[Callable] = None
         self.name = name
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.data.dtype
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return self.data.ndim
 
     @property
-    def xp(self):
+    def xp(self) -> Any:
+        """The array module of the data: numpy or cupy."""
         return array_module(self.data)
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """The data as a NumPy array (copied from the GPU if it lives there)."""
         return self.data.get() if hasattr(self.data, "get") else np.asarray(self.data)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Tensor(shape={tuple(self.shape)}, dtype={self.dtype}, requires_grad={self.requires_grad})"
 
-    def backward(self, grad=None):
+    def backward(self, grad: Optional[Array] = None) -> None:
         """Accumulates d(self)/d(leaf) into every leaf's ``.grad`` that requires a gradient."""
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not depend on anything that requires a gradient")
@@ -104,7 +106,7 @@ class Tensor:
                 grads[key] = parent_grad if key not in grads else parent.accumulate(grads[key], parent_grad)
 
     @staticmethod
-    def accumulate(total, more):
+    def accumulate(total: Any, more: Any) -> Any:
         return total + more
 
 
@@ -114,11 +116,11 @@ class _Outputs(Tensor):
     __slots__ = ()
 
     @staticmethod
-    def accumulate(total, more):
+    def accumulate(total: Any, more: Any) -> Any:
         return [a if b is None else b if a is None else a + b for a, b in zip(total, more)]
 
 
-def topological_order(roots, parents_of):
+def topological_order(roots: Sequence[Any], parents_of: Callable[[Any], Sequence[Any]]) -> list:
     """Nodes reachable from ``roots``, each after all its parents (``parents_of(node)``), iteratively:
     graphs can be deeper than Python's recursion limit."""
     order, seen, stack = [], set(), [(node, False) for node in reversed(roots)]
@@ -139,7 +141,7 @@ def _topological_order(root):
     return topological_order([root], lambda node: [p for p in node.parents if p is not None and p.requires_grad])
 
 
-def record(data, parents: Sequence[Optional[Tensor]], backward: Callable, name: Optional[str] = None) -> Tensor:
+def record(data: Array, parents: Sequence[Optional[Tensor]], backward: Callable, name: Optional[str] = None) -> Tensor:
     """A new tensor holding ``data``, made from ``parents`` by an operation whose ``backward(grad)``
     returns one gradient (or None) per parent."""
     out = Tensor(data, name=name)
@@ -173,7 +175,7 @@ def record_many(datas: Sequence, parents: Sequence[Optional[Tensor]], backward: 
     return outputs
 
 
-def as_tensor(value, dtype=None) -> Tensor:
+def as_tensor(value: ArrayLike, dtype: Optional[DTypeLike] = None) -> Tensor:
     """``value`` as a Tensor (arrays are wrapped, not copied, when the dtype already matches)."""
     if isinstance(value, Tensor):
         return value

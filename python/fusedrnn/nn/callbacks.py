@@ -14,6 +14,13 @@ import math
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+if TYPE_CHECKING:  # only for the annotations: models imports this module
+    from .models import Model
+
+# What the hooks receive: the running loss and metrics by name (per epoch also "val_*").
+Logs = Optional[dict[str, float]]
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "CSVLogger"]
 
@@ -22,45 +29,45 @@ class Callback:
     """Base class: override the hooks you need. ``self.model`` and ``self.params`` (epochs, steps,
     verbose) are set by fit before ``on_train_begin``."""
 
-    def __init__(self):
-        self.model = None
-        self.params = {}
+    def __init__(self) -> None:
+        self.model: Any = None  # the Model being fitted (Any: hooks use it without a None check)
+        self.params: dict[str, Any] = {}
 
-    def set_model(self, model):
+    def set_model(self, model: Model) -> None:
         self.model = model
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         pass
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: Logs = None) -> None:
         pass
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Logs = None) -> None:
         pass
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Logs = None) -> None:
         self.on_batch_begin(batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         self.on_batch_end(batch, logs)
 
 
 class CallbackList:
     """Calls a hook on every callback in order."""
 
-    def __init__(self, callbacks, model, params):
+    def __init__(self, callbacks: Iterable[Callback], model: Model, params: dict[str, Any]):
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
@@ -68,7 +75,7 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
 
-    def __getattr__(self, hook):
+    def __getattr__(self, hook: str) -> Any:
         if not hook.startswith("on_"):
             raise AttributeError(hook)
 
@@ -104,8 +111,9 @@ class EarlyStopping(Callback):
     epochs. ``mode``: "min", "max" or "auto" (max for accuracies, else min). ``restore_best_weights``:
     when it stops, the weights of the best epoch are put back. ``baseline``: the value to beat first."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: Optional[float] = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0):
         super().__init__()
         self.monitor = monitor
         self.patience = int(patience)
@@ -118,7 +126,7 @@ class EarlyStopping(Callback):
         self.min_delta = abs(min_delta) if self.mode == "max" else -abs(min_delta)
         self.on_train_begin()
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best_epoch = 0
@@ -128,7 +136,7 @@ class EarlyStopping(Callback):
         else:
             self.best = -math.inf if self.mode == "max" else math.inf
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         current = _monitored(logs, self.monitor, "EarlyStopping")
         if current is None or epoch < self.start_from_epoch:
             return
@@ -149,7 +157,7 @@ class EarlyStopping(Callback):
                           file=sys.stderr)
                 self.model.set_weights(self.best_weights)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping", file=sys.stderr)
 
@@ -160,8 +168,9 @@ class ModelCheckpoint(Callback):
     ``"ckpt/weights.{epoch:02d}-{val_loss:.3f}.npz"``. ``save_best_only``: only when ``monitor``
     improves (``mode`` as in EarlyStopping). Only weights are saved (``save_weights_only=True``)."""
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=True,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = True, mode: str = "auto",
+                 save_freq: str = "epoch", initial_value_threshold: Optional[float] = None):
         super().__init__()
         if not save_weights_only:
             raise ValueError("ModelCheckpoint: only weights can be saved (save_weights_only=True); rebuild the "
@@ -178,7 +187,7 @@ class ModelCheckpoint(Callback):
         else:
             self.best = -math.inf if self.mode == "max" else math.inf
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         logs = logs or {}
         if self.save_best_only:
             current = _monitored(logs, self.monitor, "ModelCheckpoint")
@@ -198,21 +207,21 @@ class CSVLogger(Callback):
     """Writes one row per epoch (``epoch`` then every logged value, columns sorted) to ``filename``;
     ``append=True`` continues an existing file (without a second header)."""
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
         self.filename = os.fspath(filename)
         self.sep = separator
         self.append = bool(append)
-        self._file = None
-        self._writer = None
-        self.keys = None
+        self._file: Any = None  # the open file between on_train_begin and on_train_end
+        self._writer: Any = None  # a csv.DictWriter once the first epoch's keys are known
+        self.keys: Any = None  # the logged names (columns after "epoch"), from the first epoch
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self._has_header = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
         self._writer = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         logs = logs or {}
         if self._writer is None:
             self.keys = sorted(logs)
@@ -222,7 +231,7 @@ class CSVLogger(Callback):
         self._writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})
         self._file.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

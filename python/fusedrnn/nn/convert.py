@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .._typing import Array, Params, ParamsLike
 from ..reference import array_module
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -57,7 +59,7 @@ def _to_keras_blocks(cell):
     return tuple(int(k) for k in np.argsort(KERAS_BLOCKS[cell]))
 
 
-def check_params(cell, params, where="params"):
+def check_params(cell: str, params: ParamsLike, where: str = "params") -> tuple[int, int]:
     """Checks one direction's (w_ih, w_hh, b_ih, b_hh) against the op layout; returns (I, H)."""
     G = _gates(cell)
     if not isinstance(params, (tuple, list)) or len(params) != 4:
@@ -77,7 +79,7 @@ def check_params(cell, params, where="params"):
 # ---------------------------------------------------------------------------------------------- Keras
 
 
-def keras_to_params(cell, weights):
+def keras_to_params(cell: str, weights: Sequence[Array]) -> Params:
     """A Keras LSTM / GRU (reset_after=True) / SimpleRNN weight list ``[kernel (I, G*H),
     recurrent_kernel (H, G*H), bias]`` (bias may be absent: use_bias=False) -> (w_ih, w_hh, b_ih, b_hh)."""
     G = _gates(cell)
@@ -112,7 +114,7 @@ def keras_to_params(cell, weights):
     return w_ih, w_hh, _reorder(xp, bias, order), zeros
 
 
-def params_to_keras(cell, params):
+def params_to_keras(cell: str, params: ParamsLike) -> list[Array]:
     """(w_ih, w_hh, b_ih, b_hh) -> the Keras weight list [kernel, recurrent_kernel, bias]."""
     check_params(cell, params)
     w_ih, w_hh, b_ih, b_hh = params
@@ -130,7 +132,7 @@ def params_to_keras(cell, params):
 # -------------------------------------------------------------------------------------------- PyTorch
 
 
-def torch_keys(layer: int, reverse: bool):
+def torch_keys(layer: int, reverse: bool) -> tuple[str, ...]:
     """PyTorch's names for (w_ih, w_hh, b_ih, b_hh) of one layer and direction."""
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
     return tuple(f"{kind}_{side}{suffix}" for kind, side in
@@ -146,7 +148,8 @@ def _host_copy(value):
     return np.array(value)
 
 
-def torch_state_dict_to_params(cell, state_dict, num_layers=None, bidirectional=None, prefix=""):
+def torch_state_dict_to_params(cell: str, state_dict: Mapping[str, Any], num_layers: Optional[int] = None,
+                               bidirectional: Optional[bool] = None, prefix: str = "") -> list[Params]:
     """A ``torch.nn.LSTM/GRU/RNN`` state dict -> [(w_ih, w_hh, b_ih, b_hh), ...] in the ops' order
     (NumPy copies, the tensors' dtype). ``num_layers`` and ``bidirectional`` are read from the keys
     and, when given, checked. ``prefix``: the module's name in a larger state dict (e.g. "rnn.")."""
@@ -158,14 +161,16 @@ def torch_state_dict_to_params(cell, state_dict, num_layers=None, bidirectional=
                          f"{', '.join(sorted(unknown))}")
     if not entries:
         raise ValueError(f"state_dict: no weight_ih_l0 / weight_hh_l0 keys{f' under {prefix!r}' if prefix else ''}")
-    layers = 1 + max(int(_TORCH_KEY.match(k).group(3)) for k in entries)
+    layers = 1 + max(int(_TORCH_KEY.match(k).group(3)) for k in entries)  # type: ignore[union-attr]
     reverse = any(k.endswith("_reverse") for k in entries)
     if num_layers is not None and num_layers != layers:
         raise ValueError(f"num_layers: {num_layers} given, the state dict has {layers} layers")
     if bidirectional is not None and bool(bidirectional) != reverse:
         raise ValueError(f"bidirectional: {bidirectional} given, the state dict is "
                          f"{'bidirectional' if reverse else 'unidirectional'}")
-    params, hidden, expected_keys = [], None, set()
+    params: list[Params] = []
+    hidden: Optional[int] = None
+    expected_keys: set[str] = set()
     for layer in range(layers):
         for direction in range(2 if reverse else 1):
             keys = torch_keys(layer, direction == 1)
@@ -195,7 +200,9 @@ def torch_state_dict_to_params(cell, state_dict, num_layers=None, bidirectional=
     return params
 
 
-def params_to_torch_state_dict(cell, params, num_layers=None, bidirectional=False, prefix="", tensors="torch"):
+def params_to_torch_state_dict(cell: str, params: Sequence[ParamsLike], num_layers: Optional[int] = None,
+                               bidirectional: bool = False, prefix: str = "",
+                               tensors: str = "torch") -> OrderedDict[str, Any]:
     """[(w_ih, w_hh, b_ih, b_hh), ...] in the ops' order -> an ordered state dict for
     ``torch.nn.LSTM/GRU/RNN`` (``module.load_state_dict``). ``tensors``: "torch" (CPU tensors, the
     arrays' dtype) or "numpy"."""
@@ -240,18 +247,18 @@ def _layer_cell(layer):
     return cell
 
 
-def get_layer_params(layer):
+def get_layer_params(layer: Any) -> list[Params]:
     """[(w_ih, w_hh, b_ih, b_hh)] per direction of a layer, as NumPy copies."""
     out = []
     for direction in _directions(layer):
-        tensors = [getattr(direction, name, None) for name in PARAM_NAMES]
+        tensors: list[Any] = [getattr(direction, name, None) for name in PARAM_NAMES]
         if any(t is None for t in tensors):
             raise ValueError(f"{type(direction).__name__}: no weights yet (build the layer, e.g. call it on data, first)")
         out.append(tuple(_host_copy(t.data) for t in tensors))
     return out
 
 
-def set_layer_params(layer, params):
+def set_layer_params(layer: Any, params: Sequence[ParamsLike]) -> None:
     """Sets a layer's weights in place from [(w_ih, w_hh, b_ih, b_hh)] per direction (cast to the
     layer's dtype and device); checks every shape before changing anything."""
     directions = _directions(layer)
@@ -277,13 +284,13 @@ def set_layer_params(layer, params):
         tensor.data[...] = xp.asarray(value if same_device else _host_copy(value), dtype=tensor.data.dtype)
 
 
-def layer_to_keras(layer):
+def layer_to_keras(layer: Any) -> list[Array]:
     """The Keras weight list of a layer (a Bidirectional: forward's then backward's)."""
     cell = _layer_cell(layer)
     return [w for p in get_layer_params(layer) for w in params_to_keras(cell, p)]
 
 
-def layer_from_keras(layer, weights):
+def layer_from_keras(layer: Any, weights: Sequence[Array]) -> None:
     """Sets a layer from a Keras weight list (a Bidirectional's: forward's then backward's)."""
     cell = _layer_cell(layer)
     weights = list(weights)
@@ -306,7 +313,7 @@ def _stack(layers):
     return layers, cells.pop(), counts.pop() == 2
 
 
-def layers_to_torch_state_dict(layers, prefix="", tensors="torch"):
+def layers_to_torch_state_dict(layers: Any, prefix: str = "", tensors: str = "torch") -> OrderedDict[str, Any]:
     """The state dict of the ``torch.nn.LSTM/GRU/RNN`` (num_layers = len(layers), bidirectional
     when they are Bidirectional wrappers) equivalent to a stack of our layers."""
     layers, cell, bidirectional = _stack(layers)
@@ -314,7 +321,7 @@ def layers_to_torch_state_dict(layers, prefix="", tensors="torch"):
     return params_to_torch_state_dict(cell, params, len(layers), bidirectional, prefix, tensors)
 
 
-def layers_from_torch(layers, source, prefix=""):
+def layers_from_torch(layers: Any, source: Any, prefix: str = "") -> None:
     """Sets a stack of our layers from a ``torch.nn.LSTM/GRU/RNN`` module or its state dict."""
     layers, cell, bidirectional = _stack(layers)
     if hasattr(source, "state_dict"):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Optional, Sequence
 
 from .. import _files
-from .callbacks import Callback
+from .callbacks import Callback, Logs
 
 __all__ = ["History"]
 
@@ -14,17 +15,18 @@ class History(Callback):
     """``history``: {"loss": [...], "accuracy": [...], "val_loss": [...], ...}, one value per epoch;
     ``epoch``: the epoch indices (from 0)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.history: dict = {}
-        self.epoch: list = []
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
-    def plot(self, path, metrics=None, title=None):
+    def plot(self, path: str | os.PathLike, metrics: Optional[Sequence[str]] = None,
+             title: Optional[str] = None) -> str | os.PathLike:
         """Writes the training and validation curves to ``path`` (PNG), one subplot per metric (loss
         first), training solid and validation dashed: the chapter's view for spotting overfitting
         (validation worsening while training improves) and underfitting (both flat and poor).

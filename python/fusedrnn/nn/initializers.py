@@ -9,7 +9,11 @@ it is given and draws the same values on every call.
 
 from __future__ import annotations
 
+from typing import Any, Callable, Optional
+
 import numpy as np
+
+from .._typing import ArrayLike, DTypeLike
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal", "GlorotUniform",
            "GlorotNormal", "HeUniform", "HeNormal", "Orthogonal", "get"]
@@ -27,10 +31,11 @@ def _fans(shape):
 class Initializer:
     """Base class: subclasses implement ``draw(shape, rng) -> float64 array``."""
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: Optional[int] = None):
         self.seed = seed
 
-    def __call__(self, shape, dtype=np.float32, rng=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 rng: Optional[np.random.Generator] = None) -> np.ndarray:
         shape = tuple(int(s) for s in shape)
         if self.seed is not None:
             rng = np.random.default_rng(self.seed)
@@ -38,31 +43,31 @@ class Initializer:
             rng = np.random.default_rng()
         return np.asarray(self.draw(shape, rng), dtype=dtype).reshape(shape)
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
 class Zeros(Initializer):
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.zeros(shape)
 
 
 class Ones(Initializer):
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.ones(shape)
 
 
 class Constant(Initializer):
     """A scalar, or an array of exactly the weight's shape (a pretrained embedding matrix)."""
 
-    def __init__(self, value=0.0):
+    def __init__(self, value: ArrayLike = 0.0):
         super().__init__()
         self.value = value
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         value = np.asarray(self.value, dtype=np.float64)
         if value.ndim == 0:
             return np.full(shape, float(value))
@@ -72,27 +77,27 @@ class Constant(Initializer):
 
 
 class RandomUniform(Initializer):
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: Optional[int] = None):
         super().__init__(seed)
         self.minval, self.maxval = minval, maxval
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.minval, self.maxval, shape)
 
 
 class RandomNormal(Initializer):
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None):
         super().__init__(seed)
         self.mean, self.stddev = mean, stddev
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.stddev, shape)
 
 
 class GlorotUniform(Initializer):
     """U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out))."""
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, shape)
@@ -101,7 +106,7 @@ class GlorotUniform(Initializer):
 class GlorotNormal(Initializer):
     """Truncated normal (at 2 standard deviations), stddev = sqrt(2 / (fan_in + fan_out)) / .8796."""
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         return _truncated_normal(rng, np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978, shape)
 
@@ -109,13 +114,13 @@ class GlorotNormal(Initializer):
 class HeUniform(Initializer):
     """U(-limit, limit), limit = sqrt(6 / fan_in)."""
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         limit = np.sqrt(6.0 / _fans(shape)[0])
         return rng.uniform(-limit, limit, shape)
 
 
 class HeNormal(Initializer):
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return _truncated_normal(rng, np.sqrt(2.0 / _fans(shape)[0]) / 0.87962566103423978, shape)
 
 
@@ -124,11 +129,11 @@ class Orthogonal(Initializer):
     when the weight is wider than tall, so a recurrent kernel (H, G*H) has orthonormal rows and each
     gate's (H, H) block is orthogonal."""
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: Optional[int] = None):
         super().__init__(seed)
         self.gain = gain
 
-    def draw(self, shape, rng):
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         if len(shape) < 2:
             raise ValueError(f"Orthogonal: needs a weight of at least 2 dimensions, got shape {shape}")
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
@@ -158,7 +163,7 @@ _NAMES = {
 }
 
 
-def get(identifier) -> Initializer:
+def get(identifier: str | Initializer | Callable[..., Any]) -> Callable[..., Any]:
     """An initializer from a Keras name ("glorot_uniform", "orthogonal", "zeros", ...), an instance
     or any callable ``(shape, dtype, rng) -> array``."""
     if isinstance(identifier, str):

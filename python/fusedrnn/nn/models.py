@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import sys
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -38,8 +40,9 @@ from . import saving as _saving
 from . import deferred
 from . import functional as F
 from .. import _native, _validate
+from .._typing import ArrayLike
 from .autograd import Tensor, no_grad, topological_order
-from .callbacks import CallbackList
+from .callbacks import Callback, CallbackList
 from ._numpy_blas import single_threaded_numpy_blas
 from .history import History
 from .layers.base import (Input, InputLayer, Layer, SymbolicTensor, _has_symbolic, _unique, device_arg, device_scope,
@@ -76,14 +79,16 @@ class Model(Layer):
     layers on them (several of each allowed, as lists). Without inputs/outputs, subclass and define
     ``call(self, inputs, training=False)``; layers held in attributes are tracked."""
 
-    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+    def __init__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor] | None = None,
+                 outputs: SymbolicTensor | Sequence[SymbolicTensor] | None = None, name: Optional[str] = None,
+                 **kwargs: Any):
         super().__init__(name=name if name is not None else unique_name(_default_name(self)), **kwargs)
         self.stop_training = False
         self._device = "cpu"
-        self.optimizer = None
-        self.history = None
-        self._compiled = None
-        self._resolved = None
+        self.optimizer: Optional[_optimizers.Optimizer] = None
+        self.history: Optional[History] = None
+        self._compiled: Optional[dict] = None
+        self._resolved: Optional[dict] = None
         self._functional = inputs is not None or outputs is not None
         if not self._functional:
             return
@@ -103,7 +108,7 @@ class Model(Layer):
         for node in self._nodes:
             if isinstance(node.layer, InputLayer) and id(node.outputs[0]) not in given:
                 raise ValueError(f"Model: the outputs depend on input {node.layer.name!r}, which is not in inputs")
-        self._model_layers = []
+        self._model_layers: list[Layer] = []
         for node in [t.node for t in self.inputs] + self._nodes:
             if node.layer not in self._model_layers:
                 self._model_layers.append(node.layer)
@@ -115,10 +120,10 @@ class Model(Layer):
     # -- structure
 
     @property
-    def layers(self) -> list:
+    def layers(self) -> list[Layer]:
         return list(self._model_layers) if self._functional else self._sublayers()
 
-    def get_layer(self, name=None, index=None) -> Layer:
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
         if index is not None:
             return self.layers[index]
         for layer in self.layers:
@@ -126,7 +131,7 @@ class Model(Layer):
                 return layer
         raise ValueError(f"{self.name}: no layer named {name!r} (have {', '.join(l.name for l in self.layers)})")
 
-    def named_weights(self) -> list:
+    def named_weights(self) -> list[tuple[str, Tensor]]:
         """[("layername/weightname", Tensor)] over the layers, in order, each weight once: the names
         that save_weights writes."""
         named = [(f"{self.name}/{n}", t) for n, t, _ in self._own_weights]
@@ -135,7 +140,7 @@ class Model(Layer):
         return _unique(named)
 
     @property
-    def output_names(self) -> list:
+    def output_names(self) -> list[str]:
         if self._functional:
             names = [t.node.layer.name if len(t.node.outputs) == 1 else f"{t.node.layer.name}_{t.index}"
                      for t in self.outputs]
@@ -153,7 +158,7 @@ class Model(Layer):
         """Where the weights live: "cpu" (NumPy arrays) or "cuda" (CuPy arrays)."""
         return self._device
 
-    def to(self, device):
+    def to(self, device: str) -> Model:
         """Moves the weights and the optimizer's state to ``device`` ("cpu" or "cuda") in place, and
         makes the weights of layers built later there; returns the model. Gradients are dropped."""
         device = device_arg(device)
@@ -168,7 +173,7 @@ class Model(Layer):
         self._device = device
         return self
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         if self._device == "cpu" or _has_symbolic((inputs, kwargs)):
             return super().__call__(inputs, **kwargs)
         inputs = map_structure(_to_gpu, self._convert_inputs(inputs))
@@ -184,7 +189,7 @@ class Model(Layer):
 
     # -- running
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if not self._functional:
             raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define call()")
         values = self._bind_inputs(inputs)
@@ -219,7 +224,7 @@ class Model(Layer):
         converted = [_convert_to(value, symbol.dtype) for value, symbol in zip(given, self.inputs)]
         return converted[0] if not isinstance(inputs, (list, tuple)) else converted
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         if not self._functional:
             return super().compute_output_shape(input_shape)
         shapes = [t.shape for t in self.outputs]
@@ -227,7 +232,9 @@ class Model(Layer):
 
     # -- compile
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, device=None):
+    def compile(self, optimizer: str | _optimizers.Optimizer = "rmsprop", loss: Any = None, metrics: Any = None,
+                loss_weights: Optional[Sequence[float] | dict[str, float]] = None,
+                device: Optional[str] = None) -> None:
         """optimizer: a name ("adam", "sgd", "rmsprop") or an Optimizer. loss: a name, Loss or callable,
         or a list/dict (by output name) for several outputs. metrics: a list applied to every output,
         or a list of lists / dict per output. loss_weights: a list/dict of factors for the total loss.
@@ -275,7 +282,7 @@ class Model(Layer):
         return self._resolved
 
     @property
-    def metrics_names(self) -> list:
+    def metrics_names(self) -> list[str]:
         r = self._resolve()
         names = ["loss"] + ([p + "loss" for p in r["prefix"]] if len(r["names"]) > 1 else [])
         return names + [p + m.name for p, ms in zip(r["prefix"], r["metrics"]) for m in ms]
@@ -322,7 +329,8 @@ class Model(Layer):
                 metric.reset()
 
     @_serial_numpy_blas
-    def train_on_batch(self, x, y, lengths=None) -> float:
+    def train_on_batch(self, x: ArrayLike | Sequence[ArrayLike], y: ArrayLike | Sequence[ArrayLike],
+                       lengths: Any = None) -> float:
         """One training step on one batch; returns its loss."""
         self._check_compiled()
         self._check_data_device(x, y)
@@ -358,8 +366,10 @@ class Model(Layer):
             self.built = True
 
     @_serial_numpy_blas
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, seed=None, lengths=None) -> History:
+    def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = 32, epochs: int = 1, verbose: int = 1,
+            callbacks: Optional[Sequence[Callback]] = None, validation_split: float = 0.0,
+            validation_data: Optional[Sequence[Any]] = None, shuffle: bool = True, initial_epoch: int = 0,
+            seed: Optional[int] = None, lengths: Any = None) -> History:
         """Trains for ``epochs`` epochs over (x, y) in batches; returns a History.
 
         validation_data: (x_val, y_val) or (x_val, y_val, lengths_val); validation_split: the last
@@ -405,7 +415,7 @@ class Model(Layer):
             bar = _progress(verbose, steps, f"Epoch {epoch + 1}/{epochs}")
             loss_sum, part_sums, seen, logs, fresh = 0.0, [0.0] * len(r["names"]), 0, {}, True
             for step in range(steps):
-                rows = slice(step * batch_size, (step + 1) * batch_size)
+                rows: Any = slice(step * batch_size, (step + 1) * batch_size)
                 if order is not None:
                     rows = order[rows]
                 batch = _slice_all((xs, ys, ls), rows)
@@ -464,7 +474,8 @@ class Model(Layer):
         return self._logs(loss_sum, part_sums, count)
 
     @_serial_numpy_blas
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, lengths=None, return_dict=False):
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = 32, verbose: int = 0,
+                 lengths: Any = None, return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """The loss (and metrics) over (x, y), in inference mode. Returns a float when there is only
         the loss, else a list in the order of ``metrics_names``, or a dict with ``return_dict=True``."""
         self._check_data_device(x, y)
@@ -478,7 +489,8 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     @_serial_numpy_blas
-    def predict(self, x, batch_size=32, verbose=0, lengths=None):
+    def predict(self, x: Any, batch_size: Optional[int] = 32, verbose: int = 0,
+                lengths: Any = None) -> np.ndarray | list[np.ndarray]:
         """The outputs for x in inference mode (no dropout, no graph), as NumPy arrays (a list for
         several outputs), batch by batch (on the GPU copied to the host once, at the end)."""
         self._check_data_device(x)
@@ -503,7 +515,7 @@ class Model(Layer):
 
     # -- inspection and persistence
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Prints each layer's name, type, output shape and parameter count, then the totals.
 
         Counts are of the arrays we hold. The recurrent layers keep two bias vectors (b_ih and b_hh,
@@ -532,13 +544,13 @@ class Model(Layer):
         print_fn(f"Trainable params: {trainable:,}")
         print_fn(f"Non-trainable params: {total - trainable:,}")
 
-    def save_weights(self, path):
+    def save_weights(self, path: str | os.PathLike) -> None:
         """Writes every weight under its "layername/weightname" (fusedrnn.nn.saving; atomic .npz)."""
         if not self.built:
             raise ValueError(f"{self.name}: the model is not built yet: there are no weights to save")
         _saving.save_weights(self.named_weights(), path)
 
-    def load_weights(self, path, allow_float_cast=False, by_name=False):
+    def load_weights(self, path: str | os.PathLike, allow_float_cast: bool = False, by_name: bool = False) -> None:
         """Sets the weights from a file save_weights wrote; nothing changes if it does not match this
         model (the error says what differs). Weights are matched by name; when the names differ (the
         same architecture built again in one session gets "lstm_1" for "lstm") but the file holds the
@@ -558,16 +570,17 @@ class Sequential(Model):
     first layer ``input_shape=``) to build it at once, or let the first batch build it. ``seed``
     reseeds the initial weights and dropout of the layers added that have no seed of their own."""
 
-    def __init__(self, layers=None, name=None, seed=None):
+    def __init__(self, layers: Optional[Sequence[Layer | SymbolicTensor]] = None, name: Optional[str] = None,
+                 seed: Optional[int] = None):
         super().__init__(name=name)
-        self._layers: list = []
-        self._input = None
-        self._output = None
+        self._layers: list[Layer] = []
+        self._input: Optional[SymbolicTensor] = None
+        self._output: Optional[SymbolicTensor] = None
         self._model_seed = seed
         for layer in layers or []:
             self.add(layer)
 
-    def add(self, layer):
+    def add(self, layer: Layer | SymbolicTensor) -> None:
         if isinstance(layer, SymbolicTensor):
             if self._layers or self._input is not None or not isinstance(layer.node.layer, InputLayer):
                 raise ValueError("Sequential: an Input(...) may only come first")
@@ -591,17 +604,17 @@ class Sequential(Model):
             self.built = True
 
     @property
-    def layers(self) -> list:
+    def layers(self) -> list[Layer]:
         return list(self._layers)
 
     @property
-    def output_names(self) -> list:
+    def output_names(self) -> list[str]:
         return [self._layers[-1].name] if self._layers else ["output_1"]
 
     def _output_count(self) -> int:
         return 1
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if self._input is None:
             self._input = self._output = _input_for(self._layers[0] if self._layers else None, input_shape,
                                                     from_data=True)
@@ -609,7 +622,7 @@ class Sequential(Model):
                 self._output = layer(self._output)
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if not self._layers:
             raise ValueError(f"{self.name}: no layers")
         if self._input is not None:
@@ -621,7 +634,7 @@ class Sequential(Model):
                 raise ValueError(f"Sequential: {layer.name} has several outputs; use the functional Model")
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         shape = input_shape
         for layer in self._layers:
             shape = layer.compute_output_shape(shape)
@@ -705,7 +718,7 @@ def _per_output(spec, names, what, broadcast=True):
     return [spec] * len(names)
 
 
-def _prepare(x, y, lengths):
+def _prepare(x: Any, y: Any, lengths: Any) -> tuple[list, list, Optional[list]]:
     """Lists of arrays (x per input, y per output, lengths per input or None), same sample counts."""
     if x is None:
         raise ValueError("x: no input data given")
@@ -738,7 +751,7 @@ def _split_validation_data(data):
     return tuple(data) if len(data) == 3 else (data[0], data[1], None)
 
 
-def _slice_all(parts, rows):
+def _slice_all(parts: tuple[list, list, Optional[list]], rows: Any) -> tuple[list, list, Optional[list]]:
     xs, ys, ls = parts
     return ([_take(a, rows) for a in xs], [_take(a, rows) for a in ys],
             None if ls is None else [None if l is None else _take(l, rows) for l in ls])

@@ -17,12 +17,18 @@ count of steps taken before this one.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
 from .. import _native
+from .._typing import Array
 from ..reference import array_module
 from . import schedules as _schedules
+from .autograd import Tensor
+
+# A learning rate: a number, or a schedule called with the step count (fusedrnn.nn.schedules).
+LearningRate = Union[float, Callable[[int], float]]
 
 
 class Optimizer:
@@ -30,7 +36,9 @@ class Optimizer:
 
     slot_names: tuple = ()
 
-    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
+                 name: Optional[str] = None):
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
@@ -46,7 +54,7 @@ class Optimizer:
         self.global_clipnorm = global_clipnorm
         self.name = name or type(self).__name__
         self.iterations = 0
-        self._slots = {}  # id(param) -> (param, {slot name: array}); the param is held so its id stays unique
+        self._slots: dict = {}  # id(param) -> (param, {slot name: array}); the param is held so its id stays unique
 
     @property
     def current_learning_rate(self) -> float:
@@ -54,7 +62,7 @@ class Optimizer:
         lr = self.learning_rate
         return float(lr(self.iterations)) if callable(lr) else float(lr)
 
-    def apply_gradients(self, params):
+    def apply_gradients(self, params: Iterable[Tensor]) -> None:
         """One step: updates ``p.data`` in place for each Tensor in ``params`` with a ``grad``."""
         pairs = [(p, p.grad) for p in params if p.grad is not None]
         if pairs:
@@ -85,11 +93,11 @@ class Optimizer:
             self._slots[id(p)] = entry
         return entry[1]
 
-    def _update(self, var, grad, slots, lr):
+    def _update(self, var: Array, grad: Array, slots: dict[str, Array], lr: float) -> None:
         """Updates ``var`` in place; ``grad`` has var's dtype; ``slots`` are var-shaped arrays."""
         raise NotImplementedError
 
-    def move_slots(self, convert):
+    def move_slots(self, convert: Callable[[Array], Array]) -> None:
         """Replaces every slot array by ``convert(array)`` (a model's ``to(device)``)."""
         for _, slots in self._slots.values():
             for name in slots:
@@ -102,13 +110,13 @@ class Optimizer:
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
 
     @classmethod
-    def from_config(cls, config: dict):
+    def from_config(cls, config: dict) -> Optimizer:
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = _schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, iterations={self.iterations})"
 
 
@@ -129,7 +137,8 @@ class SGD(Optimizer):
     ``var += m`` (nesterov: ``var += momentum * m - lr * g``). For a constant learning rate this is
     PyTorch's SGD (its buffer is ``-m / lr``)."""
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 **kwargs: Any):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum: must be in [0, 1], got {momentum}")
         super().__init__(learning_rate, **kwargs)
@@ -137,7 +146,7 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slot_names = ("momentum",) if self.momentum > 0 else ()
 
-    def _update(self, var, grad, slots, lr):
+    def _update(self, var: Array, grad: Array, slots: dict[str, Array], lr: float) -> None:
         if not self.slot_names:
             var -= lr * grad
             return
@@ -159,7 +168,8 @@ class Adam(Optimizer):
     amsgrad uses the running maximum of v. PyTorch puts epsilon after the bias correction
     (``m_hat / (sqrt(v_hat) + eps)``): the two agree when epsilon is negligible next to sqrt(v)."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any):
         for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{key}: must be in [0, 1), got {value}")
@@ -170,7 +180,7 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
         self.slot_names = ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
 
-    def _update(self, var, grad, slots, lr):
+    def _update(self, var: Array, grad: Array, slots: dict[str, Array], lr: float) -> None:
         xp = array_module(var)
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
@@ -231,7 +241,8 @@ class RMSprop(Optimizer):
     ``var -= m``, else ``var -= step``. PyTorch divides by ``sqrt(v) + eps`` instead: the same when
     epsilon is negligible."""
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, **kwargs: Any):
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"rho: must be in [0, 1), got {rho}")
         if not 0.0 <= momentum <= 1.0:
@@ -244,7 +255,7 @@ class RMSprop(Optimizer):
         self.slot_names = ("velocity",) + (("momentum",) if self.momentum > 0 else ()) + (
             ("average_gradient",) if self.centered else ())
 
-    def _update(self, var, grad, slots, lr):
+    def _update(self, var: Array, grad: Array, slots: dict[str, Array], lr: float) -> None:
         xp = array_module(var)
         velocity = slots["velocity"]
         velocity *= self.rho
@@ -272,7 +283,7 @@ class RMSprop(Optimizer):
 _BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
-def get(obj) -> Optimizer:
+def get(obj: str | Optimizer | type[Optimizer]) -> Optimizer:
     """An Optimizer from a name ("sgd", "adam", "rmsprop", with Keras's defaults) or an instance."""
     if isinstance(obj, Optimizer):
         return obj

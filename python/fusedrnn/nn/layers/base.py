@@ -17,18 +17,20 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .. import initializers
 from ..autograd import Tensor
 from .. import functional as F
+from ..._typing import Array, ArrayLike, DTypeLike, Shape
 from ..._validate import lengths_arg
 
 __all__ = ["Layer", "InputLayer", "Input", "SymbolicTensor", "Node", "set_random_seed", "clear_session",
            "floatx", "set_floatx"]
 
-_state = {"floatx": "float32", "rng": np.random.default_rng(), "names": {}, "device": "cpu"}
+_state: dict[str, Any] = {"floatx": "float32", "rng": np.random.default_rng(), "names": {}, "device": "cpu"}
 DEVICES = ("cpu", "cuda")
 
 
@@ -37,20 +39,20 @@ def floatx() -> str:
     return _state["floatx"]
 
 
-def set_floatx(dtype: str):
+def set_floatx(dtype: DTypeLike) -> None:
     """Sets the default float dtype of layers built from now on: "float32" or "float64"."""
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"set_floatx: expected 'float32' or 'float64', got {dtype!r}")
     _state["floatx"] = np.dtype(dtype).name
 
 
-def device_arg(device) -> str:
+def device_arg(device: str) -> str:
     if device not in DEVICES:
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     return device
 
 
-def to_device(array, device):
+def to_device(array: Array, device: str) -> Array:
     """``array`` (NumPy or CuPy) on ``device``: itself if it is there already, else a copy."""
     if device == "cpu":
         return array.get() if hasattr(array, "get") else array
@@ -60,7 +62,7 @@ def to_device(array, device):
 
 
 @contextlib.contextmanager
-def device_scope(device):
+def device_scope(device: str) -> Iterator[None]:
     """Weights created inside (layers built lazily on a first call) are put on ``device``."""
     previous, _state["device"] = _state["device"], device_arg(device)
     try:
@@ -69,12 +71,12 @@ def device_scope(device):
         _state["device"] = previous
 
 
-def set_random_seed(seed: int):
+def set_random_seed(seed: Optional[int]) -> None:
     """Reseeds the generator that layers constructed without ``seed`` draw their own seeds from."""
     _state["rng"] = np.random.default_rng(seed)
 
 
-def clear_session():
+def clear_session() -> None:
     """Restarts the automatic layer names ("lstm", "lstm_1", ...) from scratch."""
     _state["names"].clear()
 
@@ -91,7 +93,7 @@ def unique_name(prefix: str) -> str:
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
-def _new_seed_sequence(seed=None) -> np.random.SeedSequence:
+def _new_seed_sequence(seed: Optional[int] = None) -> np.random.SeedSequence:
     if seed is None:
         seed = int(_state["rng"].integers(2**63))
     return np.random.SeedSequence(seed)
@@ -99,7 +101,7 @@ def _new_seed_sequence(seed=None) -> np.random.SeedSequence:
 
 # ----------------------------------------------------------------------------------------- structures
 
-def map_structure(fn, struct):
+def map_structure(fn: Callable[[Any], Any], struct: Any) -> Any:
     """fn applied to every leaf of nested lists, tuples and dicts."""
     if isinstance(struct, (list, tuple)):
         return type(struct)(map_structure(fn, s) for s in struct)
@@ -108,17 +110,17 @@ def map_structure(fn, struct):
     return fn(struct)
 
 
-def flatten(struct) -> list:
-    out = []
+def flatten(struct: Any) -> list:
+    out: list = []
     map_structure(out.append, struct)
     return out
 
 
-def is_array(value) -> bool:
+def is_array(value: Any) -> bool:
     return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
 
-def batchless(shape) -> tuple:
+def batchless(shape: Sequence[Any]) -> Shape:
     """A concrete shape with the batch axis shown as None."""
     return (None,) + tuple(int(s) for s in shape[1:])
 
@@ -129,21 +131,21 @@ class SymbolicTensor:
     """A placeholder for a layer's output in the functional API: shape (None for unknown sizes), dtype,
     and the node (layer call) that produces it."""
 
-    def __init__(self, shape, dtype, node, index=0):
-        self.shape = tuple(shape)
+    def __init__(self, shape: Sequence[Optional[int]], dtype: DTypeLike, node: Node, index: int = 0):
+        self.shape: Shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.node = node
         self.index = index
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def layer(self):
+    def layer(self) -> Layer:
         return self.node.layer
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SymbolicTensor(shape={self.shape}, dtype={self.dtype.name}, layer={self.node.layer.name!r})"
 
 
@@ -151,13 +153,13 @@ class Node:
     """One call of a layer in the functional graph: its symbolic inputs and keyword arguments
     (which may hold symbolic tensors too, e.g. ``initial_state``) and its symbolic outputs."""
 
-    def __init__(self, layer, inputs, kwargs):
+    def __init__(self, layer: Layer, inputs: Any, kwargs: dict):
         self.layer = layer
         self.inputs = inputs
         self.kwargs = kwargs
-        self.outputs: list = []
+        self.outputs: list[SymbolicTensor] = []
 
-    def parents(self) -> list:
+    def parents(self) -> list[SymbolicTensor]:
         return [t for t in flatten((self.inputs, self.kwargs)) if isinstance(t, SymbolicTensor)]
 
 
@@ -189,8 +191,10 @@ class Layer:
     Layers held in attributes (or lists in attributes) are sublayers: their weights are this layer's too.
     """
 
-    def __init__(self, name=None, trainable=True, dtype=None, seed=None, input_shape=None, input_dim=None,
-                 batch_input_shape=None, weights=None):
+    def __init__(self, name: Optional[str] = None, trainable: bool = True, dtype: Optional[DTypeLike] = None,
+                 seed: Optional[int] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
+                 input_dim: Optional[int] = None, batch_input_shape: Optional[Sequence[Optional[int]]] = None,
+                 weights: Optional[Sequence[ArrayLike]] = None):
         self.name = name if name is not None else unique_name(_snake(type(self).__name__))
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
             raise ValueError(f"name: expected a non-empty string without '/', got {self.name!r}")
@@ -200,19 +204,19 @@ class Layer:
         self.built = False
         self._own_weights: list = []  # [short name, Tensor, trainable flag]
         self._initial_weights = weights
-        self.input_shape = None  # of the first call, batch axis None
-        self.output_shape = None
+        self.input_shape: Any = None  # of the first call, batch axis None (a Shape, or a list of them)
+        self.output_shape: Any = None
         if batch_input_shape is None and input_shape is not None:
             batch_input_shape = (None,) + tuple(input_shape)
         if batch_input_shape is None and input_dim is not None:
             batch_input_shape = (None, input_dim)
-        self._batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
+        self._batch_input_shape: Optional[Shape] = None if batch_input_shape is None else tuple(batch_input_shape)
         self._seed_entropy = _new_seed_sequence(seed).entropy
         self._reseed(np.random.SeedSequence(self._seed_entropy))
 
     # -- randomness
 
-    def _reseed(self, sequence: np.random.SeedSequence):
+    def _reseed(self, sequence: np.random.SeedSequence) -> None:
         """Derives the initializer and dropout generators (and the sublayers') from ``sequence``."""
         subs = self._sublayers()
         children = sequence.spawn(2 + len(subs))
@@ -223,7 +227,7 @@ class Layer:
 
     # -- sublayers and weights
 
-    def _sublayers(self) -> list:
+    def _sublayers(self) -> list[Layer]:
         found, seen = [], set()
         for value in list(vars(self).values()):
             for item in (value if isinstance(value, (list, tuple)) else (value,)):
@@ -232,7 +236,8 @@ class Layer:
                     found.append(item)
         return found
 
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, dtype=None) -> Tensor:
+    def add_weight(self, name: str, shape: Sequence[int], initializer: Any = "glorot_uniform", trainable: bool = True,
+                   dtype: Optional[DTypeLike] = None) -> Tensor:
         """A new weight Tensor ``layername/name``, drawn from ``initializer`` with this layer's generator."""
         if any(entry[0] == name for entry in self._own_weights):
             raise ValueError(f"{self.name}: a weight named {name!r} already exists")
@@ -251,7 +256,7 @@ class Layer:
         return self._trainable
 
     @trainable.setter
-    def trainable(self, value: bool):
+    def trainable(self, value: bool) -> None:
         """Freezes (False) or unfreezes this layer's weights and its sublayers'."""
         self._trainable = bool(value)
         for _, tensor, flag in self._own_weights:
@@ -259,7 +264,7 @@ class Layer:
         for sub in self._sublayers():
             sub.trainable = value
 
-    def named_weights(self) -> list:
+    def named_weights(self) -> list[tuple[str, Tensor]]:
         """[("layername/weightname", Tensor)] in a stable order (own weights, then sublayers')."""
         out = [(f"{self.name}/{name}", tensor) for name, tensor, _ in self._own_weights]
         for sub in self._sublayers():
@@ -267,22 +272,22 @@ class Layer:
         return _unique(out)
 
     @property
-    def weights(self) -> list:
+    def weights(self) -> list[Tensor]:
         return [t for _, t in self.named_weights()]
 
     @property
-    def trainable_weights(self) -> list:
+    def trainable_weights(self) -> list[Tensor]:
         return [t for t in self.weights if t.requires_grad]
 
     @property
-    def non_trainable_weights(self) -> list:
+    def non_trainable_weights(self) -> list[Tensor]:
         return [t for t in self.weights if not t.requires_grad]
 
-    def get_weights(self) -> list:
+    def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights as NumPy arrays, in the order of ``weights``."""
         return [np.array(t.numpy(), copy=True) for t in self.weights]
 
-    def set_weights(self, values):
+    def set_weights(self, values: Sequence[ArrayLike]) -> None:
         """Sets the weights (in place) from NumPy arrays in the order of ``weights``, checking count and shapes."""
         named = self.named_weights()
         values = list(values)
@@ -305,10 +310,10 @@ class Layer:
 
     # -- building and calling
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         """Creates the weights for inputs of ``input_shape`` (batch axis None)."""
 
-    def _maybe_build(self, input_shape):
+    def _maybe_build(self, input_shape: Any) -> None:
         if self.built:
             return
         self.build(input_shape)
@@ -317,17 +322,17 @@ class Layer:
             self.set_weights(self._initial_weights)
             self._initial_weights = None
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.call")
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} cannot be used in the functional API: it does not "
                                   "define compute_output_shape")
 
-    def output_dtype(self, input_dtypes):
+    def output_dtype(self, input_dtypes: Any) -> np.dtype:
         return self.dtype
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         """Runs the layer on arrays or Tensors, or records it in the graph when given symbolic inputs.
 
         ``lengths`` (B,) (a list aligned with the inputs for several inputs) marks the valid steps of
@@ -379,7 +384,7 @@ class Layer:
             self.input_shape, self.output_shape = shapes, out_shapes
         return outputs
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
 
@@ -403,7 +408,7 @@ def _attach_lengths(inputs, lengths):
     return with_lengths(inputs, lengths)
 
 
-def with_lengths(tensor: Tensor, lengths) -> Tensor:
+def with_lengths(tensor: Tensor, lengths: ArrayLike) -> Tensor:
     """``tensor`` (B, T, ...) marked with ``lengths`` (checked), as a new Tensor (the caller's is left alone)."""
     if tensor.ndim < 2:
         raise ValueError(f"lengths: given for an input of shape {tuple(tensor.shape)}, which has no time axis")
@@ -414,7 +419,7 @@ def with_lengths(tensor: Tensor, lengths) -> Tensor:
     return out
 
 
-def lengths_from_valid(valid, what: str):
+def lengths_from_valid(valid: Array, what: str) -> np.ndarray:
     """(B,) lengths (NumPy) from a (B, T) boolean array of valid steps that must be post-padded (every
     row valid from step 0 to its length, then padding). ``what`` names the source in errors. A GPU
     array is copied to the host (a synchronisation): give a host copy where there is one."""
@@ -436,19 +441,22 @@ def lengths_from_valid(valid, what: str):
 class InputLayer(Layer):
     """The layer behind ``Input``: passes its input through."""
 
-    def __init__(self, batch_shape, dtype=None, name=None):
+    def __init__(self, batch_shape: Sequence[Optional[int]], dtype: Optional[DTypeLike] = None,
+                 name: Optional[str] = None):
         super().__init__(name=name if name is not None else unique_name("input_layer"), dtype=dtype)
         self.built = True
         self.input_shape = self.output_shape = tuple(batch_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:  # type: ignore[override]  # no training flag to take
         return inputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
 
-def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None) -> SymbolicTensor:
+def Input(shape: Optional[int | Sequence[Optional[int]]] = None, batch_size: Optional[int] = None,
+          dtype: Optional[DTypeLike] = None, name: Optional[str] = None,
+          batch_shape: Optional[Sequence[Optional[int]]] = None) -> SymbolicTensor:
     """A symbolic model input of per-sample ``shape`` (None for a size known only at run time, e.g.
     the steps), e.g. ``Input((None,), dtype="int64")`` for padded ids or ``Input((20, 1))``."""
     if batch_shape is None:

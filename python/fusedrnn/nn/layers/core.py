@@ -6,12 +6,16 @@ recurrent layers downstream and the loss see the padding.
 
 from __future__ import annotations
 
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
+from ..._typing import Array, ArrayLike
 from ...reference import array_module
 from .. import deferred
 from .. import functional as F
 from .. import initializers
+from ..autograd import Tensor
 from .base import Layer, lengths_from_valid, with_lengths
 
 __all__ = ["Dense", "Embedding", "Dropout", "Masking", "Activation", "Concatenate", "Add", "Multiply", "Average"]
@@ -43,7 +47,7 @@ def _known_last(layer, input_shape, what="features"):
     return int(last)
 
 
-def carry_lengths(out, source):
+def carry_lengths(out: Tensor, source: Tensor) -> Tensor:
     """out with source's lengths (out is a fresh tensor from an op, or source itself)."""
     if source.lengths is not None and out.lengths is None:
         out.lengths = source.lengths
@@ -54,8 +58,8 @@ class Dense(Layer):
     """``activation(x @ kernel + bias)`` on the last axis: (..., I) -> (..., units), so it applies to
     every step of a (B, T, I) sequence as Keras's Dense does. kernel (I, units), bias (units,)."""
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros", **kwargs: Any):
         super().__init__(**kwargs)
         self.units = _positive_int("units", units)
         self.activation = _activation_arg(activation)
@@ -63,16 +67,16 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         features = _known_last(self, input_shape)
         self.kernel = self.add_weight("kernel", (features, self.units), self.kernel_initializer)
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         out = F.activation(F.linear(inputs, self.kernel, self.bias), self.activation)
         return carry_lengths(out, inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape[:-1]) + (self.units,)
 
 
@@ -84,8 +88,9 @@ class Embedding(Layer):
     ``embeddings=matrix`` or ``weights=[matrix]`` (a pretrained table), else ``embeddings_initializer``;
     ``trainable=False`` freezes the table."""
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, input_length=None,
-                 embeddings=None, **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
+                 mask_zero: bool = False, input_length: Optional[int] = None, embeddings: Optional[ArrayLike] = None,
+                 **kwargs: Any):
         if input_length is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
@@ -104,10 +109,10 @@ class Embedding(Layer):
                                  f"({self.input_dim}, {self.output_dim}), got {got}")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         # checks and padding read the host copy of GPU ids when the model made one (no GPU round trip)
         given = inputs.host if inputs.host is not None else inputs.data
         self._check_ids(given)
@@ -123,7 +128,7 @@ class Embedding(Layer):
             out.lengths = lengths_from_valid(given != 0, f"{self.name} (mask_zero)")
         return out
 
-    def _check_ids(self, ids):
+    def _check_ids(self, ids: Array) -> None:
         """Integers (or integral floats) in [0, input_dim); on GPU ids the value checks are deferred."""
         xp = array_module(ids)
         if ids.dtype.kind == "f":
@@ -136,7 +141,7 @@ class Embedding(Layer):
                 f"{self.name}: ids must be in [0, input_dim) = [0, {self.input_dim}), "
                 f"got min {int(ids.min())}, max {int(ids.max())}"))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape) + (self.output_dim,)
 
 
@@ -144,12 +149,12 @@ class Dropout(Layer):
     """Inverted dropout in training (zero a fraction ``rate``, scale the rest by 1 / (1 - rate));
     the identity otherwise. ``noise_shape`` with 1s shares a mask along those axes (None: the input's size)."""
 
-    def __init__(self, rate, noise_shape=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: Optional[Sequence[Optional[int]]] = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.rate = _rate_arg("rate", rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if not training or self.rate == 0.0:
             return inputs
         if self.noise_shape is None:
@@ -162,7 +167,7 @@ class Dropout(Layer):
             out = F.multiply_constant(inputs, F.dropout_mask(inputs.xp, shape, self.rate, self.rng, inputs.dtype))
         return carry_lengths(out, inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
 
@@ -170,39 +175,39 @@ class Masking(Layer):
     """Marks the steps of x (B, T, F) whose features all equal ``mask_value`` as padding (post-padding
     only), setting the output's lengths; the values pass through unchanged."""
 
-    def __init__(self, mask_value=0.0, **kwargs):
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.mask_value = mask_value
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if inputs.ndim != 3:
             raise ValueError(f"{self.name}: expected input (B, T, features), got shape {tuple(inputs.shape)}")
         values = inputs.host if inputs.host is not None else inputs.data  # the host copy: no GPU round trip
         valid = (values != self.mask_value).any(axis=-1)
         return with_lengths(inputs, lengths_from_valid(valid, self.name))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
 
 class Activation(Layer):
     """An activation (linear, relu, tanh, sigmoid, softmax over the last axis) as a layer."""
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.activation = _activation_arg(activation)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         return carry_lengths(F.activation(inputs, self.activation), inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
 
 class _Merge(Layer):
     """Combines a list of tensors of one shape; the first input's lengths carry over."""
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
             raise ValueError(f"{self.name}: expected a list of at least 2 inputs")
         shapes = {tuple(t.shape) for t in inputs}
@@ -210,19 +215,22 @@ class _Merge(Layer):
             raise ValueError(f"{self.name}: inputs must have one shape, got {sorted(shapes)}")
         return carry_lengths(self.merge(list(inputs)), inputs[0])
 
-    def compute_output_shape(self, input_shape):
+    def merge(self, inputs: list[Tensor]) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.merge")
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape[0])
 
 
 class Concatenate(_Merge):
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any):
         super().__init__(**kwargs)
         self.axis = axis
 
-    def merge(self, inputs):
+    def merge(self, inputs: list[Tensor]) -> Tensor:
         return F.concat(inputs, axis=self.axis)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         sizes = [s[self.axis] for s in input_shape]
         out = list(input_shape[0])
         out[self.axis] = None if any(s is None for s in sizes) else int(sum(sizes))
@@ -230,7 +238,7 @@ class Concatenate(_Merge):
 
 
 class Add(_Merge):
-    def merge(self, inputs):
+    def merge(self, inputs: list[Tensor]) -> Tensor:
         out = inputs[0]
         for t in inputs[1:]:
             out = F.add(out, t)
@@ -238,7 +246,7 @@ class Add(_Merge):
 
 
 class Multiply(_Merge):
-    def merge(self, inputs):
+    def merge(self, inputs: list[Tensor]) -> Tensor:
         out = inputs[0]
         for t in inputs[1:]:
             out = F.multiply(out, t)
@@ -246,5 +254,5 @@ class Multiply(_Merge):
 
 
 class Average(Add):
-    def merge(self, inputs):
+    def merge(self, inputs: list[Tensor]) -> Tensor:
         return F.scale(super().merge(inputs), 1.0 / len(inputs))

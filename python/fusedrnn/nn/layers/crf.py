@@ -14,8 +14,11 @@ decoding. They start at zero: the untrained CRF decodes each step's best score, 
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
+from ..._typing import Array, ArrayLike
 from ..._validate import lengths_arg
 from ...reference import array_module
 from .. import crf as math
@@ -31,12 +34,12 @@ __all__ = ["CRF", "CRFLoss"]
 class CRF(Layer):
     """Tag scores (B, T, C) -> the same scores; ``loss`` trains, ``decode`` tags."""
 
-    def __init__(self, transitions_initializer="zeros", **kwargs):
+    def __init__(self, transitions_initializer: Any = "zeros", **kwargs: Any):
         super().__init__(**kwargs)
         self.transitions_initializer = transitions_initializer
         self._loss = CRFLoss(self)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if len(input_shape) != 3:
             raise ValueError(f"{self.name}: expects tag scores of shape (B, T, C), got an input of shape "
                              f"{tuple(input_shape)}")
@@ -45,12 +48,12 @@ class CRF(Layer):
         self.start = self.add_weight("start", (classes,), "zeros")
         self.end = self.add_weight("end", (classes,), "zeros")
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if inputs.ndim != 3:
             raise ValueError(f"{self.name}: expects tag scores of shape (B, T, C), got {tuple(inputs.shape)}")
         return inputs  # the weights act in the loss and the decoding, not on the scores
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape)
 
     @property
@@ -58,7 +61,7 @@ class CRF(Layer):
         """The loss to compile with: targets one-hot (B, T, C) or tag ids (B, T)."""
         return self._loss
 
-    def decode(self, scores, lengths=None):
+    def decode(self, scores: Tensor | ArrayLike, lengths: Optional[ArrayLike] = None) -> Array:
         """Best tag paths: scores (B, T, C) (what the model predicts), lengths (B,) in 1..T (None: all
         T) -> (B, T) int64 tag ids, 0 past each length, on the device of ``scores``."""
         if not self.built:
@@ -87,7 +90,7 @@ class CRFLoss(Loss):
     def __init__(self, crf: CRF):
         self.crf = crf
 
-    def __call__(self, y_true, y_pred, mask=None) -> Tensor:
+    def __call__(self, y_true: Tensor | ArrayLike, y_pred: Tensor | Array, mask: Optional[Array] = None) -> Tensor:
         if mask is not None:
             raise ValueError("mask: the CRF loss reads the sequences' lengths from the scores; per-step "
                              "weights do not apply to whole paths")
@@ -128,5 +131,5 @@ class CRFLoss(Loss):
             f"y_true: tag ids must be in 0..{classes - 1} at every valid step"))
         return tags
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"CRFLoss({self.crf.name})"

@@ -14,10 +14,14 @@ output sequence and leave the state alone, so ``h`` is the state after each row'
 
 from __future__ import annotations
 
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
+from ..._typing import Array
 from .. import functional as F
 from .. import initializers
+from ..autograd import Tensor
 from .base import Layer
 from .core import _positive_int, _rate_arg
 
@@ -40,10 +44,11 @@ class _RNN(Layer):
 
     cell = ""
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros", dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, unroll: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.units = _positive_int("units", units)
         allowed = ("tanh", "relu") if self.cell == "rnn" else ("tanh",)
@@ -74,14 +79,14 @@ class _RNN(Layer):
     def state_count(self) -> int:
         return 2 if self.cell == "lstm" else 1
 
-    def _clone(self, name, go_backwards, seed):
+    def _clone(self, name: str, go_backwards: bool, seed: Optional[int]) -> _RNN:
         """A fresh, unbuilt layer of the same configuration (for Bidirectional)."""
         return type(self)(**self._config, **self._extra_config(), go_backwards=go_backwards, name=name, seed=seed)
 
     def _extra_config(self) -> dict:
         return {}
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"{self.name}: expected input (batch, steps, features) with known features, "
                              f"got shape {tuple(input_shape)}")
@@ -94,7 +99,7 @@ class _RNN(Layer):
     def _input_bias_initializer(self):
         return self.bias_initializer
 
-    def call(self, inputs, training=False, initial_state=None):
+    def call(self, inputs: Any, training: bool = False, initial_state: Optional[Sequence[Any]] = None) -> Any:
         lengths = inputs.lengths
         y, h, c = self.sequence(inputs, lengths, initial_state, training, reverse=self.go_backwards)
         if self.return_sequences:
@@ -108,13 +113,15 @@ class _RNN(Layer):
             return output
         return [output, h, c] if self.cell == "lstm" else [output, h]
 
-    def sequence(self, x, lengths, initial_state, training, reverse):
+    def sequence(self, x: Tensor, lengths: Optional[Array], initial_state: Optional[Sequence[Any]], training: bool,
+                 reverse: bool) -> tuple[Tensor, Tensor, Optional[Tensor]]:
         """One fused pass over x (B, T, I) -> y (B, T, H) in input order, h (B, H), c (B, H) or None."""
         x, h0, c0, recurrent_mask = self.prepare(x, initial_state, training)
         return F.recurrent(self.cell, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, h0, c0, lengths, reverse,
                            self.activation, recurrent_mask)
 
-    def prepare(self, x, initial_state, training):
+    def prepare(self, x: Tensor, initial_state: Optional[Sequence[Any]],
+                training: bool) -> tuple[Tensor, Optional[Tensor], Optional[Tensor], Optional[Array]]:
         """-> (x after input dropout, h0, c0, recurrent mask): what one fused pass needs. Dropout
         (training only): one input mask (B, 1, I) per sequence, and a variational mask (B, H) on the
         state W_hh sees, both drawn once per batch."""
@@ -143,7 +150,7 @@ class _RNN(Layer):
                                  f"got {tuple(s.shape)}")
         return states[0], (states[1] if self.cell == "lstm" else None)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = input_shape[0], input_shape[1]
         state = (batch, self.units)
         output = (batch, steps, self.units) if self.return_sequences else state
@@ -163,11 +170,11 @@ class LSTM(_RNN):
 
     cell = "lstm"
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs: Any):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
-    def _extra_config(self):
+    def _extra_config(self) -> dict:
         return {"unit_forget_bias": self.unit_forget_bias}
 
     def _input_bias_initializer(self):
@@ -188,7 +195,7 @@ class GRU(_RNN):
 
     cell = "gru"
 
-    def __init__(self, units, reset_after=True, **kwargs):
+    def __init__(self, units: int, reset_after: bool = True, **kwargs: Any):
         if not reset_after:
             raise ValueError("GRU: reset_after=False is not supported (the fused kernels implement reset_after=True)")
         super().__init__(units, **kwargs)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
 from .. import functional as F
+from ..autograd import Tensor
 from .base import Layer
 from .core import Dense, carry_lengths
 from .recurrent import _RNN
@@ -25,7 +28,8 @@ class Bidirectional(Layer):
     "mul", or None for the list [forward, backward]. With ``return_state`` the states follow the
     output: [h_fwd, (c_fwd,) h_bwd, (c_bwd)]; ``initial_state`` takes them in the same order."""
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+    def __init__(self, layer: _RNN, merge_mode: Optional[str] = "concat", backward_layer: Optional[_RNN] = None,
+                 **kwargs: Any):
         if not isinstance(layer, _RNN):
             raise TypeError(f"Bidirectional: expected a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
         if layer.built:
@@ -53,11 +57,11 @@ class Bidirectional(Layer):
         if self._batch_input_shape is None:
             self._batch_input_shape = layer._batch_input_shape
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.forward_layer._maybe_build(input_shape)
         self.backward_layer._maybe_build(input_shape)
 
-    def call(self, inputs, training=False, initial_state=None):
+    def call(self, inputs: Any, training: bool = False, initial_state: Optional[Sequence[Any]] = None) -> Any:
         lengths = inputs.lengths
         forward_state = backward_state = None
         if initial_state is not None:
@@ -90,7 +94,7 @@ class Bidirectional(Layer):
         states = [hf, cf, hb, cb] if self.forward_layer.cell == "lstm" else [hf, hb]
         return outputs + states
 
-    def _merge(self, a, b):
+    def _merge(self, a: Tensor, b: Tensor) -> Tensor | list[Tensor]:
         if self.merge_mode == "concat":
             return F.concat([a, b], axis=-1)
         if self.merge_mode == "sum":
@@ -101,7 +105,7 @@ class Bidirectional(Layer):
             return F.multiply(a, b)
         return [a, b]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = input_shape[0], input_shape[1]
         units = self.forward_layer.units
         one = (batch, steps, units) if self.return_sequences else (batch, units)
@@ -120,7 +124,7 @@ class TimeDistributed(Layer):
     """Applies ``layer`` to every step of x (B, T, ...): the steps are folded into the batch
     ((B*T, ...)), except for Dense, which applies to the last axis directly."""
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, **kwargs: Any):
         if not isinstance(layer, Layer):
             raise TypeError(f"TimeDistributed: expected a layer, got {type(layer).__name__}")
         kwargs.setdefault("dtype", layer.dtype)
@@ -129,12 +133,12 @@ class TimeDistributed(Layer):
         if self.seed is not None:
             self._reseed(np.random.SeedSequence(self._seed_entropy))
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if len(input_shape) < 3:
             raise ValueError(f"{self.name}: expected input (batch, steps, ...), got shape {tuple(input_shape)}")
         self.layer._maybe_build((None,) + tuple(input_shape[2:]))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         if inputs.ndim < 3:
             raise ValueError(f"{self.name}: expected input (batch, steps, ...), got shape {tuple(inputs.shape)}")
         if isinstance(self.layer, Dense):
@@ -146,6 +150,6 @@ class TimeDistributed(Layer):
             out = F.reshape(out, (batch, steps) + tuple(out.shape[1:]))
         return carry_lengths(out, inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
         return tuple(input_shape[:2]) + tuple(inner[1:])
