@@ -6,7 +6,9 @@ outputs). Arrays are float32 or float64 (lengths int64), one dtype per call; out
 place. Shapes (ARCHITECTURE.md, "Shapes and weights"): x (B, T, I), w_ih (G*H, I), w_hh (G*H, H),
 b_ih and b_hh (G*H,), states (B, H), y and dy (B, T, H), saved gates (B, T, G*H), aux (B, T, A*H),
 h_prev (B, T, H). activation: 0 tanh, 1 relu (the vanilla RNN only). c0, c_n, dc_n and dc0 are
-the LSTM's; the other cells take None.
+the LSTM's; the other cells take None. An LSTM with projections (torch's proj_size) also takes
+w_hr (P, H), and its backward writes dw_hr (P, H); its w_hh is (4*H, P) and its h0, h_n, y, dy,
+h_prev, dh_n and dh0 have P where the others have H (c0, c_n, dc_n, dc0 keep H).
 """
 
 from typing import Any, Optional
@@ -32,6 +34,7 @@ def lstm_forward(
     gates: Optional[numpy.ndarray],
     aux: Optional[numpy.ndarray],
     h_prev: Optional[numpy.ndarray],
+    w_hr: Optional[numpy.ndarray] = None,
 ) -> None:
     """One LSTM direction over a whole sequence: writes y, h_n, c_n and the saved gates, aux, h_prev (all three None: inference)."""
 
@@ -57,6 +60,8 @@ def lstm_backward(
     db_hh: numpy.ndarray,
     dh0: numpy.ndarray,
     dc0: Optional[numpy.ndarray],
+    w_hr: Optional[numpy.ndarray] = None,
+    dw_hr: Optional[numpy.ndarray] = None,
 ) -> None:
     """BPTT of one LSTM direction from what its forward saved: writes every gradient (dx only when given)."""
 
@@ -79,6 +84,7 @@ def gru_forward(
     gates: Optional[numpy.ndarray],
     aux: Optional[numpy.ndarray],
     h_prev: Optional[numpy.ndarray],
+    w_hr: Optional[numpy.ndarray] = None,
 ) -> None:
     """One GRU direction over a whole sequence: writes y, h_n and the saved gates, aux, h_prev (all three None: inference)."""
 
@@ -104,6 +110,8 @@ def gru_backward(
     db_hh: numpy.ndarray,
     dh0: numpy.ndarray,
     dc0: Optional[numpy.ndarray],
+    w_hr: Optional[numpy.ndarray] = None,
+    dw_hr: Optional[numpy.ndarray] = None,
 ) -> None:
     """BPTT of one GRU direction from what its forward saved: writes every gradient (dx only when given)."""
 
@@ -126,6 +134,7 @@ def rnn_forward(
     gates: Optional[numpy.ndarray],
     aux: Optional[numpy.ndarray],
     h_prev: Optional[numpy.ndarray],
+    w_hr: Optional[numpy.ndarray] = None,
 ) -> None:
     """One vanilla RNN direction over a whole sequence: writes y, h_n and the saved gates, aux, h_prev (all three None: inference)."""
 
@@ -151,6 +160,8 @@ def rnn_backward(
     db_hh: numpy.ndarray,
     dh0: numpy.ndarray,
     dc0: Optional[numpy.ndarray],
+    w_hr: Optional[numpy.ndarray] = None,
+    dw_hr: Optional[numpy.ndarray] = None,
 ) -> None:
     """BPTT of one vanilla RNN direction from what its forward saved: writes every gradient (dx only when given)."""
 
