@@ -1,6 +1,6 @@
 """Shared helpers: seeded data, random parameters, and one forward+backward call through any implementation.
 
-Shapes (DESIGN.md): x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
+Shapes (ARCHITECTURE.md, "Shapes and weights"): x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
 b_ih, b_hh (G*H,) with G = 4 (LSTM), 3 (GRU), 1 (RNN).
 """
 

@@ -1,61 +1,24 @@
-"""One direction of a recurrent layer: validation, backend dispatch, outputs and saved context."""
+"""One direction of a recurrent layer: backend dispatch of checked arguments, outputs and context.
+
+``forward`` and ``backward`` are the one-direction ops: they check their arguments (``_validate``)
+and choose the backend once, then run ``forward_checked`` / ``backward_checked``, which ``_stack``
+calls directly with arguments it has already checked. Below this module are the backends
+(``_native``'s compiled CPU module, ``_gpu``, ``reference``) and the leaf ``_context``; nothing
+below calls back up (ARCHITECTURE.md, "Layers of the package").
+"""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
-from . import _native, _validate, reference
+from . import _gpu, _native, _validate, reference
+from ._cells import CELLS
+from ._context import ACTIVATION_CODE, Context, allocate_forward, allocate_grads
+from ._xp import array_module
 from .grads import Grads
-
-# Values each cell saves per hidden unit besides its gates (csrc/include/fusedrnn/cells.h).
-AUX = {"lstm": 2, "gru": 1, "rnn": 0}
-ACTIVATION_CODE = {"tanh": 0, "relu": 1}
-
-
-@dataclass
-class Context:
-    """What a forward op keeps for its backward. Treat as opaque."""
-
-    cell: str
-    backend: str
-    x: Any  # (B, T, I)
-    w_ih: Any  # (G*H, I)
-    w_hh: Any  # (G*H, H)
-    lengths: Any  # (B,) int64: NumPy, or CuPy on the cuda backend
-    recurrent_mask: Any  # (B, H) or None
-    reverse: bool
-    nonlinearity: str
-    saved: Any  # native: (gates, aux, h_prev); numpy: reference.Context
-    path: Optional[str] = None  # cuda: the kernels' path the forward took ("persistent" or "steps")
-
-
-def allocate_forward(xp, cell, B, T, H, dtype, y=None, need_grad=True):
-    """Outputs and saved arrays of one direction on ``xp``'s device, in the layout every native
-    backend writes -> y (B, T, H) (``y`` where given), h_n (B, H), c_n (B, H) or None, saved (gates,
-    aux, h_prev), three Nones if not ``need_grad`` (the CPU kernels' inference forward)."""
-    y = xp.empty((B, T, H), dtype) if y is None else y
-    h_n = xp.empty((B, H), dtype)
-    c_n = xp.empty((B, H), dtype) if cell == "lstm" else None
-    saved = (tuple(xp.empty(shape, dtype) for shape in saved_shapes(cell, B, T, H)) if need_grad
-             else (None, None, None))
-    return y, h_n, c_n, saved
-
-
-def saved_shapes(cell, B, T, H) -> list:
-    """The shapes of one direction's saved (gates, aux, h_prev)."""
-    return [(B, T, _validate.GATES[cell] * H), (B, T, AUX[cell] * H), (B, T, H)]
-
-
-def allocate_grads(xp, cell, x, w_ih, w_hh, need_dx: bool = True) -> Grads:
-    """Gradients of one direction, to be filled by a native backward; x (B, T, I), w_hh (G*H, H)."""
-    B, H, dtype = x.shape[0], w_hh.shape[1], x.dtype
-    return Grads(dx=xp.empty_like(x) if need_dx else None, dw_ih=xp.empty_like(w_ih), dw_hh=xp.empty_like(w_hh),
-                 db_ih=xp.empty(w_ih.shape[0], dtype), db_hh=xp.empty(w_hh.shape[0], dtype),
-                 dh0=xp.empty((B, H), dtype), dc0=xp.empty((B, H), dtype) if cell == "lstm" else None)
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
@@ -74,8 +37,13 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
     if backend == "cuda":
         if y_out is not None:
             raise ValueError("y_out: host backends only")
-        y, h_n, c_n, ctx = forward_cuda(cell, [a])[0]  # (the CUDA kernels save in every case)
-        return y, h_n, c_n, ctx if need_grad else None
+        return forward_cuda(cell, [a], need_grad)[0]
+    return forward_checked(cell, a, backend, need_grad, num_threads, y_out)
+
+
+def forward_checked(cell, a, backend, need_grad, num_threads=None, y_out=None):
+    """A host backend's forward of one direction whose arguments ``a`` come from
+    _validate.forward_args -> (y, h_n, c_n, ctx) as ``forward``. y_out is checked here."""
     if a.batch == 0:
         y, h_n, c_n, ctx = _empty_forward(cell, a, backend, y_out)
         return y, h_n, c_n, ctx if need_grad else None
@@ -85,9 +53,8 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
         raise ValueError("y_out: expected a writable host array (B, T, H) of x's dtype, in C order or one side "
                          "of a (B, T, 2H) one")
     if backend == "numpy":
-        ref_lengths = None if lengths is None else a.lengths
         with np.errstate(all="ignore"):  # NaN and inf propagate quietly, as in the compiled kernels
-            y, h_n, c_n, saved = _reference_forward(cell, a, ref_lengths)
+            y, h_n, c_n, saved = _reference_forward(cell, a)
         if y_out is not None:
             y_out[...] = y
             y = y_out
@@ -103,19 +70,20 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, rev
     return y, h_n, c_n, ctx
 
 
-def forward_cuda(cell, args) -> list:
-    """Validated directions ``args`` (from _validate.forward_args: one, or the two of a bidirectional
-    layer, which the kernels run concurrently) -> [(y, h_n, c_n, Context)] per direction."""
-    from . import _gpu  # here, not at the top: _gpu imports this module
-
+def forward_cuda(cell, args, need_grad=True) -> list:
+    """Checked directions ``args`` (from _validate.forward_args: one, or the two of a bidirectional
+    layer, which the kernels run concurrently) -> [(y, h_n, c_n, Context)] per direction (the
+    Context None if not ``need_grad``: the CUDA kernels save in every case, and it is dropped)."""
     if args[0].batch == 0:
-        return [_empty_forward(cell, a, "cuda") for a in args]
-    return _gpu.forward(cell, args)
+        results = [_empty_forward(cell, a, "cuda") for a in args]
+    else:
+        results = _gpu.forward(cell, args)
+    return results if need_grad else [(y, h_n, c_n, None) for y, h_n, c_n, _ in results]
 
 
 def _empty_forward(cell, a, backend, y_out=None):
     """An empty batch (B = 0), as torch.nn runs it: empty outputs and a context, no kernel call."""
-    xp = reference.array_module(a.x)
+    xp = array_module(a.x)
     with a.x.device if backend == "cuda" else contextlib.nullcontext():  # on x's GPU, not the current one
         y, h_n, c_n, saved = allocate_forward(xp, cell, 0, a.steps, a.hidden, a.x.dtype, y_out)
     return y, h_n, c_n, Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse,
@@ -124,7 +92,7 @@ def _empty_forward(cell, a, backend, y_out=None):
 
 def _empty_grads(cell, ctx, need_dx) -> Grads:
     """The gradients of an empty batch: zero-size dx, dh0 and dc0, zero weight gradients."""
-    xp = reference.array_module(ctx.x)
+    xp = array_module(ctx.x)
     with ctx.x.device if ctx.backend == "cuda" else contextlib.nullcontext():
         g = allocate_grads(xp, cell, ctx.x, ctx.w_ih, ctx.w_hh, need_dx)
         for grad in (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh):
@@ -135,23 +103,24 @@ def _empty_grads(cell, ctx, need_dx) -> Grads:
 def backward_cuda(cell, contexts, cotangents, need_dx=None) -> list:
     """Checked ``(dy, dh_n, dc_n)`` per forward Context of ``contexts`` (all from one forward_cuda
     call) -> [Grads] per direction, in one launch (dx None where ``need_dx`` says False)."""
-    from . import _gpu
-
     if contexts[0].x.shape[0] == 0:
         return [_empty_grads(cell, ctx, dx) for ctx, dx in zip(contexts, need_dx or [True] * len(contexts))]
     return _gpu.backward(cell, contexts, cotangents, need_dx)
 
 
-def _reference_forward(cell, a, lengths):
-    """-> y, h_n, c_n (None but for LSTM), reference context."""
-    mask = a.recurrent_mask
-    if cell == "lstm":
-        return reference.lstm_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, lengths, a.reverse, mask)
-    if cell == "gru":
-        y, h_n, saved = reference.gru_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse, mask)
-    else:
-        y, h_n, saved = reference.rnn_forward(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, lengths, a.reverse,
-                                              a.nonlinearity, mask)
+def _reference_forward(cell, a):
+    """-> y, h_n, c_n (None without a cell state), reference context. Each cell's reference takes
+    c0 only if it has a cell state, and a nonlinearity only if it has a choice of them."""
+    extra = {}
+    if CELLS[cell].has_cell_state:
+        extra["c0"] = a.c0
+    if len(CELLS[cell].nonlinearities) > 1:
+        extra["nonlinearity"] = a.nonlinearity
+    out = getattr(reference, f"{cell}_forward")(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h0=a.h0, lengths=a.lengths,
+                                                reverse=a.reverse, recurrent_mask=a.recurrent_mask, **extra)
+    if CELLS[cell].has_cell_state:
+        return out
+    y, h_n, saved = out
     return y, h_n, None, saved
 
 
@@ -159,15 +128,20 @@ def backward(cell, ctx, dy, dh_n=None, dc_n=None, num_threads: Optional[int] = N
     """need_dx=False: the input needs no gradient (a frozen embedding below); g.dx is then None, and
     the CPU kernels skip its GEMM."""
     dy, dh_n, dc_n = _validate.backward_args(cell, ctx, Context, dy, dh_n, dc_n)
+    return backward_checked(cell, ctx, dy, dh_n, dc_n, num_threads, _validate.bool_arg("need_dx", need_dx))
+
+
+def backward_checked(cell, ctx, dy, dh_n, dc_n, num_threads: Optional[int] = None, need_dx: bool = True) -> Grads:
+    """``backward`` of cotangents checked by _validate.backward_args against ``ctx``."""
     if ctx.x.shape[0] == 0:
         return _empty_grads(cell, ctx, need_dx)
     if ctx.backend != "cpu":
         if ctx.backend == "cuda":
             g = backward_cuda(cell, [ctx], [(dy, dh_n, dc_n)], [need_dx])[0]
         else:
+            extra = {"dc_n": dc_n} if CELLS[cell].has_cell_state else {}
             with np.errstate(all="ignore"):
-                g = (reference.lstm_backward(ctx.saved, dy, dh_n, dc_n) if cell == "lstm"
-                     else getattr(reference, f"{cell}_backward")(ctx.saved, dy, dh_n))
+                g = getattr(reference, f"{cell}_backward")(ctx.saved, dy, dh_n, **extra)
         if not need_dx:
             g.dx = None
         return g

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import _native
-from .reference import array_module
+from ._xp import array_module
 
 KEEP_BITS = 24
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

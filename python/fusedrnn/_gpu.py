@@ -4,7 +4,7 @@ and the two switches of its kernels (path and TF32).
 Everything runs on CuPy's current stream of the arrays' device, with no host synchronisation: the
 caller-side allocations come from CuPy's stream-ordered memory pool, and the (B,) lengths, checked on
 the host, reach the GPU by an asynchronous copy. The saved arrays have the CPU layout
-(``_direction.allocate_forward``), so the same Context serves any path of the backward.
+(``_context.allocate_forward``), so the same Context serves any path of the backward.
 
 Paths: "persistent" runs a whole sequence in one cooperative launch with ``w_hh`` kept on-chip
 (small batches; not every shape fits), "steps" runs one recurrent GEMM and one fused gate kernel per
@@ -18,7 +18,7 @@ import contextlib
 import os
 
 from . import _native
-from ._direction import ACTIVATION_CODE, Context, allocate_forward, allocate_grads
+from ._context import ACTIVATION_CODE, Context, allocate_forward, allocate_grads
 
 PATHS = ("auto", "persistent", "steps")
 
@@ -96,7 +96,7 @@ def _workspace(cupy, module, cell, dtype, shape, which):
 
 
 def forward(cell, args) -> list:
-    """Validated directions ``args`` (one, or both of a bidirectional layer: one launch runs them
+    """Checked directions ``args`` (one, or both of a bidirectional layer: one launch runs them
     concurrently), all of the same shape on one device -> [(y, h_n, c_n, Context)] per direction."""
     import cupy
 
@@ -131,7 +131,7 @@ def forward(cell, args) -> list:
 
 
 def backward(cell, contexts, cotangents, need_dx=None) -> list:
-    """One launch for the directions of one forward_cuda call: ``cotangents`` holds the checked
+    """One launch for the directions of one forward call: ``cotangents`` holds the checked
     (dy (B, T, H), dh_n (B, H) or None, dc_n (B, H) or None) of each Context -> [Grads].
     ``need_dx``: one bool per direction (default all True); False skips that direction's dx."""
     import cupy

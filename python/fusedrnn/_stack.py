@@ -12,29 +12,22 @@ the CUDA backend they go to the kernels in one call, which runs them concurrentl
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from . import _direction, _native, _validate
+from ._cells import CELLS
+from ._context import Context, StackContext
+from ._context import saved_shapes as _direction_saved_shapes
 from ._dropout import dropout_mask
+from ._xp import array_module
 from .grads import StackGrads
-from .reference import array_module
+
+__all__ = ["StackContext", "stack_forward", "stack_backward", "forward_directions", "backward_directions",
+           "share_output", "saved_arrays", "saved_shapes", "restore_context"]
 
 _pool: Optional[ThreadPoolExecutor] = None
-
-
-@dataclass
-class StackContext:
-    """What a stacked forward keeps for ``ops.stack_backward``. Treat as opaque."""
-
-    cell: str
-    num_layers: int
-    num_directions: int
-    hidden: int
-    contexts: list  # one direction Context per params entry
-    masks: list  # dropout mask (B, T, D*H) applied to each layer's output, or None
 
 
 def _run_directions(backend, jobs):
@@ -53,19 +46,38 @@ def _run_directions(backend, jobs):
     return [first, other.result()]
 
 
-def forward_directions(cell, calls, wrap=None):
+def forward_directions(cell, calls, wrap=None, checked=False):
     """Forward of one layer's directions: ``calls`` holds one dict of _direction.forward's keyword
     arguments per direction (1 or 2; the second is the reverse one) -> [(y, h_n, c_n, ctx)] in order.
-    ``wrap(direction, fn, **kwargs)`` calls fn (e.g. to prefix argument errors with their origin)."""
+    ``wrap(direction, fn, **kwargs)`` calls fn (e.g. to prefix argument errors with their origin).
+    checked=True: x, lengths, h0, c0 and nonlinearity of the calls are checked already (stack_forward);
+    each direction's own arguments are checked here, once, and the backend chosen once."""
     wrap = wrap or (lambda direction, fn, **kwargs: fn(**kwargs))
-    backend = _native.choose_backend(calls[0]["x"])
+    need_grad = [call.get("need_grad", True) for call in calls]
+    if not checked:
+        need_grad = [_validate.bool_arg("need_grad", value) for value in need_grad]
+    y_outs = [call.get("y_out") for call in calls]
+    args = [wrap(d, _direction_args, cell=cell, call=call, checked=checked) for d, call in enumerate(calls)]
+    backend = _native.choose_backend(args[0].x)
     if backend == "cuda":
-        need_grad = all(call.get("need_grad", True) for call in calls)
-        args = [wrap(d, _validate.forward_args, cell=cell, **{k: v for k, v in call.items() if k != "need_grad"})
-                for d, call in enumerate(calls)]
-        return [(y, h_n, c_n, ctx if need_grad else None) for y, h_n, c_n, ctx in _direction.forward_cuda(cell, args)]
-    return _run_directions(backend, [lambda n, d=d, call=call: wrap(d, _direction.forward, cell=cell, num_threads=n,
-                                                                    **call) for d, call in enumerate(calls)])
+        if any(y is not None for y in y_outs):
+            raise ValueError("y_out: host backends only")
+        return _direction.forward_cuda(cell, args, all(need_grad))
+    if len(calls) == 1:  # most calls: no closure, no pool
+        return [_direction.forward_checked(cell, args[0], backend, need_grad[0], None, y_outs[0])]
+    return _run_directions(backend, [lambda n, d=d: wrap(d, _direction.forward_checked, cell=cell, a=args[d],
+                                                         backend=backend, need_grad=need_grad[d], num_threads=n,
+                                                         y_out=y_outs[d])
+                                     for d in range(len(calls))])
+
+
+def _direction_args(cell, call, checked):
+    """_validate.forward_args of one direction's call dict (_direction.forward's keyword arguments;
+    those left out take its defaults)."""
+    get = call.get
+    return _validate.forward_args(cell, call["x"], call["w_ih"], call["w_hh"], call["b_ih"], call["b_hh"],
+                                  get("h0"), get("c0"), get("lengths"), get("reverse", False),
+                                  get("nonlinearity", "tanh"), get("recurrent_mask"), checked)
 
 
 def share_output(calls):
@@ -84,17 +96,20 @@ def share_output(calls):
     return y
 
 
-def backward_directions(cell, contexts, cotangents, need_dx=None):
+def backward_directions(cell, contexts, cotangents, need_dx=None, checked=False):
     """Backward of the directions of one forward_directions call: ``cotangents`` holds (dy (B, T, H),
     dh_n (B, H) or None, dc_n (B, H) or None) per Context -> [Grads]. ``need_dx``: one bool per
-    direction (default all True); False leaves that direction's dx None."""
+    direction (default all True); False leaves that direction's dx None. checked=True: the
+    cotangents are parts of arguments stack_backward has checked."""
     backend = contexts[0].backend
-    need_dx = [True] * len(contexts) if need_dx is None else list(need_dx)
+    need_dx = ([True] * len(contexts) if need_dx is None else list(need_dx) if checked
+               else [_validate.bool_arg("need_dx", dx) for dx in need_dx])
+    cotangents = [_validate.backward_args(cell, ctx, Context, *cot, checked=checked)
+                  for ctx, cot in zip(contexts, cotangents)]
     if backend == "cuda":
-        checked = [_validate.backward_args(cell, ctx, _direction.Context, *cot) for ctx, cot in zip(contexts, cotangents)]
-        return _direction.backward_cuda(cell, contexts, checked, need_dx)
-    return _run_directions(backend, [lambda n, ctx=ctx, cot=cot, dx=dx: _direction.backward(cell, ctx, *cot, num_threads=n,
-                                                                                          need_dx=dx)
+        return _direction.backward_cuda(cell, contexts, cotangents, need_dx)
+    return _run_directions(backend, [lambda n, ctx=ctx, cot=cot, dx=dx: _direction.backward_checked(
+                                         cell, ctx, *cot, num_threads=n, need_dx=dx)
                                      for ctx, cot, dx in zip(contexts, cotangents, need_dx)])
 
 
@@ -159,21 +174,25 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
     dropout_masks: num_layers - 1 arrays (B, T, D*H), the multipliers of the layers' outputs (0 or
     1/(1-p)), drawn by the caller (fusedrnn.torch draws them from torch's generator); they replace
     ``dropout``, ``training`` and ``seed``."""
-    gates = _validate.GATES[cell]
+    info = CELLS[cell]
+    gates = info.gates
     num_layers = _int_arg("num_layers", num_layers, 1)
     bidirectional = _validate.bool_arg("bidirectional", bidirectional)
     training = _validate.bool_arg("training", training)
     dropout = _dropout_arg(dropout)
     D = 2 if bidirectional else 1
     hidden = _params_arg(params, num_layers * D, gates)
-    x = _validate.array_arg("x", x, 3, "(B, T, I)")
+    x = _validate.x_arg(x)
     xp = array_module(x)
     batch, steps, _ = x.shape
-    lengths = None if lengths is None else _validate.lengths_arg(lengths, batch, steps)
+    lengths = _validate.lengths_arg(lengths, batch, steps)  # once for every layer and direction
     states = (num_layers * D, batch, hidden)
     h0 = _validate.optional_array_arg("h0", h0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
-    if cell == "lstm":
+    if info.has_cell_state:
         c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
+    else:
+        c0 = None
+    nonlinearity = _validate.nonlinearity_arg(cell, nonlinearity)
     need_grad = _validate.bool_arg("need_grad", need_grad)
     dropout_masks = _masks_arg(dropout_masks, num_layers, (batch, steps, D * hidden), x)
     seed = _seed_arg(seed)
@@ -190,7 +209,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
                       reverse=bool(k % D), nonlinearity=nonlinearity, need_grad=need_grad)
                  for k in range(layer * D, (layer + 1) * D)]
         y = share_output(calls) if D == 2 else None
-        results = forward_directions(cell, calls, wrap)
+        results = forward_directions(cell, calls, wrap, checked=True)
         if y is None:
             y = results[0][0] if D == 1 else xp.concatenate([r[0] for r in results], axis=-1)
         for _, hn, cn, ctx in results:
@@ -208,7 +227,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
         masks.append(mask)
         layer_input = y
     ctx = StackContext(cell, num_layers, D, hidden, contexts, masks) if need_grad else None
-    return layer_input, _stacked(xp, h_n), _stacked(xp, c_n) if cell == "lstm" else None, ctx
+    return layer_input, _stacked(xp, h_n), _stacked(xp, c_n) if info.has_cell_state else None, ctx
 
 
 def _stacked(xp, states):
@@ -244,7 +263,7 @@ def saved_arrays(ctx: StackContext) -> list:
 def saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) -> list:
     """The shapes of saved_arrays' arrays for a forward of these sizes (x (B, T, .), H)."""
     D = 2 if bidirectional else 1
-    per_direction = _direction.saved_shapes(cell, batch, steps, hidden)
+    per_direction = _direction_saved_shapes(cell, batch, steps, hidden)
     return per_direction * (num_layers * D) + [(batch, steps, D * hidden)] * (num_layers - 1)
 
 
@@ -263,7 +282,7 @@ def restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirect
             lengths = cupy.asarray(lengths)
     count = num_layers * D
     inputs = [_validate.contiguous(x)] + list(saved[3 * count:])  # each layer's input (B, T, I or D*H)
-    contexts = [_direction.Context(cell, backend, inputs[k // D], _validate.contiguous(params[k][0]),
+    contexts = [Context(cell, backend, inputs[k // D], _validate.contiguous(params[k][0]),
                                    _validate.contiguous(params[k][1]), lengths, None, bool(k % D), nonlinearity,
                                    tuple(saved[3 * k:3 * k + 3]))
                 for k in range(count)]
@@ -286,7 +305,8 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
     _validate.expect_shape("dy", dy, (batch, steps, D * H), "(B, T, D*H)")
     states = (ctx.num_layers * D, batch, H)
     dh_n = _validate.optional_array_arg("dh_n", dh_n, states, "(num_layers*num_directions, B, H)", dtype, first.x)
-    if ctx.cell == "lstm":
+    has_cell_state = CELLS[ctx.cell].has_cell_state
+    if has_cell_state:
         dc_n = _validate.optional_array_arg("dc_n", dc_n, states, "(num_layers*num_directions, B, H)", dtype,
                                             first.x)
     need_dx = _validate.bool_arg("need_dx", need_dx)
@@ -294,7 +314,7 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
 
     params = [None] * len(ctx.contexts)
     dh0 = xp.empty(states, dtype)
-    dc0 = xp.empty(states, dtype) if ctx.cell == "lstm" else None
+    dc0 = xp.empty(states, dtype) if has_cell_state else None
     d_out = dy
     for layer in reversed(range(ctx.num_layers)):
         if ctx.masks[layer] is not None:
@@ -303,7 +323,7 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
         cotangents = [(d_out[..., d * H:(d + 1) * H],  # this direction's part of dy (a view; copied if needed)
                        None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]) for d, k in enumerate(ks)]
         grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents,
-                                    [need_dx or layer > 0] * D)
+                                    [need_dx or layer > 0] * D, checked=True)
         for k, g in zip(ks, grads):
             params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
             dh0[k] = g.dh0

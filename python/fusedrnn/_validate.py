@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ._cells import CELLS, NONLINEARITIES, gate_counts
 from ._native import is_device_array
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-NONLINEARITIES = ("tanh", "relu")
+GATES = gate_counts()  # name -> G, from the cell table
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # scipy-openblas32 indexes with 32-bit integers.
 MAX_BLAS_DIM = 2**31 - 1
@@ -132,13 +132,33 @@ def bool_arg(name, value):
     return bool(value)
 
 
-def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity, recurrent_mask=None):
-    """Checks one direction's forward arguments; returns them normalised in a namespace."""
-    gates = GATES[cell]
+def x_arg(x):
+    """Checks x (B, T, I): an array with T and I at least 1 (B = 0 is an empty batch, as in torch:
+    empty outputs, zero weight gradients)."""
     x = array_arg("x", x, 3, "(B, T, I)")
-    batch, steps, inputs = x.shape
-    if steps < 1 or inputs < 1:  # B = 0 is an empty batch, as in torch: empty outputs, zero weight gradients
+    if x.shape[1] < 1 or x.shape[2] < 1:
         raise ValueError(f"x: T and I must be at least 1, got shape {tuple(x.shape)}")
+    return x
+
+
+def nonlinearity_arg(cell, nonlinearity):
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
+
+
+def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity, recurrent_mask=None,
+                 checked=False):
+    """Checks one direction's forward arguments; returns them normalised in a namespace.
+
+    checked=True: the caller (a stacked layer) has checked x (x_arg, or it is a layer's own output),
+    lengths ((B,) int64 from lengths_arg), h0 and c0 ((B, H) rows of checked states) and
+    nonlinearity; they are taken as they are, and only this direction's own arguments are checked."""
+    info = CELLS[cell]
+    gates = info.gates
+    if not checked:
+        x = x_arg(x)
+    batch, steps, inputs = x.shape
     w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype, x)
     hidden = w_hh.shape[1]
     if hidden < 1:
@@ -152,32 +172,38 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     expect_shape("b_hh", b_hh, (gates * hidden,), f"({gates}*H,)")
     if batch * steps * max(inputs, gates * hidden) > MAX_BLAS_DIM:
         raise ValueError(f"x: B*T*max(I, {gates}*H) exceeds {MAX_BLAS_DIM}, the BLAS index limit")
-    h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype, x)
-    if cell == "lstm":
-        c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype, x)
+    if not checked:
+        h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype, x)
+        c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype, x) if info.has_cell_state else None
+        lengths = lengths_arg(lengths, batch, steps)
+        nonlinearity = nonlinearity_arg(cell, nonlinearity)
+    elif not info.has_cell_state:
+        c0 = None
     recurrent_mask = optional_array_arg("recurrent_mask", recurrent_mask, (batch, hidden), "(B, H)", x.dtype, x)
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     x, w_ih, w_hh, b_ih, b_hh = map(contiguous, (x, w_ih, w_hh, b_ih, b_hh))
     return SimpleNamespace(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0,
-                           lengths=lengths_arg(lengths, batch, steps), recurrent_mask=recurrent_mask,
+                           lengths=lengths, recurrent_mask=recurrent_mask,
                            reverse=bool_arg("reverse", reverse),
                            nonlinearity=nonlinearity, batch=batch, steps=steps, inputs=inputs, hidden=hidden)
 
 
-def backward_args(cell, ctx, context_type, dy, dh_n, dc_n):
-    """Checks one direction's backward arguments against the forward's ``ctx``."""
-    if ctx is None:
-        raise TypeError("ctx: None, the forward ran with need_grad=False and kept nothing for a backward")
-    if not isinstance(ctx, context_type) or ctx.cell != cell:
-        raise TypeError(f"ctx: expected the ctx returned by {cell}_forward, got {type(ctx).__name__}")
-    batch, steps, _ = ctx.x.shape
-    hidden = ctx.w_hh.shape[1]
-    dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype, ctx.x)
-    expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
+def backward_args(cell, ctx, context_type, dy, dh_n, dc_n, checked=False):
+    """Checks one direction's backward arguments against the forward's ``ctx``.
+
+    checked=True: the caller (a stacked layer) has checked them as parts of its own (dy a (B, T, H)
+    view of its dy, dh_n and dc_n rows of its states, ctx its own); only their layout is settled."""
+    if not checked:
+        if ctx is None:
+            raise TypeError("ctx: None, the forward ran with need_grad=False and kept nothing for a backward")
+        if not isinstance(ctx, context_type) or ctx.cell != cell:
+            raise TypeError(f"ctx: expected the ctx returned by {cell}_forward, got {type(ctx).__name__}")
+        batch, steps, _ = ctx.x.shape
+        hidden = ctx.w_hh.shape[1]
+        dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype, ctx.x)
+        expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
+        dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
+        if CELLS[cell].has_cell_state:
+            dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
     if not (ctx.backend == "cpu" and rows_evenly_spaced(dy)):  # the CPU kernels read such rows in place
         dy = contiguous(dy)
-    dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
-    if cell == "lstm":
-        dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
     return dy, dh_n, dc_n

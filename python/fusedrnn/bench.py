@@ -9,7 +9,7 @@ Each row is checked before it is timed: our outputs and gradients against torch.
 round runs every peer in turn, in a rotating order, so the noise of a shared machine falls on all
 of them alike; each peer's timed calls follow a short stretch of its own untimed ones, so that
 none pays for the threads its predecessor left spinning. Times are medians over the rounds. Only
-ratios measured in one run count (DESIGN.md). Exit status 1 when a check fails (the table is
+ratios measured in one run count (ARCHITECTURE.md, "Benchmarks and measurements"). Exit status 1 when a check fails (the table is
 still printed).
 """
 
@@ -33,8 +33,8 @@ import numpy as np
 import fusedrnn
 from fusedrnn import _files, ops, reference
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-TORCH_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+GATES = {name: cell.gates for name, cell in ops.CELLS.items()}  # views of the cell table
+TORCH_CLASS = {name: cell.torch_class for name, cell in ops.CELLS.items()}
 # float32 results of BLAS libraries that sum in different orders differ by ~1e-6 of the largest
 # value; any real error (a wrong gate, step or transpose) shows at 1e-2 and above.
 TOLERANCE = 1e-4
@@ -62,7 +62,7 @@ class Row:
     cell: str  # "lstm", "gru" or "rnn"
     B: int
     T: int
-    I: int  # noqa: E741 (DESIGN.md's letter)
+    I: int  # noqa: E741 (the letter of ARCHITECTURE.md, "Shapes and weights")
     H: int
     bidirectional: bool
     time_reference: bool = True
@@ -351,7 +351,7 @@ def _numpy_threads(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def run_benchmark(cells=("lstm", "gru", "rnn"), quick=False, repeats=5, threads=None, progress=None):
+def run_benchmark(cells=tuple(ops.CELLS), quick=False, repeats=5, threads=None, progress=None):
     """Checks and times the grid -> a dict (header facts, rows, sgemm peaks)."""
     info = fusedrnn.build_info()
     if info.get("backend") != "cpu":

@@ -1,6 +1,6 @@
 """The op API: fused recurrent layers over whole sequences, forward and backward-through-time.
 
-One direction (DESIGN.md)::
+One direction (ARCHITECTURE.md, "The op API and its contract")::
 
     y, h_n, c_n, ctx = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
                                     recurrent_mask=None, need_grad=True)
@@ -29,6 +29,15 @@ For frameworks that keep only arrays between a forward and its backward (fusedrn
     arrays = saved_arrays(ctx)            # flat list of the context's own arrays, shaped as
                                           # saved_shapes(cell, B, T, H, num_layers, bidirectional)
     ctx = restore_context(cell, x, params, lengths, dropout_masks, arrays, num_layers, bidirectional, nonlinearity)
+
+By cell name, for code that serves every cell (``CELLS`` lists them, ``cell_info(name)`` gives a
+cell's facts: gates, cell state, torch and Keras names)::
+
+    y, h_n, c_n, ctx = forward(cell, x, w_ih, w_hh, b_ih, b_hh, ...)   # c_n None without a cell state
+    g = backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True)
+    y, h_n, c_n, ctx = stack_forward(cell, x, params, ...)             # lstm/gru/rnn by name
+    y, results = layer_forward(cell, directions, share_output=False)   # one layer's 1 or 2 directions
+    grads = layer_backward(contexts, cotangents, need_dx=None)
 
 Shapes: x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
 b_ih, b_hh (G*H,) with G = 4 (LSTM, gates i f g o), 3 (GRU, r z n), 1 (RNN). ``lengths (B,)``:
@@ -59,65 +68,104 @@ in one call, which runs them concurrently.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _direction, _stack
+from . import _direction, _native, _stack, _validate
+from ._cells import CELLS as _CELLS
+from ._cells import Cell
+from ._cells import cell as _cell
+from ._context import Context, StackContext
 from ._typing import Array, ArrayLike, ParamsLike
 from .grads import Grads, StackGrads
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward",
-           "lstm", "gru", "rnn", "stack_backward", "saved_arrays", "saved_shapes", "restore_context", "Grads", "StackGrads"]
+           "lstm", "gru", "rnn", "stack_backward", "saved_arrays", "saved_shapes", "restore_context", "Grads",
+           "StackGrads",
+           "forward", "backward", "stack_forward", "layer_forward", "layer_backward", "CELLS", "Cell", "cell_info",
+           "Context", "StackContext", "check_lengths", "is_device_array", "as_array", "require_cuda"]
+
+# name -> Cell: the registered cells and their facts (read only; fusedrnn._cells is the table).
+CELLS: Mapping[str, Cell] = _CELLS
+
+
+def cell_info(name: str) -> Cell:
+    """The facts of cell ``name`` (gates G, aux A, has_cell_state, projectable, nonlinearities,
+    torch_class, keras_class, ...); ValueError naming the known cells for anything else."""
+    return _cell(name)
 
 
 def lstm_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
                  c0: Optional[Array] = None, lengths: Optional[ArrayLike] = None, reverse: bool = False,
                  recurrent_mask: Optional[Array] = None,
-                 need_grad: bool = True) -> Tuple[Array, Array, Array, Optional[_direction.Context]]:
+                 need_grad: bool = True) -> Tuple[Array, Array, Array, Optional[Context]]:
     """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx (None if not need_grad)."""
     return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
                               recurrent_mask=recurrent_mask, need_grad=need_grad)
 
 
-def lstm_backward(ctx: _direction.Context, dy: Array, dh_n: Optional[Array] = None,
-                  dc_n: Optional[Array] = None) -> Grads:
-    """dy (B, T, H); dh_n, dc_n (B, H) or None -> Grads with dc0."""
-    return _direction.backward("lstm", ctx, dy, dh_n, dc_n)
+def lstm_backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, dc_n: Optional[Array] = None,
+                  need_dx: bool = True) -> Grads:
+    """dy (B, T, H); dh_n, dc_n (B, H) or None -> Grads with dc0 (dx None if not need_dx)."""
+    return _direction.backward("lstm", ctx, dy, dh_n, dc_n, need_dx=need_dx)
 
 
 def gru_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
                 lengths: Optional[ArrayLike] = None, reverse: bool = False, recurrent_mask: Optional[Array] = None,
-                need_grad: bool = True) -> Tuple[Array, Array, Optional[_direction.Context]]:
+                need_grad: bool = True) -> Tuple[Array, Array, Optional[Context]]:
     """-> y (B, T, H), h_n (B, H), ctx (None if not need_grad)."""
     y, h_n, _, ctx = _direction.forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
                                         recurrent_mask=recurrent_mask, need_grad=need_grad)
     return y, h_n, ctx
 
 
-def gru_backward(ctx: _direction.Context, dy: Array, dh_n: Optional[Array] = None) -> Grads:
-    """dy (B, T, H); dh_n (B, H) or None -> Grads."""
-    return _direction.backward("gru", ctx, dy, dh_n)
+def gru_backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, need_dx: bool = True) -> Grads:
+    """dy (B, T, H); dh_n (B, H) or None -> Grads (dx None if not need_dx)."""
+    return _direction.backward("gru", ctx, dy, dh_n, need_dx=need_dx)
 
 
 def rnn_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
                 lengths: Optional[ArrayLike] = None, reverse: bool = False, nonlinearity: str = "tanh",
                 recurrent_mask: Optional[Array] = None,
-                need_grad: bool = True) -> Tuple[Array, Array, Optional[_direction.Context]]:
+                need_grad: bool = True) -> Tuple[Array, Array, Optional[Context]]:
     """-> y (B, T, H), h_n (B, H), ctx (None if not need_grad). nonlinearity: "tanh" or "relu"."""
     y, h_n, _, ctx = _direction.forward("rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse,
                                         nonlinearity, recurrent_mask=recurrent_mask, need_grad=need_grad)
     return y, h_n, ctx
 
 
-def rnn_backward(ctx: _direction.Context, dy: Array, dh_n: Optional[Array] = None) -> Grads:
-    """dy (B, T, H); dh_n (B, H) or None -> Grads."""
-    return _direction.backward("rnn", ctx, dy, dh_n)
+def rnn_backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, need_dx: bool = True) -> Grads:
+    """dy (B, T, H); dh_n (B, H) or None -> Grads (dx None if not need_dx)."""
+    return _direction.backward("rnn", ctx, dy, dh_n, need_dx=need_dx)
+
+
+def forward(cell: str, x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
+            c0: Optional[Array] = None, lengths: Optional[ArrayLike] = None, reverse: bool = False,
+            nonlinearity: str = "tanh", recurrent_mask: Optional[Array] = None,
+            need_grad: bool = True) -> Tuple[Array, Array, Optional[Array], Optional[Context]]:
+    """One direction of cell ``cell`` -> y (B, T, H), h_n (B, H), c_n (B, H) (None without a cell
+    state), ctx (None if not need_grad). c0 is read only by a cell with a cell state."""
+    info = _cell(cell)
+    return _direction.forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0 if info.has_cell_state else None, lengths,
+                              reverse, nonlinearity, recurrent_mask=recurrent_mask, need_grad=need_grad)
+
+
+def backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, dc_n: Optional[Array] = None,
+             need_dx: bool = True) -> Grads:
+    """The backward of ``forward`` (or of any one-direction forward): dy (B, T, H); dh_n, dc_n (B, H)
+    or None (dc_n read only by a cell with a cell state) -> Grads (dx None if not need_dx)."""
+    if ctx is None:
+        raise TypeError("ctx: None, the forward ran with need_grad=False and kept nothing for a backward")
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx: expected the ctx of a one-direction forward, got {type(ctx).__name__}")
+    has_cell_state = _CELLS[ctx.cell].has_cell_state
+    return _direction.backward(ctx.cell, ctx, dy, dh_n, dc_n if has_cell_state else None, need_dx=need_dx)
 
 
 def lstm(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, c0: Optional[Array] = None,
          lengths: Optional[ArrayLike] = None, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
          training: bool = True, seed: Optional[int] = None, need_grad: bool = True,
          dropout_masks: Optional[Sequence[Array]] = None,
-         ) -> Tuple[Array, Array, Array, Optional[_stack.StackContext]]:
+         ) -> Tuple[Array, Array, Array, Optional[StackContext]]:
     """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     return _stack.stack_forward("lstm", x, params, h0, c0, lengths, num_layers, bidirectional, dropout,
                                 training, seed, need_grad=need_grad, dropout_masks=dropout_masks)
@@ -126,7 +174,7 @@ def lstm(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, c0:
 def gru(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, lengths: Optional[ArrayLike] = None,
         num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, training: bool = True,
         seed: Optional[int] = None, need_grad: bool = True,
-        dropout_masks: Optional[Sequence[Array]] = None) -> Tuple[Array, Array, Optional[_stack.StackContext]]:
+        dropout_masks: Optional[Sequence[Array]] = None) -> Tuple[Array, Array, Optional[StackContext]]:
     """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     y, h_n, _, ctx = _stack.stack_forward("gru", x, params, h0, None, lengths, num_layers, bidirectional,
                                           dropout, training, seed, need_grad=need_grad, dropout_masks=dropout_masks)
@@ -136,21 +184,88 @@ def gru(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, leng
 def rnn(x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None, lengths: Optional[ArrayLike] = None,
         num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, training: bool = True,
         seed: Optional[int] = None, nonlinearity: str = "tanh", need_grad: bool = True,
-        dropout_masks: Optional[Sequence[Array]] = None) -> Tuple[Array, Array, Optional[_stack.StackContext]]:
+        dropout_masks: Optional[Sequence[Array]] = None) -> Tuple[Array, Array, Optional[StackContext]]:
     """-> y (B, T, D*H), h_n (L*D, B, H), ctx for stack_backward (None if not need_grad)."""
     y, h_n, _, ctx = _stack.stack_forward("rnn", x, params, h0, None, lengths, num_layers, bidirectional,
                                           dropout, training, seed, nonlinearity, need_grad, dropout_masks)
     return y, h_n, ctx
 
 
-def stack_backward(ctx: _stack.StackContext, dy: Array, dh_n: Optional[Array] = None,
+def stack_forward(cell: str, x: Array, params: Sequence[ParamsLike], h0: Optional[Array] = None,
+                  c0: Optional[Array] = None, lengths: Optional[ArrayLike] = None, num_layers: int = 1,
+                  bidirectional: bool = False, dropout: float = 0.0, training: bool = True, seed: Optional[int] = None,
+                  nonlinearity: str = "tanh", need_grad: bool = True, dropout_masks: Optional[Sequence[Array]] = None,
+                  ) -> Tuple[Array, Array, Optional[Array], Optional[StackContext]]:
+    """lstm/gru/rnn by name -> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H) (None without a cell
+    state), ctx for stack_backward (None if not need_grad). c0 is read only by a cell with a cell state."""
+    info = _cell(cell)
+    return _stack.stack_forward(cell, x, params, h0, c0 if info.has_cell_state else None, lengths, num_layers,
+                                bidirectional, dropout, training, seed, nonlinearity, need_grad, dropout_masks)
+
+
+def stack_backward(ctx: StackContext, dy: Array, dh_n: Optional[Array] = None,
                    dc_n: Optional[Array] = None, need_dx: bool = True) -> StackGrads:
     """dy (B, T, D*H); dh_n, dc_n (L*D, B, H) or None -> StackGrads (dx None if not need_dx)."""
     return _stack.stack_backward(ctx, dy, dh_n, dc_n, need_dx)
 
 
+def layer_forward(cell: str, directions: Sequence[Dict[str, Any]], share_output: bool = False,
+                  ) -> Tuple[Optional[Array], List[Tuple[Array, Array, Optional[Array], Optional[Context]]]]:
+    """One layer's directions at once: ``directions`` holds one dict of ``forward``'s keyword
+    arguments (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity, recurrent_mask,
+    need_grad) per direction, 1 or 2 (the second the reverse one, which may have its own x and mask).
+    On the CPU two directions run at the same time on half of the threads each; on the GPU they go to
+    the kernels in one call. -> (y, [(y_d (B, T, H), h_n (B, H), c_n (B, H) or None, ctx) per direction]).
+
+    share_output=True, two host directions of one H: they write their halves of one y (B, T, 2H),
+    returned first, so that no concatenation follows; y is None where that cannot be (GPU arrays)."""
+    info = _cell(cell)
+    calls = [dict(d) for d in directions]
+    for call in calls:
+        if not info.has_cell_state:
+            call["c0"] = None  # read only by a cell with a cell state
+        if "y_out" in call:
+            raise TypeError("directions: y_out is not an argument of layer_forward (see share_output)")
+    y = _stack.share_output(calls) if share_output else None
+    return y, _stack.forward_directions(cell, calls)
+
+
+def layer_backward(contexts: Sequence[Context], cotangents: Sequence[Tuple[Array, Optional[Array], Optional[Array]]],
+                   need_dx: Optional[Sequence[bool]] = None) -> List[Grads]:
+    """The backward of one layer_forward call: ``cotangents`` holds (dy (B, T, H), dh_n (B, H) or
+    None, dc_n (B, H) or None) per context; ``need_dx`` one bool per direction (default all True),
+    False leaving that direction's dx None -> [Grads] per direction, run as layer_forward ran them."""
+    if not contexts or not all(isinstance(ctx, Context) for ctx in contexts):
+        raise TypeError("contexts: expected the contexts returned by layer_forward")
+    return _stack.backward_directions(contexts[0].cell, list(contexts), list(cotangents), need_dx)
+
+
+def check_lengths(lengths: Optional[ArrayLike], batch: int, steps: int) -> Array:
+    """The ops' check of ``lengths``: (B,) int64 on the host, each in 1..T (all T when None);
+    TypeError or ValueError naming ``lengths`` otherwise. GPU lengths are copied to the host."""
+    return _validate.lengths_arg(lengths, batch, steps)
+
+
+def is_device_array(x: Any) -> bool:
+    """True for a CuPy array or any object CuPy can take without a copy (__cuda_array_interface__,
+    a CUDA DLPack capsule): what the ops run on the CUDA backend."""
+    return _native.is_device_array(x)
+
+
+def as_array(name: str, a: Any) -> Any:
+    """``a`` as the ops take it: NumPy and CuPy arrays as they are, another library's GPU array as a
+    CuPy view (RuntimeError naming ``name`` where CuPy is missing), anything else unchanged."""
+    return _validate.as_array(name, a)
+
+
+def require_cuda() -> None:
+    """Nothing if the CUDA backend can run (module built, CuPy importable, a device visible); else
+    RuntimeError saying what is missing."""
+    _native.cuda()
+
+
 # saved_arrays(ctx) -> [Array]; saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) -> [shape];
 # restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirectional, nonlinearity) -> StackContext
-saved_arrays: Callable[[_stack.StackContext], List[Array]] = _stack.saved_arrays
+saved_arrays: Callable[[StackContext], List[Array]] = _stack.saved_arrays
 saved_shapes: Callable[[str, int, int, int, int, bool], List[Tuple[int, ...]]] = _stack.saved_shapes
-restore_context: Callable[..., _stack.StackContext] = _stack.restore_context
+restore_context: Callable[..., StackContext] = _stack.restore_context

@@ -1,7 +1,7 @@
 """The NumPy reference: the specification of every op, the oracle of the tests, the fallback.
 
 Plain array code, one step at a time, written for clarity. The same functions run on CuPy arrays
-(``xp`` is the arrays' module). Conventions (DESIGN.md): ``x (B, T, I)``, states ``(B, H)``,
+(``xp`` is the arrays' module). Conventions (ARCHITECTURE.md, "Conventions"): ``x (B, T, I)``, states ``(B, H)``,
 PyTorch weight layout ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``b_ih, b_hh (G*H,)``;
 gate orders LSTM i, f, g, o and GRU r, z, n (reset applied after the recurrent product).
 ``lengths (B,)``: steps ``t >= len`` give zeros in ``y`` and leave the state alone; a reverse pass
@@ -14,18 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from ._xp import array_module  # noqa: F401  (also a public name of this module)
 from .grads import Grads
-
-
-def array_module(x):
-    """numpy or cupy, whichever ``x`` belongs to."""
-    if type(x).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def sigmoid(xp, a):

@@ -456,10 +456,10 @@ def _predict(args) -> int:
 
 def _require_cuda():
     """--device cuda without the CUDA build, CuPy or a GPU: a ValueError saying which, before any work."""
-    from .. import _native
+    from .. import ops
 
     try:
-        _native.cuda()
+        ops.require_cuda()
     except RuntimeError as exc:
         raise ValueError(f"--device cuda: {exc}") from None
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from .._typing import Array, ArrayLike, DTypeLike
-from ..reference import array_module
+from .._xp import array_module
 
 _grad_enabled = True
 

@@ -30,14 +30,17 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .. import ops
 from .._typing import Array, Params, ParamsLike
-from ..reference import array_module
+from .._xp import array_module
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# Views of the cell table (fusedrnn.ops.CELLS), kept as this module's public names.
+GATES = {name: cell.gates for name, cell in ops.CELLS.items()}
 # Our gate block k is Keras's block KERAS_BLOCKS[cell][k] (GRU: our r z n = Keras's blocks 1 0 2 of z r h).
-# This table is the only place the gate orders meet.
-KERAS_BLOCKS = {"lstm": (0, 1, 2, 3), "gru": (1, 0, 2), "rnn": (0,)}
-PARAM_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")
+KERAS_BLOCKS = {name: cell.keras_blocks for name, cell in ops.CELLS.items()}
+PARAM_NAMES = ops.cell_info("lstm").param_names  # the same four for every cell
+# torch.nn's class name ("LSTM", ...) -> our cell
+_TORCH_CELLS = {cell.torch_class: name for name, cell in ops.CELLS.items()}
 _TORCH_KEY = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
 
 
@@ -102,7 +105,7 @@ def keras_to_params(cell: str, weights: Sequence[Array]) -> Params:
     if bias is None:
         return w_ih, w_hh, zeros, zeros.copy()
     bias = xp.asarray(bias)
-    if cell == "gru":
+    if ops.cell_info(cell).keras_split_bias:
         if bias.shape == (G * H,):
             raise ValueError("bias: a GRU bias of shape (3H,) is Keras's reset_after=False GRU, which applies the "
                              "reset gate before the recurrent product; only reset_after=True (bias (2, 3H)) converts")
@@ -122,7 +125,7 @@ def params_to_keras(cell: str, params: ParamsLike) -> list[Array]:
     order = _to_keras_blocks(cell)
     kernel = xp.ascontiguousarray(_reorder(xp, w_ih, order).T)
     recurrent = xp.ascontiguousarray(_reorder(xp, w_hh, order).T)
-    if cell == "gru":
+    if ops.cell_info(cell).keras_split_bias:
         bias = xp.stack([_reorder(xp, b_ih, order), _reorder(xp, b_hh, order)])
     else:
         bias = _reorder(xp, b_ih + b_hh, order)
@@ -325,8 +328,8 @@ def layers_from_torch(layers: Any, source: Any, prefix: str = "") -> None:
     """Sets a stack of our layers from a ``torch.nn.LSTM/GRU/RNN`` module or its state dict."""
     layers, cell, bidirectional = _stack(layers)
     if hasattr(source, "state_dict"):
-        kind = type(source).__name__.lower()
-        if kind in GATES and kind != cell:
+        kind = _TORCH_CELLS.get(type(source).__name__)
+        if kind is not None and kind != cell:
             raise ValueError(f"source: a torch {type(source).__name__} cannot fill {cell} layers")
         source = source.state_dict()
     params = torch_state_dict_to_params(cell, source, len(layers), bidirectional, prefix)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _direction, ops
+from .. import ops
 from .._dropout import apply_dropout, dropout_key, dropout_mask  # the layers' masks too (F.dropout_mask)
 from .._matmul import matmul
 from .autograd import Tensor, as_tensor, needs_grad, record, record_many
@@ -137,29 +137,20 @@ def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
     c0 = None if c0 is None else as_tensor(c0)
     parents = (x, w_ih, w_hh, b_ih, b_hh, h0, c0)
     need_grad = needs_grad(parents)  # predict, evaluate, no_grad: an inference forward that saves nothing
-    if cell == "lstm":
-        y, h_n, c_n, ctx = ops.lstm_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
-                                            None if h0 is None else h0.data, None if c0 is None else c0.data,
-                                            lengths, reverse, recurrent_mask, need_grad)
-    elif cell == "gru":
-        y, h_n, ctx = ops.gru_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
-                                      None if h0 is None else h0.data, lengths, reverse, recurrent_mask, need_grad)
-        c_n = None
-    else:
-        y, h_n, ctx = ops.rnn_forward(x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
-                                      None if h0 is None else h0.data, lengths, reverse, nonlinearity,
-                                      recurrent_mask, need_grad)
-        c_n = None
+    has_cell_state = ops.cell_info(cell).has_cell_state
+    y, h_n, c_n, ctx = ops.forward(cell, x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
+                                   None if h0 is None else h0.data, None if c0 is None else c0.data,
+                                   lengths, reverse, nonlinearity, recurrent_mask, need_grad)
 
     def backward(grads):  # [dy, dh_n, dc_n], None where an output was not used
         dy, dh_n, dc_n = grads
         if dy is None:
             dy = x.xp.zeros(y.shape, y.dtype)
-        g = _direction.backward(cell, ctx, dy, dh_n, dc_n if cell == "lstm" else None, need_dx=x.requires_grad)
+        g = ops.backward(ctx, dy, dh_n, dc_n, need_dx=x.requires_grad)
         return (g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
 
     outputs = record_many([y, h_n, c_n], parents, backward)
-    return outputs[0], outputs[1], (outputs[2] if cell == "lstm" else None)
+    return outputs[0], outputs[1], (outputs[2] if has_cell_state else None)
 
 
 def sequence_mask(xp, lengths, steps, dtype):
@@ -244,8 +235,6 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
     merge_concat (Bidirectional's merge_mode "concat"): -> [y, h_f, c_f, h_b, c_b] with y (B, T, 2H),
     [y_f, y_b] on the last axis. On the host the kernels write their halves of y in place and read
     their gradients from the halves of its gradient: no concatenation, no split copies."""
-    from .._stack import backward_directions, forward_directions, share_output
-
     xs = (as_tensor(x_forward), as_tensor(x_backward))
     params = tuple(tuple(as_tensor(p) for p in ps) for ps in (forward_params, backward_params))
     states = tuple(tuple(None if s is None else as_tensor(s) for s in ss) for ss in (forward_states, backward_states))
@@ -255,8 +244,7 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
                   c0=None if states[d][1] is None else states[d][1].data, lengths=lengths, reverse=bool(d),
                   nonlinearity=nonlinearity, recurrent_mask=recurrent_masks[d], need_grad=needs_grad(parents))
              for d in range(2)]
-    y = share_output(calls) if merge_concat else None
-    results = forward_directions(cell, calls)
+    y, results = ops.layer_forward(cell, calls, share_output=merge_concat)
     contexts = [r[3] for r in results]
     hidden = results[0][0].shape[-1]
     if merge_concat and y is None:  # the GPU: one concatenation
@@ -273,17 +261,18 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
             y_d = results[d][0]
             dy = xs[d].xp.zeros(y_d.shape, y_d.dtype) if dy is None else dy
             cotangents.append((dy, dh_n, dc_n))
-        g = backward_directions(cell, contexts, cotangents, need_dx=[x.requires_grad for x in xs])
+        g = ops.layer_backward(contexts, cotangents, need_dx=[x.requires_grad for x in xs])
         return tuple(out for d in range(2)
                      for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh, g[d].dh0, g[d].dc0))
 
+    has_cell_state = ops.cell_info(cell).has_cell_state
     if merge_concat:
         outputs = record_many([y, results[0][1], results[0][2], results[1][1], results[1][2]], parents, backward)
-        if cell != "lstm":
+        if not has_cell_state:
             outputs[2] = outputs[4] = None
         return outputs
     outputs = record_many([results[0][0], results[0][1], results[0][2], results[1][0], results[1][1], results[1][2]],
                           parents, backward)
-    if cell != "lstm":
+    if not has_cell_state:
         outputs[2] = outputs[5] = None
     return outputs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..reference import array_module
+from .._xp import array_module
 from . import losses as _losses
 from .autograd import Tensor
 

@@ -39,7 +39,7 @@ from . import optimizers as _optimizers
 from . import saving as _saving
 from . import deferred
 from . import functional as F
-from .. import _native, _validate
+from .. import ops
 from .._typing import ArrayLike
 from .autograd import Tensor, no_grad, topological_order
 from .callbacks import Callback, CallbackList
@@ -48,7 +48,7 @@ from .history import History
 from .layers.base import (Input, InputLayer, Layer, SymbolicTensor, _has_symbolic, _unique, device_arg, device_scope,
                           is_array, map_structure, to_device, unique_name)
 from .layers.core import Embedding
-from ..reference import array_module
+from .._xp import array_module
 
 __all__ = ["Model", "Sequential"]
 
@@ -163,7 +163,7 @@ class Model(Layer):
         makes the weights of layers built later there; returns the model. Gradients are dropped."""
         device = device_arg(device)
         if device == "cuda":
-            _native.cuda()  # a clear error now if the backend, CuPy or a device is missing
+            ops.require_cuda()  # a clear error now if the backend, CuPy or a device is missing
         convert = functools.partial(to_device, device=device)
         for _, tensor in self.named_weights():
             tensor.data = convert(tensor.data)
@@ -183,7 +183,7 @@ class Model(Layer):
 
     def _check_data_device(self, x, y=None):
         arrays = _as_list(x) + ([] if y is None else _as_list(y))
-        if self._device == "cpu" and any(_native.is_device_array(a) for a in arrays):
+        if self._device == "cpu" and any(ops.is_device_array(a) for a in arrays):
             raise TypeError(f"x: GPU (CuPy) arrays, but {self.name} is on the CPU; move it first with "
                             "model.to('cuda') (or compile(..., device='cuda'))")
 
@@ -740,8 +740,8 @@ def _as_array(value):
     anything else through np.asarray."""
     if is_array(value):
         return value
-    if _native.is_device_array(value):
-        return _validate.as_array("x", value)  # a CuPy view; RuntimeError naming CuPy where it is missing
+    if ops.is_device_array(value):
+        return ops.as_array("x", value)  # a CuPy view; RuntimeError naming CuPy where it is missing
     return np.asarray(value)
 
 

@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
-from .. import _native
+from .. import _adam
 from .._typing import Array
-from ..reference import array_module
+from .._xp import array_module
 from . import schedules as _schedules
 from .autograd import Tensor
 
@@ -185,12 +185,8 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
         m, v = slots["m"], slots["v"]
-        core = _native.core()
-        if core is not None and not self.amsgrad and isinstance(var, np.ndarray) and var.flags.c_contiguous:
-            # One fused pass (csrc/cpu/adam.h): the array form below makes a dozen passes over memory.
-            core.adam_update(var, np.ascontiguousarray(grad), m, v, alpha, self.beta_1, self.beta_2, self.epsilon,
-                             _native.get_num_threads())
-            return
+        if not self.amsgrad and _adam.fused_update(var, grad, m, v, alpha, self.beta_1, self.beta_2, self.epsilon):
+            return  # one fused pass (csrc/cpu/adam.h): the array form below makes a dozen passes over memory
         if xp is not np and not self.amsgrad:
             _cupy_adam_kernel()(grad, alpha, self.beta_1, self.beta_2, self.epsilon, var, m, v)  # one kernel
             return

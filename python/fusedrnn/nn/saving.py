@@ -28,7 +28,7 @@ import zipfile
 import numpy as np
 
 from .. import __version__, _files
-from ..reference import array_module
+from .._xp import array_module
 from .autograd import Tensor
 
 FORMAT = "fusedrnn-weights"

@@ -51,12 +51,7 @@ def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
         kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
                       num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
                       dropout_masks=to_array(masks) if masks else None)
-        if cell == "lstm":
-            y, h_n, c_n, ctx = ops.lstm(c0=to_array(c0), **kwargs)
-        elif cell == "gru":
-            (y, h_n, ctx), c_n = ops.gru(**kwargs), None
-        else:
-            (y, h_n, ctx), c_n = ops.rnn(nonlinearity=nonlinearity, **kwargs), None
+        y, h_n, c_n, ctx = ops.stack_forward(cell, c0=to_array(c0), nonlinearity=nonlinearity, **kwargs)
         return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), ctx
 
 
@@ -90,7 +85,7 @@ def backward(ctx, x, dy, dh_n, dc_n, need_dx):
 def _keep_for_backward(fn_ctx, x, weights, masks, output, cell):
     """What both entries' setup does: marks the placeholder c_n of GRU and RNN as not
     differentiable and saves the tensors the backward reads (the saved activations among them)."""
-    if cell != "lstm":
+    if not ops.cell_info(cell).has_cell_state:
         fn_ctx.mark_non_differentiable(output[2])
     fn_ctx.set_materialize_grads(False)  # unused outputs' gradients stay None, not zeros to allocate
     fn_ctx.save_for_backward(x, *weights, *masks, *output[3])
@@ -153,7 +148,7 @@ def _rnn_stack_fake(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_
     states = (num_layers * D, batch, hidden)
     saved = ops.saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) if need_grad else []
     return (x.new_empty((batch, steps, D * hidden)), x.new_empty(states),
-            x.new_empty(states) if cell == "lstm" else _empty(x), [x.new_empty(s) for s in saved])
+            x.new_empty(states) if ops.cell_info(cell).has_cell_state else _empty(x), [x.new_empty(s) for s in saved])
 
 
 @torch.library.custom_op("fusedrnn::rnn_stack_backward", mutates_args=())
@@ -171,7 +166,7 @@ def _rnn_stack_backward_fake(dy, dh_n, dc_n, x, weights, lengths, masks, saved, 
                              bidirectional, need_dx):
     states = (num_layers * (2 if bidirectional else 1), x.shape[0], weights[1].shape[1])
     return (torch.empty_like(x) if need_dx else _empty(x), [torch.empty_like(w) for w in weights],
-            x.new_empty(states), x.new_empty(states) if cell == "lstm" else _empty(x))
+            x.new_empty(states), x.new_empty(states) if ops.cell_info(cell).has_cell_state else _empty(x))
 
 
 def _setup_context(ctx, inputs, output):
@@ -227,4 +222,4 @@ def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidi
                                               x, h0, c0, *weights)
         else:
             y, h_n, c_n, _ = forward(*args, False, arrays)
-    return y, h_n, c_n if cell == "lstm" else None
+    return y, h_n, c_n if ops.cell_info(cell).has_cell_state else None

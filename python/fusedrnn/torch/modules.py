@@ -14,12 +14,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from .. import ops
 from ._arrays import ArrayViews
 from ._ops import run
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
-# torch.nn's mode -> (our cell, nonlinearity)
-CELLS = {"LSTM": ("lstm", "tanh"), "GRU": ("gru", "tanh"), "RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu")}
+# torch.nn's mode -> (our cell, nonlinearity), from the cell table
+CELLS = {mode: (cell.name, nonlinearity) for cell in ops.CELLS.values()
+         for mode, nonlinearity in cell.torch_modes.items()}
 
 
 class _Fused:
@@ -37,9 +39,14 @@ class _Fused:
         if any(parameters.get(name) is not weight for name, weight in zip(names, weights)):
             super()._update_flat_weights()
 
+    @property
+    def _has_cell_state(self) -> bool:
+        """hx is (h_0, c_0) and the result (h_n, c_n): the cell carries a cell state (LSTM)."""
+        return ops.cell_info(CELLS[self.mode][0]).has_cell_state
+
     def forward(self, input, hx=None):
         self._update_flat_weights()
-        is_lstm = self.mode == "LSTM"
+        has_cell_state = self._has_cell_state
         packed = isinstance(input, PackedSequence)
         sorted_indices = unsorted_indices = None
         if packed:
@@ -72,7 +79,7 @@ class _Fused:
         if x.shape[1] == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")  # torch.nn's words
         y, h_n, c_n = self._run(x, hx, lengths)
-        hidden = (h_n, c_n) if is_lstm else h_n
+        hidden = (h_n, c_n) if has_cell_state else h_n
         if packed:
             output = pack_padded_sequence(y, lengths, batch_first=True).data
             return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
@@ -80,14 +87,14 @@ class _Fused:
         output = y if self.batch_first else y.transpose(0, 1).contiguous()  # torch's outputs are contiguous
         if not batched:
             output = output.squeeze(batch_dim)
-            hidden = (h_n.squeeze(1), c_n.squeeze(1)) if is_lstm else h_n.squeeze(1)
+            hidden = (h_n.squeeze(1), c_n.squeeze(1)) if has_cell_state else h_n.squeeze(1)
         return output, hidden
 
     def _run(self, x, hx, lengths):
         """x (B, T, I), hx as torch.nn takes it (batched, in x's order) or None, lengths (B,) or None
         -> y (B, T, D*H), h_n, c_n (L*D, B, H) (c_n None but for LSTM)."""
         cell, nonlinearity = CELLS[self.mode]
-        h0, c0 = (hx if hx is not None else (None, None)) if cell == "lstm" else (hx, None)
+        h0, c0 = (hx if hx is not None else (None, None)) if self._has_cell_state else (hx, None)
         weights = self._weights(x)
         return run(x, weights, h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity, self.num_layers,
                    self.bidirectional, self._weight_views())
@@ -142,8 +149,8 @@ class _Fused:
                             "kernels (float32 and float64 are); use torch.nn for half precision")
         if hx is None:
             return
-        states = hx if self.mode == "LSTM" else (hx,)
-        if self.mode == "LSTM" and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+        states = hx if self._has_cell_state else (hx,)
+        if self._has_cell_state and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"hx: expected a tuple (h_0, c_0) of tensors, got {type(hx).__name__}")
         for name, state in zip(("h_0", "c_0"), states):
             if not isinstance(state, Tensor):
@@ -156,7 +163,7 @@ class _Fused:
 
     def _batched_hx(self, hx, batched):
         """hx as the batched (L*D, B, H) states, after torch.nn's checks of their dimensions."""
-        if self.mode == "LSTM":
+        if self._has_cell_state:
             want = 3 if batched else 2
             if hx[0].dim() != want or hx[1].dim() != want:
                 raise RuntimeError(f"For {'batched 3-D' if batched else 'unbatched 2-D'} input, hx and cx should "
@@ -204,7 +211,7 @@ class RNN(_Fused, nn.RNNBase):
             self.nonlinearity, args = args[3], args[:3] + args[4:]
         else:
             self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
-        modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+        modes = {nonlinearity: mode for mode, nonlinearity in ops.cell_info("rnn").torch_modes.items()}
         if self.nonlinearity not in modes:
             raise ValueError(f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__(modes[self.nonlinearity], *args, **kwargs)

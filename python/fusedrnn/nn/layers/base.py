@@ -24,8 +24,8 @@ import numpy as np
 from .. import initializers
 from ..autograd import Tensor
 from .. import functional as F
+from ... import ops
 from ..._typing import Array, ArrayLike, DTypeLike, Shape
-from ..._validate import lengths_arg
 
 __all__ = ["Layer", "InputLayer", "Input", "SymbolicTensor", "Node", "set_random_seed", "clear_session",
            "floatx", "set_floatx"]
@@ -412,7 +412,7 @@ def with_lengths(tensor: Tensor, lengths: ArrayLike) -> Tensor:
     """``tensor`` (B, T, ...) marked with ``lengths`` (checked), as a new Tensor (the caller's is left alone)."""
     if tensor.ndim < 2:
         raise ValueError(f"lengths: given for an input of shape {tuple(tensor.shape)}, which has no time axis")
-    lengths = lengths_arg(lengths, tensor.shape[0], tensor.shape[1])
+    lengths = ops.check_lengths(lengths, tensor.shape[0], tensor.shape[1])
     out = F.identity(tensor)
     out.lengths = lengths
     out.host = tensor.host

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..._typing import Array, ArrayLike
-from ...reference import array_module
+from ..._xp import array_module
 from .. import deferred
 from .. import functional as F
 from .. import initializers

@@ -18,9 +18,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ... import ops
 from ..._typing import Array, ArrayLike
-from ..._validate import lengths_arg
-from ...reference import array_module
+from ..._xp import array_module
 from .. import crf as math
 from .. import deferred
 from ..autograd import Tensor, as_tensor, record
@@ -77,7 +77,7 @@ class CRF(Layer):
                              f"{scores.dtype} {tuple(scores.shape)}")
         if scores.shape[0] == 0 or scores.shape[1] == 0:
             return xp.zeros(scores.shape[:2], np.int64)
-        lengths = lengths_arg(lengths, scores.shape[0], scores.shape[1])
+        lengths = ops.check_lengths(lengths, scores.shape[0], scores.shape[1])
         weights = [to_device(w.data, device) for w in (self.transitions, self.start, self.end)]
         return math.viterbi(xp, scores.astype(self.dtype, copy=False), lengths, *weights)
 
@@ -104,7 +104,7 @@ class CRFLoss(Loss):
             raise ValueError(f"y_pred: expected tag scores of shape (B, T, {classes}), got {tuple(scores.shape)}")
         xp = y_pred.xp
         batch, steps, _ = scores.shape
-        lengths = lengths_arg(y_pred.lengths, batch, steps)
+        lengths = ops.check_lengths(y_pred.lengths, batch, steps)
         tags = self._tags(xp, y_true, scores, lengths)
         transitions, start, end = crf.transitions, crf.start, crf.end
         nll, grads = math.negative_log_likelihood(xp, scores, tags, lengths, transitions.data, start.data, end.data)

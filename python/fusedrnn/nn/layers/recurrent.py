@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ... import ops
 from ..._typing import Array
 from .. import functional as F
 from .. import initializers
@@ -26,9 +27,6 @@ from .base import Layer
 from .core import _positive_int, _rate_arg
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
-
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-
 
 def _transposed(initializer):
     """An initializer for an op-layout weight (G*H, K) that draws the Keras-shaped (K, G*H) one."""
@@ -51,7 +49,7 @@ class _RNN(Layer):
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.units = _positive_int("units", units)
-        allowed = ("tanh", "relu") if self.cell == "rnn" else ("tanh",)
+        allowed = ops.cell_info(self.cell).nonlinearities
         if activation not in allowed:
             raise ValueError(f"{self.name}: activation must be one of {', '.join(allowed)} (the fused kernels' "
                              f"nonlinearities), got {activation!r}")
@@ -76,8 +74,12 @@ class _RNN(Layer):
                             return_state=return_state, dtype=self.dtype, trainable=self.trainable)
 
     @property
+    def _has_cell_state(self) -> bool:
+        return ops.cell_info(self.cell).has_cell_state
+
+    @property
     def state_count(self) -> int:
-        return 2 if self.cell == "lstm" else 1
+        return len(ops.cell_info(self.cell).states)
 
     def _clone(self, name: str, go_backwards: bool, seed: Optional[int]) -> _RNN:
         """A fresh, unbuilt layer of the same configuration (for Bidirectional)."""
@@ -90,11 +92,12 @@ class _RNN(Layer):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"{self.name}: expected input (batch, steps, features) with known features, "
                              f"got shape {tuple(input_shape)}")
-        features, gh = int(input_shape[-1]), GATES[self.cell] * self.units
+        features, gh = int(input_shape[-1]), ops.cell_info(self.cell).gates * self.units
         self.w_ih = self.add_weight("w_ih", (gh, features), _transposed(self.kernel_initializer))
         self.w_hh = self.add_weight("w_hh", (gh, self.units), _transposed(self.recurrent_initializer))
         self.b_ih = self.add_weight("b_ih", (gh,), self._input_bias_initializer())
-        self.b_hh = self.add_weight("b_hh", (gh,), self.bias_initializer if self.cell == "gru" else "zeros")
+        self.b_hh = self.add_weight("b_hh", (gh,), self.bias_initializer
+                                    if ops.cell_info(self.cell).keras_recurrent_bias_initialized else "zeros")
 
     def _input_bias_initializer(self):
         return self.bias_initializer
@@ -111,7 +114,7 @@ class _RNN(Layer):
             output = h
         if not self.return_state:
             return output
-        return [output, h, c] if self.cell == "lstm" else [output, h]
+        return [output, h, c] if self._has_cell_state else [output, h]
 
     def sequence(self, x: Tensor, lengths: Optional[Array], initial_state: Optional[Sequence[Any]], training: bool,
                  reverse: bool) -> tuple[Tensor, Tensor, Optional[Tensor]]:
@@ -142,13 +145,13 @@ class _RNN(Layer):
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(states) != self.state_count:
             raise ValueError(f"{self.name}: initial_state needs {self.state_count} tensor(s) "
-                             f"({'[h, c]' if self.cell == 'lstm' else '[h]'}), got {len(states)}")
+                             f"([{', '.join(ops.cell_info(self.cell).states)}]), got {len(states)}")
         states = [s if hasattr(s, "data") else F.as_tensor(np.asarray(s, self.dtype)) for s in states]
         for s in states:
             if tuple(s.shape) != (batch, self.units):
                 raise ValueError(f"{self.name}: initial states must have shape (B, units) = ({batch}, {self.units}), "
                                  f"got {tuple(s.shape)}")
-        return states[0], (states[1] if self.cell == "lstm" else None)
+        return states[0], (states[1] if self._has_cell_state else None)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = input_shape[0], input_shape[1]

@@ -91,7 +91,7 @@ class Bidirectional(Layer):
         outputs = output if isinstance(output, list) else [output]
         if not self.return_state:
             return output
-        states = [hf, cf, hb, cb] if self.forward_layer.cell == "lstm" else [hf, hb]
+        states = [hf, cf, hb, cb] if self.forward_layer._has_cell_state else [hf, hb]
         return outputs + states
 
     def _merge(self, a: Tensor, b: Tensor) -> Tensor | list[Tensor]:
