@@ -1,7 +1,7 @@
 """Shared helpers: seeded data, random parameters, and one forward+backward call through any implementation.
 
-Shapes (ARCHITECTURE.md, "Shapes and weights"): x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H); w_ih (G*H, I); w_hh (G*H, H);
-b_ih, b_hh (G*H,) with G = 4 (LSTM), 3 (GRU), 1 (RNN).
+Shapes (ARCHITECTURE.md, "Shapes and weights"): x (B, T, I); h0, c0, h_n, c_n (B, H); y (B, T, H);
+w_ih (G*H, I); w_hh (G*H, H); b_ih, b_hh (G*H,) with G the cell's gates (fusedrnn.ops.CELLS).
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import pytest
 import fusedrnn
 from fusedrnn import ops, reference
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-# (cell, nonlinearity): every op of the API; the nonlinearity only matters for "rnn".
-OPS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
-OP_IDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+# From the cell table, so that a registered cell gets every test parametrized over these.
+CELLS = list(ops.CELLS)  # "lstm", "gru", "rnn"
+GATES = {name: cell.gates for name, cell in ops.CELLS.items()}
+# (cell, nonlinearity): every op of the API, each cell with each of its nonlinearities.
+OPS = [(name, nl) for name, cell in ops.CELLS.items() for nl in cell.nonlinearities]
+OP_IDS = [name if len(ops.cell_info(name).nonlinearities) == 1 else f"{name}_{nl}" for name, nl in OPS]
 BACKENDS = ["numpy", "cpu"]
 
 # Compiled CPU vs reference, relative to each array's scale (max_rel_diff below). The two sides do the same
@@ -98,21 +100,27 @@ def forward(impl, cell, x, params, h0=None, c0=None, lengths=None, reverse=False
     with pytest.MonkeyPatch.context() as mp:
         if impl != "reference":
             mp.setenv("FUSEDRNN_BACKEND", impl)
-        if cell == "lstm":
-            return module.lstm_forward(x, *params, h0, c0, lengths, reverse)
-        if cell == "gru":
-            y, h_n, ctx = module.gru_forward(x, *params, h0, lengths, reverse)
-        else:
-            y, h_n, ctx = module.rnn_forward(x, *params, h0, lengths, reverse, nonlinearity)
-    return y, h_n, None, ctx
+        out = getattr(module, f"{cell}_forward")(x, *params, **cell_kwargs(cell, c0=c0, nonlinearity=nonlinearity),
+                                                 h0=h0, lengths=lengths, reverse=reverse)
+    return out if ops.cell_info(cell).has_cell_state else (out[0], out[1], None, out[2])
+
+
+def cell_kwargs(cell, c0=None, nonlinearity="tanh", dc_n=None, backward=False):
+    """The per-cell keyword arguments of <cell>_forward (c0 with a cell state, nonlinearity where a
+    cell has several) or, with backward=True, of <cell>_backward (dc_n with a cell state)."""
+    info = ops.cell_info(cell)
+    if backward:
+        return {"dc_n": dc_n} if info.has_cell_state else {}
+    kw = {"c0": c0} if info.has_cell_state else {}
+    if len(info.nonlinearities) > 1:
+        kw["nonlinearity"] = nonlinearity
+    return kw
 
 
 def backward(impl, cell, ctx, dy, dh_n=None, dc_n=None):
     """The matching backward -> Grads."""
     module = reference if impl == "reference" else ops
-    if cell == "lstm":
-        return module.lstm_backward(ctx, dy, dh_n, dc_n)
-    return getattr(module, f"{cell}_backward")(ctx, dy, dh_n)
+    return getattr(module, f"{cell}_backward")(ctx, dy, dh_n, **cell_kwargs(cell, dc_n=dc_n, backward=True))
 
 
 def run_cell(impl, cell, x, params, h0=None, c0=None, lengths=None, reverse=False, nonlinearity="tanh",
@@ -124,7 +132,7 @@ def run_cell(impl, cell, x, params, h0=None, c0=None, lengths=None, reverse=Fals
     g = backward(impl, cell, ctx, np.ones_like(y) if dy is None else dy, dh_n, dc_n)
     out = {"y": y, "h_n": h_n, "dx": g.dx, "dw_ih": g.dw_ih, "dw_hh": g.dw_hh, "db_ih": g.db_ih,
            "db_hh": g.db_hh, "dh0": g.dh0}
-    if cell == "lstm":
+    if ops.cell_info(cell).has_cell_state:
         out.update(c_n=c_n, dc0=g.dc0)
     return out
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-AUX = {"lstm": 2, "gru": 1, "rnn": 0}  # values saved per hidden unit besides the gates
+from fusedrnn import ops
+
+GATES = {name: cell.gates for name, cell in ops.CELLS.items()}
+AUX = {name: cell.aux for name, cell in ops.CELLS.items()}  # values saved per hidden unit besides the gates
 
 
 def forward_args(cell, B=2, T=3, I=4, H=5, dtype=np.float64, seed=0):
@@ -22,7 +24,7 @@ def forward_args(cell, B=2, T=3, I=4, H=5, dtype=np.float64, seed=0):
     return dict(x=draw(B, T, I), w_ih=draw(G * H, I), w_hh=draw(G * H, H), b_ih=draw(G * H), b_hh=draw(G * H),
                 h0=None, c0=None, lengths=np.full(B, T, np.int64), recurrent_mask=None, reverse=False, activation=0, num_threads=1,
                 y=np.empty((B, T, H), dtype), h_n=np.empty((B, H), dtype),
-                c_n=np.empty((B, H), dtype) if cell == "lstm" else None,
+                c_n=np.empty((B, H), dtype) if ops.cell_info(cell).has_cell_state else None,
                 gates=np.empty((B, T, G * H), dtype), aux=np.empty((B, T, AUX[cell] * H), dtype),
                 h_prev=np.empty((B, T, H), dtype))
 
@@ -38,4 +40,4 @@ def backward_args(core, cell, **shape):
                 gates=f["gates"], aux=f["aux"], h_prev=f["h_prev"], dy=np.ones_like(f["y"]), dh_n=None, dc_n=None,
                 dx=np.empty_like(x), dw_ih=np.empty_like(w_ih), dw_hh=np.empty_like(w_hh),
                 db_ih=np.empty(w_ih.shape[0], x.dtype), db_hh=np.empty(w_hh.shape[0], x.dtype),
-                dh0=np.empty((B, H), x.dtype), dc0=np.empty((B, H), x.dtype) if cell == "lstm" else None)
+                dh0=np.empty((B, H), x.dtype), dc0=np.empty((B, H), x.dtype) if ops.cell_info(cell).has_cell_state else None)

@@ -21,7 +21,8 @@ from conftest import BACKENDS, OP_IDS, OPS, make_cotangents, make_data, make_par
 from fusedrnn import ops
 
 B, T, I, H = 2, 3, 4, 5
-CELLS = ["lstm", "gru", "rnn"]
+CELLS = list(ops.CELLS)  # every registered cell
+HAS_CELL_STATE = {name: cell.has_cell_state for name, cell in ops.CELLS.items()}  # takes c0 and dc_n
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -34,7 +35,7 @@ def forward_kwargs(cell, dtype=np.float64):
     """Valid keyword arguments of ops.<cell>_forward, with lengths and states."""
     x, (w_ih, w_hh, b_ih, b_hh), h0, c0 = make_data(np.random.default_rng(0), cell, B, T, I, H, dtype)
     kw = dict(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=[3, 2], reverse=False)
-    if cell == "lstm":
+    if ops.cell_info(cell).has_cell_state:
         kw["c0"] = c0
     return kw
 
@@ -44,7 +45,7 @@ def call_forward(cell, kw):
 
 
 def arrays_of(cell):
-    return ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"] + (["c0"] if cell == "lstm" else [])
+    return ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"] + (["c0"] if ops.cell_info(cell).has_cell_state else [])
 
 
 def cell_arg_cases():
@@ -202,7 +203,7 @@ def test_forward_rejects_non_bool_reverse(cell, bad):
 # ---- backward ----
 
 def backward_call(cell, ctx, dy, dh_n=None, dc_n=None):
-    if cell == "lstm":
+    if HAS_CELL_STATE[cell]:
         return ops.lstm_backward(ctx, dy, dh_n, dc_n)
     return getattr(ops, f"{cell}_backward")(ctx, dy, dh_n)
 
@@ -245,8 +246,8 @@ BACKWARD_CASES = [
 
 
 @pytest.mark.parametrize(
-    "cell,arg,change,error", [(cell, *c[:3]) for c in BACKWARD_CASES for cell in CELLS if c[0] != "dc_n" or cell == "lstm"],
-    ids=[f"{cell}-{c[3]}" for c in BACKWARD_CASES for cell in CELLS if c[0] != "dc_n" or cell == "lstm"])
+    "cell,arg,change,error", [(cell, *c[:3]) for c in BACKWARD_CASES for cell in CELLS if c[0] != "dc_n" or HAS_CELL_STATE[cell]],
+    ids=[f"{cell}-{c[3]}" for c in BACKWARD_CASES for cell in CELLS if c[0] != "dc_n" or HAS_CELL_STATE[cell]])
 def test_backward_rejects_bad_gradients(backend, cell, arg, change, error):
     *_, ctx = call_forward(cell, forward_kwargs(cell))
     dy, dh_n, dc_n = make_cotangents(np.random.default_rng(1), cell, B, T, H)
@@ -299,7 +300,7 @@ def test_stack_rejects_bad_arguments(cell):
         (dict(params=[p1[0], (p1[0][0], p1[0][1], p1[0][2][:-1], p1[0][3])], bidirectional=True), ValueError,
          re.escape("params[1]") + ".*" + names("b_ih")),
     ]
-    if cell == "lstm":
+    if HAS_CELL_STATE[cell]:
         cases.append((dict(params=p1, c0=np.zeros((2, B, H))), ValueError, "c0"))
     if cell == "rnn":
         cases.append((dict(params=p1, nonlinearity="sigmoid"), ValueError, "nonlinearity"))
@@ -348,7 +349,7 @@ def test_stack_backward_rejects_bad_gradients(cell):
              (dict(dy=good_dy.tolist()), TypeError, "dy"),
              (dict(dy=good_dy, dh_n=np.ones((1, B, H))), ValueError, "dh_n"),
              (dict(dy=good_dy, dh_n=np.ones((2, B, H), np.float32)), TypeError, "dh_n")]
-    if cell == "lstm":
+    if HAS_CELL_STATE[cell]:
         cases.append((dict(dy=good_dy, dc_n=np.ones((2, B, H + 1))), ValueError, "dc_n"))
     for kw, error, arg in cases:
         with pytest.raises(error, match=names(arg)):
@@ -415,7 +416,7 @@ def test_non_contiguous_arrays_give_the_same_results(backend, cell, nonlinearity
     expected = run_cell(backend, cell, x, params, h0, c0, lengths, True, nonlinearity, dy, dh_n, dc_n)
     change = LAYOUTS[layout] if layout != "x[:, ::2]" else (lambda a: time_strided(a) if a.ndim == 3 else strided(a))
     odd = [change(a) for a in (x, *params, h0, dy, dh_n)]
-    odd_c0, odd_dc_n = (change(c0), change(dc_n)) if cell == "lstm" else (None, None)
+    odd_c0, odd_dc_n = (change(c0), change(dc_n)) if HAS_CELL_STATE[cell] else (None, None)
     odd_lengths = strided(lengths) if layout != "fortran" else lengths
     assert not odd[0].flags.c_contiguous  # the case under test
     actual = run_cell(backend, cell, odd[0], tuple(odd[1:5]), odd[5], odd_c0, odd_lengths, True, nonlinearity,
@@ -489,7 +490,7 @@ def test_non_finite_inputs_match_the_reference(cell, nonlinearity, value, where)
     # With a non-finite recurrent weight only the forward is compared: the backward's dh @ W_hh then
     # holds 0 * inf terms wherever a gate is saturated, and whether a saturated gate's derivative is
     # exactly 0 (NaN) or 1e-300 (inf), or a ReLU mask multiplies or selects, is not a property of the API.
-    keys = ["y", "h_n", "c_n"][: 3 if cell == "lstm" else 2] if where == "w_hh" else list(expected)
+    keys = ["y", "h_n", "c_n"][: 3 if HAS_CELL_STATE[cell] else 2] if where == "w_hh" else list(expected)
     for k in keys:
         # Same NaN and inf positions; finite entries within float64 rounding (see test_cpu_vs_reference).
         np.testing.assert_array_equal(np.isnan(actual[k]), np.isnan(expected[k]), err_msg=k)
@@ -618,7 +619,7 @@ CRASH_PRONE = """
         getattr(_core, cell + "_backward")(**a)
 
     huge = lambda shape: np.broadcast_to(np.float64(0), shape)  # no memory behind it
-    for cell in ("lstm", "gru", "rnn"):
+    for cell in raw_core.GATES:  # every registered cell
         G = raw_core.GATES[cell]
         attempt(cell + " raw B=0", lambda: raw(cell, lambda a: None, B=0))
         attempt(cell + " raw T=0", lambda: raw(cell, lambda a: None, T=0))

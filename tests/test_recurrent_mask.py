@@ -15,22 +15,15 @@ from fusedrnn import ops
 from test_gradients import assert_grad_close, numeric_grad
 
 B, T, I, H = 3, 4, 3, 4
-CELLS = ["lstm", "gru", "rnn"]
+CELLS = list(ops.CELLS)  # every registered cell
 
 
 def run(cell, x, params, h0, c0, lengths, reverse, mask):
-    if cell == "lstm":
-        y, h_n, c_n, ctx = ops.lstm_forward(x, *params, h0, c0, lengths, reverse, recurrent_mask=mask)
-        return y, h_n, c_n, ctx
-    y, h_n, ctx = getattr(ops, f"{cell}_forward")(x, *params, h0, lengths=lengths, reverse=reverse,
-                                                  recurrent_mask=mask)
-    return y, h_n, None, ctx
+    return ops.forward(cell, x, *params, h0, c0, lengths, reverse, recurrent_mask=mask)
 
 
 def grads(cell, ctx, dy, dh_n, dc_n):
-    if cell == "lstm":
-        return ops.lstm_backward(ctx, dy, dh_n, dc_n)
-    return getattr(ops, f"{cell}_backward")(ctx, dy, dh_n)
+    return ops.backward(ctx, dy, dh_n, dc_n)
 
 
 def data(cell, seed=7):
@@ -38,7 +31,7 @@ def data(cell, seed=7):
     x, params, h0, c0 = make_data(rng, cell, B, T, I, H)
     # Inverted-dropout style mask: zeros and 1/keep, fixed for the whole sequence.
     mask = (rng.random((B, H)) > 0.3) / 0.7
-    return rng, x, list(params), h0, c0 if cell == "lstm" else None, mask
+    return rng, x, list(params), h0, c0 if ops.cell_info(cell).has_cell_state else None, mask
 
 
 @pytest.mark.parametrize("reverse", [False, True])
