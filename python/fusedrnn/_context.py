@@ -55,11 +55,13 @@ def allocate_forward(xp, cell, B, T, H, dtype, y=None, need_grad=True):
     """Outputs and saved arrays of one direction on ``xp``'s device, in the layout every native
     backend writes -> y (B, T, H) (``y`` where given), h_n (B, H), c_n (B, H) or None, saved (gates,
     aux, h_prev), three Nones if not ``need_grad`` (the CPU kernels' inference forward)."""
+    info = CELLS[cell]
     y = xp.empty((B, T, H), dtype) if y is None else y
     h_n = xp.empty((B, H), dtype)
-    c_n = xp.empty((B, H), dtype) if CELLS[cell].has_cell_state else None
-    saved = (tuple(xp.empty(shape, dtype) for shape in saved_shapes(cell, B, T, H)) if need_grad
-             else (None, None, None))
+    c_n = xp.empty((B, H), dtype) if info.has_cell_state else None
+    # Cell.saved_shapes' three arrays, written out: this runs on every call of a small op
+    saved = ((xp.empty((B, T, info.gates * H), dtype), xp.empty((B, T, info.aux * H), dtype),
+              xp.empty((B, T, H), dtype)) if need_grad else (None, None, None))
     return y, h_n, c_n, saved
 
 

@@ -157,7 +157,9 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     info = CELLS[cell]
     gates = info.gates
     if not checked:
-        x = x_arg(x)
+        x = array_arg("x", x, 3, "(B, T, I)")
+        if x.shape[1] < 1 or x.shape[2] < 1:  # x_arg, inline: this runs on every call of a small op
+            raise ValueError(f"x: T and I must be at least 1, got shape {tuple(x.shape)}")
     batch, steps, inputs = x.shape
     w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype, x)
     hidden = w_hh.shape[1]
@@ -176,7 +178,8 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
         h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype, x)
         c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype, x) if info.has_cell_state else None
         lengths = lengths_arg(lengths, batch, steps)
-        nonlinearity = nonlinearity_arg(cell, nonlinearity)
+        if nonlinearity not in NONLINEARITIES:  # nonlinearity_arg, inline
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     elif not info.has_cell_state:
         c0 = None
     recurrent_mask = optional_array_arg("recurrent_mask", recurrent_mask, (batch, hidden), "(B, H)", x.dtype, x)
