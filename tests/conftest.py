@@ -155,3 +155,16 @@ def assert_close_scaled(actual: dict, expected: dict, rtol, label=""):
     worst = {k: max_rel_diff(actual[k], expected[k]) for k in expected}
     bad = {k: v for k, v in worst.items() if not v <= rtol}
     assert not bad, f"{label} relative differences above {rtol}: {bad}"
+
+
+def make_stack_params(rng, cell, inputs, hidden, layers, directions, dtype=np.float64, scale=None):
+    """A stack's params in the ops' order (layer 0 fwd, layer 0 rev, layer 1 fwd, ...): make_params for
+    each entry, layer 0 on ``inputs`` features and every later layer on the previous one's directions * hidden."""
+    return [make_params(rng, cell, inputs if layer == 0 else directions * hidden, hidden, dtype, scale)
+            for layer in range(layers) for _ in range(directions)]
+
+
+def torch_kwargs(cell, nonlinearity="tanh"):
+    """The keyword arguments torch.nn.<torch_class> needs for one op (cell, nonlinearity): its
+    ``nonlinearity`` where the cell has a choice of them (RNN), nothing otherwise."""
+    return {"nonlinearity": nonlinearity} if len(ops.cell_info(cell).nonlinearities) > 1 else {}

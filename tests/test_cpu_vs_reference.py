@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import fusedrnn
-from conftest import (OP_IDS, OPS, REFERENCE_RTOL as RTOL, assert_close_scaled, backward, forward, make_cotangents,
-                      make_data, run_cell)
+from conftest import (OP_IDS, OPS, REFERENCE_RTOL as RTOL, assert_close_scaled, backward, cell_kwargs, forward,
+                      make_cotangents, make_data, run_cell)
+from fusedrnn import ops
 
 # (B, T, I, H): single everything; B=1; T=1; H=37 and I=13 (not multiples of the SIMD width);
 # B=17 (not a multiple of the threads); H=1 and H=16 on other shapes.
@@ -113,13 +114,10 @@ def test_the_inference_forward_is_bitwise_the_training_forward(rng, restore_thre
                                                                nonlinearity, dtype, split):
     """need_grad=False: the kernels save nothing (their aux and h_prev go to one slot per row, the
     input projection to a workspace), give bitwise the same outputs, and return no context."""
-    from fusedrnn import ops
-
     monkeypatch.setenv("FUSEDRNN_CPU_SPLIT", split)
     fusedrnn.set_num_threads(2)
     x, params, h0, c0, lengths, *_ = case(rng, cell, (3, 6, 5, 40), dtype, True, True)
-    kwargs = dict(h0=h0, lengths=lengths, reverse=True, **({"c0": c0} if cell == "lstm" else {}),
-                  **({"nonlinearity": nonlinearity} if cell == "rnn" else {}))
+    kwargs = dict(h0=h0, lengths=lengths, reverse=True, **cell_kwargs(cell, c0=c0, nonlinearity=nonlinearity))
     forward_op = getattr(ops, f"{cell}_forward")
     *training, ctx = forward_op(x, *params, **kwargs)
     *inference, none = forward_op(x, *params, **kwargs, need_grad=False)
@@ -141,7 +139,7 @@ def test_backward_is_repeatable(rng, cell, nonlinearity):
     for name in ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
         a, b = getattr(first, name), getattr(second, name)
         if a is None:
-            assert b is None and cell != "lstm"
+            assert b is None and not ops.cell_info(cell).has_cell_state
         else:
             np.testing.assert_array_equal(a, b, err_msg=name)
 
@@ -160,6 +158,6 @@ def test_backward_without_dx_leaves_the_other_gradients_alone(rng, impl, cell, n
     for name in ("dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
         a, b = getattr(full, name), getattr(partial, name)
         if a is None:
-            assert b is None and cell != "lstm"
+            assert b is None and not ops.cell_info(cell).has_cell_state
         else:
             np.testing.assert_array_equal(a, b, err_msg=name)  # the same arithmetic, only dx skipped

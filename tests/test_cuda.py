@@ -25,7 +25,8 @@ if _native._cuda is None:
 if _native._cuda.device_count() == 0:
     pytest.skip("no CUDA device is visible", allow_module_level=True)
 
-from conftest import OP_IDS, OPS, REFERENCE_RTOL, make_cotangents, make_data, max_rel_diff, run_cell  # noqa: E402
+from conftest import (CELLS, GATES, OP_IDS, OPS, REFERENCE_RTOL, make_cotangents, make_data,  # noqa: E402
+                      make_stack_params, max_rel_diff, run_cell, torch_kwargs)
 
 pytestmark = pytest.mark.gpu
 
@@ -46,21 +47,13 @@ def run_gpu(cell, x, params, h0=None, c0=None, lengths=None, reverse=False, nonl
     """conftest.run_cell's dict, computed on the GPU from host arrays, returned on the host."""
     x, h0, c0, mask = gpu(x), gpu(h0), gpu(c0), gpu(recurrent_mask)
     params = [gpu(p) for p in params]
-    if cell == "lstm":
-        y, h_n, c_n, ctx = ops.lstm_forward(x, *params, h0, c0, lengths, reverse, recurrent_mask=mask)
-    elif cell == "gru":
-        (y, h_n, ctx), c_n = ops.gru_forward(x, *params, h0, lengths, reverse, recurrent_mask=mask), None
-    else:
-        (y, h_n, ctx), c_n = ops.rnn_forward(x, *params, h0, lengths, reverse, nonlinearity, recurrent_mask=mask), None
+    y, h_n, c_n, ctx = ops.forward(cell, x, *params, h0, c0, lengths, reverse, nonlinearity, recurrent_mask=mask)
     assert isinstance(y, cupy.ndarray) and ctx.backend == "cuda" and ctx.path in PATHS
     dy = cupy.ones_like(y) if dy is None else gpu(dy)
-    if cell == "lstm":
-        g = ops.lstm_backward(ctx, dy, gpu(dh_n), gpu(dc_n))
-    else:
-        g = getattr(ops, f"{cell}_backward")(ctx, dy, gpu(dh_n))
+    g = ops.backward(ctx, dy, gpu(dh_n), gpu(dc_n))
     out = {"y": y, "h_n": h_n, "dx": g.dx, "dw_ih": g.dw_ih, "dw_hh": g.dw_hh, "db_ih": g.db_ih, "db_hh": g.db_hh,
            "dh0": g.dh0}
-    if cell == "lstm":
+    if ops.cell_info(cell).has_cell_state:
         out.update(c_n=c_n, dc0=g.dc0)
     return {k: host(v) for k, v in out.items()}, ctx
 
@@ -69,17 +62,12 @@ def run_cpu(cell, x, params, h0=None, c0=None, lengths=None, reverse=False, nonl
             dh_n=None, dc_n=None, recurrent_mask=None):
     if recurrent_mask is None:
         return run_cell("cpu", cell, x, params, h0, c0, lengths, reverse, nonlinearity, dy, dh_n, dc_n)
-    kwargs = dict(recurrent_mask=recurrent_mask)
-    if cell == "lstm":
-        y, h_n, c_n, ctx = ops.lstm_forward(x, *params, h0, c0, lengths, reverse, **kwargs)
-        g = ops.lstm_backward(ctx, dy, dh_n, dc_n)
-    else:
-        y, h_n, ctx = (ops.gru_forward(x, *params, h0, lengths, reverse, **kwargs) if cell == "gru" else
-                       ops.rnn_forward(x, *params, h0, lengths, reverse, nonlinearity, **kwargs))
-        g = getattr(ops, f"{cell}_backward")(ctx, dy, dh_n)
+    y, h_n, c_n, ctx = ops.forward(cell, x, *params, h0, c0, lengths, reverse, nonlinearity,
+                                   recurrent_mask=recurrent_mask)
+    g = ops.backward(ctx, dy, dh_n, dc_n)
     out = {"y": y, "h_n": h_n, "dx": g.dx, "dw_ih": g.dw_ih, "dw_hh": g.dw_hh, "db_ih": g.db_ih, "db_hh": g.db_hh,
            "dh0": g.dh0}
-    if cell == "lstm":
+    if ops.cell_info(cell).has_cell_state:
         out.update(c_n=c_n, dc0=g.dc0)
     return out
 
@@ -142,11 +130,13 @@ def test_odd_sizes(rng, cell, nonlinearity, B, T, I, H):
         assert_close(got, expected, REFERENCE_RTOL[np.float32], f"{cell} B={B} T={T} I={I} H={H} {path}")
 
 
-def test_without_initial_states_and_cotangents(rng):
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_without_initial_states_and_cotangents(rng, cell, nonlinearity):
     """h0, c0, dh_n and dc_n None (zeros) reach the kernels as null pointers."""
-    x, params, _, _ = make_data(rng, "lstm", 3, 5, 4, 6, np.float64, states=False)
-    got, _ = run_gpu("lstm", x, params)
-    assert_close(got, run_cell("cpu", "lstm", x, params), REFERENCE_RTOL[np.float64], "lstm no states")
+    x, params, _, _ = make_data(rng, cell, 3, 5, 4, 6, np.float64, states=False)
+    got, _ = run_gpu(cell, x, params, nonlinearity=nonlinearity)
+    expected = run_cell("cpu", cell, x, params, nonlinearity=nonlinearity)
+    assert_close(got, expected, REFERENCE_RTOL[np.float64], f"{cell} no states")
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -159,15 +149,16 @@ def test_gradients_by_finite_differences(rng, cell, nonlinearity, path):
     x, params, h0, c0 = make_data(rng, cell, B, T, I, H)
     dy, dh_n, dc_n = make_cotangents(rng, cell, B, T, H)
     lengths = [4, 1, 3]
+    has_cell_state = ops.cell_info(cell).has_cell_state
     inputs = {"x": x, "w_ih": params[0], "w_hh": params[1], "b_ih": params[2], "b_hh": params[3], "h0": h0}
-    if cell == "lstm":
+    if has_cell_state:
         inputs["c0"] = c0
 
     def loss(values):
         got, _ = run_gpu(cell, values["x"], [values[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")], values["h0"],
                          values.get("c0"), lengths, True, nonlinearity, dy, dh_n, dc_n)
         total = np.sum(got["y"] * dy) + np.sum(got["h_n"] * dh_n)
-        return total + (np.sum(got["c_n"] * dc_n) if cell == "lstm" else 0.0), got
+        return total + (np.sum(got["c_n"] * dc_n) if has_cell_state else 0.0), got
 
     with fusedrnn.cuda_path(path):
         _, analytic = loss(inputs)
@@ -185,42 +176,39 @@ def test_gradients_by_finite_differences(rng, cell, nonlinearity, path):
                 assert abs(got - numeric) <= 1e-7 * max(1.0, abs(numeric)), (name, index, got, numeric)
 
 
-def test_forced_persistent_path_on_a_shape_it_does_not_take(rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_forced_persistent_path_on_a_shape_it_does_not_take(rng, cell):
     B, T, I, H = 1024, 2, 8, 4096
-    if _native._cuda.persistent_supported("lstm", "float32", B, T, I, H, 1):
+    if _native._cuda.persistent_supported(cell, "float32", B, T, I, H, 1):
         pytest.skip("this GPU's persistent kernels take even this shape")
+    G = GATES[cell]
     x = cupy.zeros((B, T, I), cupy.float32)
-    params = [cupy.zeros(s, cupy.float32) for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+    params = [cupy.zeros(s, cupy.float32) for s in ((G * H, I), (G * H, H), (G * H,), (G * H,))]
     with fusedrnn.cuda_path("persistent"), pytest.raises(ValueError, match="path: 'persistent' does not support"):
-        ops.lstm_forward(x, *params)
+        ops.forward(cell, x, *params)
     with fusedrnn.cuda_path("auto"):
-        _, _, _, ctx = ops.lstm_forward(x, *params)
+        _, _, _, ctx = ops.forward(cell, x, *params)
     assert ctx.path == "steps"
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("path", ["auto", "steps"])
 def test_stacked_bidirectional(rng, cell, path):
     B, T, I, H, L = 5, 6, 4, 3, 2
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     x = rng.standard_normal((B, T, I))
-    params = [tuple(0.4 * rng.standard_normal(s) for s in ((G * H, I if k < 2 else 2 * H), (G * H, H), (G * H,),
-                                                         (G * H,))) for k in range(2 * L)]
+    params = make_stack_params(rng, cell, I, H, L, 2, scale=0.4)
     h0 = rng.standard_normal((2 * L, B, H))
     lengths = np.array([6, 2, 1, 5, 3])
     dy = rng.standard_normal((B, T, 2 * H))
     dh_n = rng.standard_normal((2 * L, B, H))
+    has_cell_state = ops.cell_info(cell).has_cell_state
 
     def run(xp_array, to_host):
-        fn = getattr(ops, cell)
         kwargs = dict(lengths=lengths, num_layers=L, bidirectional=True, dropout=0.3, training=True, seed=7)
         p = [tuple(xp_array(a) for a in entry) for entry in params]
-        if cell == "lstm":
-            y, h_n, c_n, ctx = fn(xp_array(x), p, xp_array(h0), xp_array(h0), **kwargs)
-            g = ops.stack_backward(ctx, xp_array(dy), xp_array(dh_n), xp_array(dh_n))
-        else:
-            y, h_n, ctx = fn(xp_array(x), p, xp_array(h0), **kwargs)
-            g = ops.stack_backward(ctx, xp_array(dy), xp_array(dh_n))
+        # h0 doubles as c0 (and dh_n as dc_n) for a cell with a cell state
+        y, h_n, _, ctx = ops.stack_forward(cell, xp_array(x), p, xp_array(h0), xp_array(h0), **kwargs)
+        g = ops.stack_backward(ctx, xp_array(dy), xp_array(dh_n), xp_array(dh_n) if has_cell_state else None)
         out = {"y": y, "h_n": h_n, "dx": g.dx, "dh0": g.dh0}
         out.update({f"param{k}_{i}": a for k, entry in enumerate(g.params) for i, a in enumerate(entry)})
         return {k: to_host(v) for k, v in out.items()}
@@ -231,60 +219,64 @@ def test_stacked_bidirectional(rng, cell, path):
     assert_close(got, expected, REFERENCE_RTOL[np.float64], f"{cell} stacked bidirectional {path}")
 
 
-def test_tf32(rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_tf32(rng, cell):
     B, T, I, H = 16, 10, 64, 64
-    x, params, h0, c0 = make_data(rng, "lstm", B, T, I, H, np.float32)
+    x, params, h0, c0 = make_data(rng, cell, B, T, I, H, np.float32)
     previous = fusedrnn.allow_tf32(True)
     try:
-        got, _ = run_gpu("lstm", x, params, h0, c0)
+        got, _ = run_gpu(cell, x, params, h0, c0)
     finally:
         fusedrnn.allow_tf32(previous)
-    assert_close(got, run_cell("cpu", "lstm", x, params, h0, c0), TF32_RTOL, "lstm tf32")
+    assert_close(got, run_cell("cpu", cell, x, params, h0, c0), TF32_RTOL, f"{cell} tf32")
 
 
-def test_runs_on_the_current_stream(rng):
-    x, params, h0, c0 = make_data(rng, "gru", 8, 12, 5, 7, np.float32)
-    expected = run_cell("cpu", "gru", x, params, h0)
+@pytest.mark.parametrize("cell", CELLS)
+def test_runs_on_the_current_stream(rng, cell):
+    x, params, h0, c0 = make_data(rng, cell, 8, 12, 5, 7, np.float32)
+    expected = run_cell("cpu", cell, x, params, h0, c0)
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
-        got, _ = run_gpu("gru", x, params, h0)  # cupy.asnumpy copies on the current stream: ordered
-    assert_close(got, expected, REFERENCE_RTOL[np.float32], "gru on a non-default stream")
+        got, _ = run_gpu(cell, x, params, h0, c0)  # cupy.asnumpy copies on the current stream: ordered
+    assert_close(got, expected, REFERENCE_RTOL[np.float32], f"{cell} on a non-default stream")
 
 
-def test_cuda_array_interface_and_dlpack(rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_cuda_array_interface_and_dlpack(rng, cell):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA")
-    x, params, h0, c0 = make_data(rng, "lstm", 3, 4, 5, 6, np.float32)
-    expected = ops.lstm_forward(x, *params, h0, c0)[0]
-    as_torch = [torch.from_numpy(a).cuda() for a in (x, *params, h0, c0)]
-    y, *_ = ops.lstm_forward(*as_torch)  # __cuda_array_interface__: CuPy views of torch's memory
+    x, params, h0, c0 = make_data(rng, cell, 3, 4, 5, 6, np.float32)
+    states = (h0, c0) if ops.cell_info(cell).has_cell_state else (h0,)
+    expected = ops.forward(cell, x, *params, *states)[0]
+    as_torch = [torch.from_numpy(a).cuda() for a in (x, *params, *states)]
+    y, *_ = ops.forward(cell, *as_torch)  # __cuda_array_interface__: CuPy views of torch's memory
     assert max_rel_diff(cupy.asnumpy(y), expected) <= REFERENCE_RTOL[np.float32]
     capsules = [type("DLPackOnly", (), {"__dlpack__": t.__dlpack__, "__dlpack_device__": t.__dlpack_device__})()
                 for t in as_torch]
-    y, *_ = ops.lstm_forward(*capsules)
+    y, *_ = ops.forward(cell, *capsules)
     assert max_rel_diff(cupy.asnumpy(y), expected) <= REFERENCE_RTOL[np.float32]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_vs_torch_cudnn(rng, cell):
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_vs_torch_cudnn(rng, cell, nonlinearity):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA")
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     B, T, I, H = 6, 9, 5, 7
-    module = getattr(torch.nn, cell.upper())(I, H, batch_first=True, bidirectional=True).cuda()
+    module = getattr(torch.nn, ops.cell_info(cell).torch_class)(I, H, batch_first=True, bidirectional=True,
+                                                                 **torch_kwargs(cell, nonlinearity)).cuda()
     params = [tuple(getattr(module, f"{n}_l0{s}").detach() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
               for s in ("", "_reverse")]
     x = torch.from_numpy(rng.standard_normal((B, T, I)).astype(np.float32)).cuda().requires_grad_()
     y_torch, _ = module(x)
     dy = torch.randn_like(y_torch)
     y_torch.backward(dy)
-    fn = getattr(ops, cell)
-    result = fn(cupy.asarray(x.detach()), [tuple(cupy.asarray(p) for p in entry) for entry in params],
-                bidirectional=True)
-    y, ctx = result[0], result[-1]
+    y, _, _, ctx = ops.stack_forward(cell, cupy.asarray(x.detach()),
+                                     [tuple(cupy.asarray(p) for p in entry) for entry in params],
+                                     bidirectional=True, nonlinearity=nonlinearity)
     g = ops.stack_backward(ctx, cupy.asarray(dy))
     # cuDNN sums in its own order: float32 rounding (see the module docstring)
     assert max_rel_diff(cupy.asnumpy(y), y_torch.detach().cpu().numpy()) <= 1e-5
@@ -292,41 +284,44 @@ def test_vs_torch_cudnn(rng, cell):
     assert max_rel_diff(cupy.asnumpy(g.params[0][1]), module.weight_hh_l0.grad.cpu().numpy()) <= 1e-5
 
 
-def test_mixed_host_and_gpu_arguments_name_the_argument(rng):
-    x, params, h0, c0 = make_data(rng, "lstm", 2, 3, 4, 5, np.float32)
+@pytest.mark.parametrize("cell", CELLS)
+def test_mixed_host_and_gpu_arguments_name_the_argument(rng, cell):
+    x, params, h0, c0 = make_data(rng, cell, 2, 3, 4, 5, np.float32)
     gx, gparams = cupy.asarray(x), [cupy.asarray(p) for p in params]
     with pytest.raises(TypeError, match=r"w_hh: a NumPy \(host\) array, but x is a CuPy"):
-        ops.lstm_forward(gx, gparams[0], params[1], *gparams[2:])
+        ops.forward(cell, gx, gparams[0], params[1], *gparams[2:])
     with pytest.raises(TypeError, match=r"h0: a NumPy \(host\) array"):
-        ops.lstm_forward(gx, *gparams, h0)
+        ops.forward(cell, gx, *gparams, h0)
     with pytest.raises(TypeError, match=r"w_ih: a CuPy .* but x is a NumPy"):
-        ops.lstm_forward(x, gparams[0], *params[1:])
-    y, _, _, ctx = ops.lstm_forward(gx, *gparams)
+        ops.forward(cell, x, gparams[0], *params[1:])
+    y, _, _, ctx = ops.forward(cell, gx, *gparams)
     with pytest.raises(TypeError, match=r"dy: a NumPy \(host\) array"):
-        ops.lstm_backward(ctx, cupy.asnumpy(y))
+        ops.backward(ctx, cupy.asnumpy(y))
     with pytest.raises(TypeError, match="dtype float64 does not match x's dtype float32"):
-        ops.lstm_forward(gx, gparams[0].astype(cupy.float64), *gparams[1:])
+        ops.forward(cell, gx, gparams[0].astype(cupy.float64), *gparams[1:])
     with pytest.raises(ValueError, match=r"lengths: every length must be in 1..T"):
-        ops.lstm_forward(gx, *gparams, lengths=cupy.asarray([0, 3]))  # GPU lengths: checked on the host
+        ops.forward(cell, gx, *gparams, lengths=cupy.asarray([0, 3]))  # GPU lengths: checked on the host
 
 
-def test_gpu_lengths_are_accepted(rng):
-    x, params, h0, c0 = make_data(rng, "gru", 3, 5, 2, 4, np.float32)
-    got = ops.gru_forward(cupy.asarray(x), *map(cupy.asarray, params), lengths=cupy.asarray([5, 1, 2]))[0]
-    expected = ops.gru_forward(x, *params, lengths=[5, 1, 2])[0]
+@pytest.mark.parametrize("cell", CELLS)
+def test_gpu_lengths_are_accepted(rng, cell):
+    x, params, h0, c0 = make_data(rng, cell, 3, 5, 2, 4, np.float32)
+    got = ops.forward(cell, cupy.asarray(x), *map(cupy.asarray, params), lengths=cupy.asarray([5, 1, 2]))[0]
+    expected = ops.forward(cell, x, *params, lengths=[5, 1, 2])[0]
     assert max_rel_diff(cupy.asnumpy(got), expected) <= REFERENCE_RTOL[np.float32]
 
 
-def test_arrays_on_two_devices(rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_arrays_on_two_devices(rng, cell):
     if _native._cuda.device_count() < 2:
         pytest.skip("needs two GPUs")
-    x, params, _, _ = make_data(rng, "rnn", 2, 3, 4, 5, np.float32)
+    x, params, _, _ = make_data(rng, cell, 2, 3, 4, 5, np.float32)
     with cupy.cuda.Device(0):
         gx = cupy.asarray(x)
     with cupy.cuda.Device(1):
         gparams = [cupy.asarray(p) for p in params]
     with pytest.raises(ValueError, match="w_hh: on GPU 1, but x is on GPU 0"):
-        ops.rnn_forward(gx, *gparams)
+        ops.forward(cell, gx, *gparams)
 
 
 def test_dropout_masks_are_the_host_masks_bit_for_bit():
@@ -431,16 +426,17 @@ def test_backward_without_dx_matches_the_full_backward(rng, path, cell, nonlinea
 
     x, params, h0, c0 = make_data(rng, cell, 4, 5, 3, 6)
     dy, dh_n, dc_n = make_cotangents(rng, cell, 4, 5, 6)
+    has_cell_state = ops.cell_info(cell).has_cell_state
     with fusedrnn.cuda_path(path):
         *_, ctx = _direction.forward(cell, gpu(x), *[gpu(p) for p in params], gpu(h0), gpu(c0), [5, 2, 4, 1], True,
                                      nonlinearity)
-        full = _direction.backward(cell, ctx, gpu(dy), gpu(dh_n), gpu(dc_n) if cell == "lstm" else None)
-        partial = _direction.backward(cell, ctx, gpu(dy), gpu(dh_n), gpu(dc_n) if cell == "lstm" else None,
+        full = _direction.backward(cell, ctx, gpu(dy), gpu(dh_n), gpu(dc_n) if has_cell_state else None)
+        partial = _direction.backward(cell, ctx, gpu(dy), gpu(dh_n), gpu(dc_n) if has_cell_state else None,
                                       need_dx=False)
     assert partial.dx is None and full.dx is not None
     for name in ("dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
         a, b = getattr(full, name), getattr(partial, name)
         if a is None:
-            assert b is None and cell != "lstm"
+            assert b is None and not has_cell_state
         else:
             np.testing.assert_array_equal(host(a), host(b), err_msg=name)  # only dx's GEMM is skipped

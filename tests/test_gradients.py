@@ -1,9 +1,9 @@
 """float64 central finite differences against the analytic backward, on both backends.
 
-Every op (lstm, gru, rnn tanh, rnn relu), every input (x, w_ih, w_hh, b_ih, b_hh, h0, c0) and every
-output (y, h_n, c_n) through the random linear functional L = sum(y*Gy) + sum(h_n*Gh) + sum(c_n*Gc),
-whose gradient with respect to the outputs is (Gy, Gh, Gc): the analytic gradients are
-backward(ctx, dy=Gy, dh_n=Gh, dc_n=Gc).
+Every op (each registered cell with each of its nonlinearities: conftest.OPS), every input (x, w_ih,
+w_hh, b_ih, b_hh, h0, c0) and every output (y, h_n, c_n) through the random linear functional
+L = sum(y*Gy) + sum(h_n*Gh) + sum(c_n*Gc), whose gradient with respect to the outputs is (Gy, Gh, Gc):
+the analytic gradients are backward(ctx, dy=Gy, dh_n=Gh, dc_n=Gc).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import OP_IDS, OPS, backward, forward, make_cotangents, make_data, make_params
+from conftest import OP_IDS, OPS, backward, forward, make_cotangents, make_data, make_stack_params
 from fusedrnn import ops
 
 B, T, I, H = 3, 4, 3, 4
@@ -80,8 +80,9 @@ def draw_op_case(rng, cell, nonlinearity, lengths, reverse):
 def test_op_gradients_match_finite_differences(backend, rng, cell, nonlinearity, lengths, reverse):
     x, (w_ih, w_hh, b_ih, b_hh), h0, c0 = draw_op_case(rng, cell, nonlinearity, lengths, reverse)
     gy, gh, gc = make_cotangents(rng, cell, B, T, H)
+    has_cell_state = ops.cell_info(cell).has_cell_state
     arrays = {"x": x, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh, "h0": h0}
-    if cell == "lstm":
+    if has_cell_state:
         arrays["c0"] = c0
 
     def run(a):
@@ -91,7 +92,7 @@ def test_op_gradients_match_finite_differences(backend, rng, cell, nonlinearity,
     def loss(a):
         y, h_n, c_n, _ = run(a)
         total = np.sum(y * gy) + np.sum(h_n * gh)
-        return total + np.sum(c_n * gc) if cell == "lstm" else total
+        return total + np.sum(c_n * gc) if has_cell_state else total
 
     *_, ctx = run(arrays)
     g = backward(backend, cell, ctx, gy, gh, gc)
@@ -109,17 +110,18 @@ def test_none_output_gradients_equal_zeros(backend, rng, cell, nonlinearity):
     *_, ctx = forward(backend, cell, x, params, h0, c0, lengths, False, nonlinearity)
     with_none = backward(backend, cell, ctx, dy, None, None)
     zero = np.zeros((B, H))
-    with_zeros = backward(backend, cell, ctx, dy, zero, zero if cell == "lstm" else None)
+    has_cell_state = ops.cell_info(cell).has_cell_state
+    with_zeros = backward(backend, cell, ctx, dy, zero, zero if has_cell_state else None)
     # Adding an exact zero changes nothing in IEEE arithmetic: the two must agree bit for bit.
     for name in ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"):
         a, b = getattr(with_none, name), getattr(with_zeros, name)
-        if cell != "lstm" and name == "dc0":
+        if not has_cell_state and name == "dc0":
             assert a is None and b is None
         else:
             np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-# ---- stacked, bidirectional, with dropout: ops.lstm/gru/rnn + ops.stack_backward ----
+# ---- stacked, bidirectional, with dropout: ops.stack_forward + ops.stack_backward ----
 
 SB, ST, SI, SH, LAYERS, DIRS = 3, 4, 3, 3, 2, 2
 STACK_LENGTHS = [4, 1, 3]  # unsorted, includes 1 and T
@@ -127,14 +129,8 @@ DROPOUT, SEED = 0.3, 1234  # the mask is drawn from default_rng(SEED): the same 
 
 
 def stack_forward(cell, x, params, h0, c0, nonlinearity):
-    kw = dict(lengths=STACK_LENGTHS, num_layers=LAYERS, bidirectional=True, dropout=DROPOUT, seed=SEED)
-    if cell == "lstm":
-        return ops.lstm(x, params, h0, c0, **kw)
-    if cell == "gru":
-        y, h_n, ctx = ops.gru(x, params, h0, **kw)
-    else:
-        y, h_n, ctx = ops.rnn(x, params, h0, nonlinearity=nonlinearity, **kw)
-    return y, h_n, None, ctx
+    return ops.stack_forward(cell, x, params, h0, c0, lengths=STACK_LENGTHS, num_layers=LAYERS, bidirectional=True,
+                             dropout=DROPOUT, seed=SEED, nonlinearity=nonlinearity)
 
 
 def draw_stack_case(rng, cell, nonlinearity, monkeypatch):
@@ -143,10 +139,9 @@ def draw_stack_case(rng, cell, nonlinearity, monkeypatch):
     states = (LAYERS * DIRS, SB, SH)
     for _ in range(50):
         x = rng.standard_normal((SB, ST, SI))
-        params = [make_params(rng, cell, SI if layer == 0 else DIRS * SH, SH)
-                  for layer in range(LAYERS) for _ in range(DIRS)]
+        params = make_stack_params(rng, cell, SI, SH, LAYERS, DIRS)
         h0 = 0.5 * rng.standard_normal(states)
-        c0 = 0.5 * rng.standard_normal(states) if cell == "lstm" else None
+        c0 = 0.5 * rng.standard_normal(states) if ops.cell_info(cell).has_cell_state else None
         if nonlinearity != "relu":
             return x, params, h0, c0
         with monkeypatch.context() as mp:
@@ -163,9 +158,10 @@ def test_stack_gradients_match_finite_differences(backend, rng, monkeypatch, cel
     x, params, h0, c0 = draw_stack_case(rng, cell, nonlinearity, monkeypatch)
     gy = rng.standard_normal((SB, ST, DIRS * SH))
     gh = rng.standard_normal((LAYERS * DIRS, SB, SH))
-    gc = rng.standard_normal((LAYERS * DIRS, SB, SH)) if cell == "lstm" else None
+    has_cell_state = ops.cell_info(cell).has_cell_state
+    gc = rng.standard_normal((LAYERS * DIRS, SB, SH)) if has_cell_state else None
     arrays = {"x": x, "h0": h0}
-    if cell == "lstm":
+    if has_cell_state:
         arrays["c0"] = c0
     for k, p in enumerate(params):
         arrays.update({f"params[{k}].{n}": a for n, a in zip(("w_ih", "w_hh", "b_ih", "b_hh"), p)})
@@ -177,7 +173,7 @@ def test_stack_gradients_match_finite_differences(backend, rng, monkeypatch, cel
     def loss(a):
         y, h_n, c_n, _ = run(a)
         total = np.sum(y * gy) + np.sum(h_n * gh)
-        return total + np.sum(c_n * gc) if cell == "lstm" else total
+        return total + np.sum(c_n * gc) if has_cell_state else total
 
     y, *_, ctx = run(arrays)
     assert ctx.masks[0] is not None and (ctx.masks[0] == 0).any(), "dropout must actually drop something"
@@ -195,12 +191,13 @@ def test_stack_none_output_gradients_equal_zeros(backend, rng, monkeypatch, cell
     *_, ctx = stack_forward(cell, x, params, h0, c0, nonlinearity)
     dy = rng.standard_normal((SB, ST, DIRS * SH))
     zeros = np.zeros((LAYERS * DIRS, SB, SH))
+    has_cell_state = ops.cell_info(cell).has_cell_state
     with_none = ops.stack_backward(ctx, dy)
-    with_zeros = ops.stack_backward(ctx, dy, zeros, zeros if cell == "lstm" else None)
+    with_zeros = ops.stack_backward(ctx, dy, zeros, zeros if has_cell_state else None)
     # Adding an exact zero changes nothing in IEEE arithmetic: bit-for-bit equal.
     np.testing.assert_array_equal(with_none.dx, with_zeros.dx)
     np.testing.assert_array_equal(with_none.dh0, with_zeros.dh0)
-    if cell == "lstm":
+    if has_cell_state:
         np.testing.assert_array_equal(with_none.dc0, with_zeros.dc0)
     for a, b in zip(with_none.params, with_zeros.params):
         for da, db in zip(a, b):

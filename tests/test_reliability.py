@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CELLS, make_stack_params
 from fusedrnn import _files, _native, cli, ops
 from fusedrnn.nn.saving import read_weights, save_weights
 
 sys.path.insert(0, str(Path(__file__).parent / "ade"))  # the tiny corpus of the ADE tests
 from ade_fixtures import write_corpus  # noqa: E402
-
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 def temporaries(folder) -> list[str]:
@@ -398,55 +397,53 @@ def test_a_damaged_download_in_the_cache_is_refused(tmp_path, monkeypatch):
 # -------------------------------------------------------------------------------------- empty batches
 
 def _stack_params(rng, cell, inputs, hidden, layers, directions, dtype):
-    G = GATES[cell]
-    return [tuple(rng.standard_normal(shape).astype(dtype)
-                  for shape in [(G * hidden, inputs if layer == 0 else directions * hidden), (G * hidden, hidden),
-                                (G * hidden,), (G * hidden,)])
-            for layer in range(layers) for _ in range(directions)]
+    """Weights ~ N(0, 1) of a stack, in the ops' order."""
+    return make_stack_params(rng, cell, inputs, hidden, layers, directions, dtype, scale=1.0)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_an_empty_batch_through_the_ops_is_torch_s(backend, cell, bidirectional, rng):
     D, H, T, I = 1 + bidirectional, 3, 4, 5
     params = _stack_params(rng, cell, I, H, 2, D, np.float64)
     x = np.zeros((0, T, I))
-    *outputs, ctx = getattr(ops, cell)(x, params, num_layers=2, bidirectional=bidirectional, dropout=0.5, seed=1,
-                                       lengths=np.zeros(0, np.int64))
-    y, h_n = outputs[0], outputs[1]
+    y, h_n, _, ctx = ops.stack_forward(cell, x, params, num_layers=2, bidirectional=bidirectional, dropout=0.5,
+                                       seed=1, lengths=np.zeros(0, np.int64))
     assert y.shape == (0, T, D * H) and h_n.shape == (2 * D, 0, H)
     g = ops.stack_backward(ctx, np.zeros_like(y))
     assert g.dx.shape == x.shape and g.dh0.shape == h_n.shape
     assert all(grad.shape == weight.shape and not grad.any() for p, gp in zip(params, g.params)
                for weight, grad in zip(p, gp))
 
-    forward = getattr(ops, f"{cell}_forward")
-    *outputs, ctx = forward(x, *params[0])
+    *outputs, ctx = ops.forward(cell, x, *params[0])
     assert outputs[0].shape == (0, T, H) and outputs[1].shape == (0, H)
-    g = getattr(ops, f"{cell}_backward")(ctx, outputs[0])
+    g = ops.backward(ctx, outputs[0])
     assert g.dx.shape == x.shape and not g.dw_ih.any() and not g.dw_hh.any() and not g.db_ih.any()
 
 
 @pytest.mark.gpu
-def test_an_empty_batch_on_the_gpu():
+@pytest.mark.parametrize("cell", CELLS)
+def test_an_empty_batch_on_the_gpu(cell):
     cupy = pytest.importorskip("cupy")
     if _native._cuda is None or _native._cuda.device_count() == 0:  # CuPy installed ([gpu]) on a machine without a GPU
         pytest.skip("needs the CUDA build and a visible CUDA device")
     rng = np.random.default_rng(0)
-    for cell in ("lstm", "gru", "rnn"):
-        params = [tuple(cupy.asarray(a) for a in p) for p in _stack_params(rng, cell, 5, 3, 2, 2, np.float32)]
-        *outputs, ctx = getattr(ops, cell)(cupy.zeros((0, 4, 5), np.float32), params, num_layers=2, bidirectional=True)
-        assert outputs[0].shape == (0, 4, 6) and isinstance(outputs[0], cupy.ndarray)
-        g = ops.stack_backward(ctx, cupy.zeros_like(outputs[0]))
-        assert g.dx.shape == (0, 4, 5) and not any(bool(grad.any()) for gp in g.params for grad in gp)
+    params = [tuple(cupy.asarray(a) for a in p) for p in _stack_params(rng, cell, 5, 3, 2, 2, np.float32)]
+    *outputs, ctx = ops.stack_forward(cell, cupy.zeros((0, 4, 5), np.float32), params, num_layers=2,
+                                      bidirectional=True)
+    assert outputs[0].shape == (0, 4, 6) and isinstance(outputs[0], cupy.ndarray)
+    g = ops.stack_backward(ctx, cupy.zeros_like(outputs[0]))
+    assert g.dx.shape == (0, 4, 5) and not any(bool(grad.any()) for gp in g.params for grad in gp)
 
 
-def test_an_empty_batch_through_fusedrnn_nn_layers():
+@pytest.mark.parametrize("cell", CELLS)
+def test_an_empty_batch_through_fusedrnn_nn_layers(cell):
     from fusedrnn.nn import layers as L
     from fusedrnn.nn.autograd import Tensor, record
 
-    for layer in (L.LSTM(4, return_sequences=True, return_state=True), L.GRU(4, dropout=0.3, recurrent_dropout=0.3),
-                  L.SimpleRNN(4, return_sequences=True), L.Bidirectional(L.LSTM(4, return_sequences=True))):
+    cls = getattr(L, ops.cell_info(cell).keras_class)
+    for layer in (cls(4, return_sequences=True, return_state=True), cls(4, dropout=0.3, recurrent_dropout=0.3),
+                  cls(4, return_sequences=True), L.Bidirectional(cls(4, return_sequences=True))):
         x = Tensor(np.zeros((0, 5, 3), np.float32), requires_grad=True)
         outputs = layer(x, training=True)
         outputs = outputs if isinstance(outputs, list) else [outputs]
@@ -456,30 +453,31 @@ def test_an_empty_batch_through_fusedrnn_nn_layers():
         assert all(w.grad is not None and w.grad.shape == w.shape and not w.grad.any() for w in layer.weights)
 
 
-def test_an_empty_batch_through_fusedrnn_torch():
+@pytest.mark.parametrize("cell", CELLS)
+def test_an_empty_batch_through_fusedrnn_torch(cell):
     torch = pytest.importorskip("torch")
     import fusedrnn.torch as ft
 
-    for cls in (ft.LSTM, ft.GRU, ft.RNN):
-        module = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True)
-        x = torch.zeros(0, 5, 3, requires_grad=True)
-        y, h = module(x)
-        assert y.shape == (0, 5, 8)
-        (y.sum() + (h[0] if isinstance(h, tuple) else h).sum()).backward()
-        assert x.grad.shape == x.shape and all(p.grad is not None and not p.grad.any() for p in module.parameters())
+    module = getattr(ft, ops.cell_info(cell).torch_class)(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.zeros(0, 5, 3, requires_grad=True)
+    y, h = module(x)
+    assert y.shape == (0, 5, 8)
+    (y.sum() + (h[0] if isinstance(h, tuple) else h).sum()).backward()
+    assert x.grad.shape == x.shape and all(p.grad is not None and not p.grad.any() for p in module.parameters())
 
 
 # ------------------------------------------------------------------------------------ threads, memory
 
-def test_concurrent_calls_give_bitwise_the_results_of_one(rng):
-    params = _stack_params(rng, "lstm", 8, 16, 2, 2, np.float32)
+@pytest.mark.parametrize("cell", CELLS)
+def test_concurrent_calls_give_bitwise_the_results_of_one(rng, cell):
+    params = _stack_params(rng, cell, 8, 16, 2, 2, np.float32)
     x = rng.standard_normal((6, 12, 8)).astype(np.float32)
     lengths = np.array([12, 3, 7, 12, 1, 9])
 
     def run():
-        y, h_n, c_n, ctx = ops.lstm(x, params, lengths=lengths, num_layers=2, bidirectional=True)
+        y, h_n, c_n, ctx = ops.stack_forward(cell, x, params, lengths=lengths, num_layers=2, bidirectional=True)
         g = ops.stack_backward(ctx, y, h_n, c_n)
-        return [y, h_n, c_n, g.dx, *(a for p in g.params for a in p)]
+        return [y, h_n, *([c_n] if c_n is not None else []), g.dx, *(a for p in g.params for a in p)]
 
     alone = run()
     results, errors = [], []
@@ -500,18 +498,19 @@ def test_concurrent_calls_give_bitwise_the_results_of_one(rng):
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the resident size from /proc")
-def test_repeated_calls_do_not_grow_the_resident_memory(rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_repeated_calls_do_not_grow_the_resident_memory(rng, cell):
     def resident_mb():
         return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    params = _stack_params(rng, "gru", 8, 16, 1, 2, np.float32)
+    params = _stack_params(rng, cell, 8, 16, 1, 2, np.float32)
     x = rng.standard_normal((4, 10, 8)).astype(np.float32)
 
     def calls(n):
         for _ in range(n):
-            y, h_n, ctx = ops.gru(x, params, bidirectional=True)
-            ops.stack_backward(ctx, y, h_n)
-            ops.gru(x, params, bidirectional=True, need_grad=False)
+            y, h_n, c_n, ctx = ops.stack_forward(cell, x, params, bidirectional=True)
+            ops.stack_backward(ctx, y, h_n, c_n)
+            ops.stack_forward(cell, x, params, bidirectional=True, need_grad=False)
     calls(200)  # warm: pools, caches and the thread team are in place
     before = resident_mb()
     calls(2000)

@@ -1,4 +1,5 @@
-"""Both backends against torch.nn.RNN/LSTM/GRU (an independent implementation of the same math).
+"""Both backends against torch.nn (each cell's torch_class: LSTM, GRU, RNN; an independent implementation
+of the same math).
 
 Outputs, final states and every gradient (x, every weight and bias, h0, c0), through the linear
 functional L = sum(y*Gy) + sum(h_n*Gh) + sum(c_n*Gc); single layer, bidirectional, two layers,
@@ -12,7 +13,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from conftest import OP_IDS, OPS, assert_close_scaled, make_params, run_cell
+from conftest import OP_IDS, OPS, assert_close_scaled, make_params, make_stack_params, run_cell, torch_kwargs
 from fusedrnn import ops
 
 # Relative to each array's scale (conftest.max_rel_diff). torch and we sum in different orders; the
@@ -22,7 +23,6 @@ RTOL = {np.float32: 1e-5, np.float64: 1e-10}
 B, T, I, H = 4, 5, 3, 6
 LENGTHS = [3, 5, 1, 4]  # unsorted, includes 1 and T
 NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-TORCH_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 
 pytestmark = pytest.mark.usefixtures("torch_threads")
@@ -30,10 +30,9 @@ pytestmark = pytest.mark.usefixtures("torch_threads")
 
 def torch_module(cell, nonlinearity, num_layers, bidirectional, params, dtype):
     """The torch layer holding ``params`` (our order: layer 0 fwd, layer 0 rev, layer 1 fwd, ...)."""
-    kw = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-    m = getattr(torch.nn, TORCH_CLASS[cell])(I, H, num_layers=num_layers, bidirectional=bidirectional,
-                                              batch_first=True, dtype=torch.float64 if dtype == np.float64
-                                              else torch.float32, **kw)
+    m = getattr(torch.nn, ops.cell_info(cell).torch_class)(I, H, num_layers=num_layers, bidirectional=bidirectional,
+                                                           batch_first=True, dtype=torch.float64 if dtype == np.float64
+                                                           else torch.float32, **torch_kwargs(cell, nonlinearity))
     D = 2 if bidirectional else 1
     with torch.no_grad():
         for layer in range(num_layers):
@@ -48,23 +47,24 @@ def torch_run(m, cell, x, h0, c0, lengths, gy, gh, gc):
     xt = torch.tensor(x, requires_grad=True)
     h0t = None if h0 is None else torch.tensor(h0, requires_grad=True)
     c0t = None if c0 is None else torch.tensor(c0, requires_grad=True)
-    state = (h0t, c0t) if cell == "lstm" and h0 is not None else h0t
+    has_cell_state = ops.cell_info(cell).has_cell_state
+    state = (h0t, c0t) if has_cell_state and h0 is not None else h0t
     inp = xt if lengths is None else pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True,
                                                           enforce_sorted=False)
     out, hn = m(inp, state)
     if lengths is not None:
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # zeros at padding
-    hn, cn = hn if cell == "lstm" else (hn, None)
+    hn, cn = hn if has_cell_state else (hn, None)
     loss = (out * torch.from_numpy(gy)).sum() + (hn * torch.from_numpy(gh)).sum()
-    if cell == "lstm":
+    if has_cell_state:
         loss = loss + (cn * torch.from_numpy(gc)).sum()
     loss.backward()
     result = {"y": out.detach().numpy(), "h_n": hn.detach().numpy(), "dx": xt.grad.numpy()}
-    if cell == "lstm":
+    if has_cell_state:
         result["c_n"] = cn.detach().numpy()
     if h0 is not None:
         result["dh0"] = h0t.grad.numpy()
-        if cell == "lstm":
+        if has_cell_state:
             result["dc0"] = c0t.grad.numpy()
     k = 0
     for layer in range(m.num_layers):
@@ -76,20 +76,16 @@ def torch_run(m, cell, x, h0, c0, lengths, gy, gh, gc):
 
 
 def ours_run(cell, nonlinearity, x, params, h0, c0, lengths, num_layers, bidirectional, gy, gh, gc):
-    kw = dict(lengths=lengths, num_layers=num_layers, bidirectional=bidirectional)
-    if cell == "lstm":
-        y, h_n, c_n, ctx = ops.lstm(x, params, h0, c0, **kw)
-    elif cell == "gru":
-        (y, h_n, ctx), c_n = ops.gru(x, params, h0, **kw), None
-    else:
-        (y, h_n, ctx), c_n = ops.rnn(x, params, h0, nonlinearity=nonlinearity, **kw), None
+    y, h_n, c_n, ctx = ops.stack_forward(cell, x, params, h0, c0, lengths, num_layers, bidirectional,
+                                         nonlinearity=nonlinearity)
     g = ops.stack_backward(ctx, gy, gh, gc)
+    has_cell_state = ops.cell_info(cell).has_cell_state
     result = {"y": y, "h_n": h_n, "dx": g.dx}
-    if cell == "lstm":
+    if has_cell_state:
         result["c_n"] = c_n
     if h0 is not None:
         result["dh0"] = g.dh0
-        if cell == "lstm":
+        if has_cell_state:
             result["dc0"] = g.dc0
     for k, dp in enumerate(g.params):
         result.update({f"params[{k}].{n}": d for n, d in zip(("w_ih", "w_hh", "b_ih", "b_hh"), dp)})
@@ -109,14 +105,14 @@ def test_stack_matches_torch(backend, rng, cell, nonlinearity, dtype, config):
     num_layers, bidirectional, lengths, with_states = config
     D = 2 if bidirectional else 1
     x = rng.standard_normal((B, T, I)).astype(dtype)
-    params = [make_params(rng, cell, I if layer == 0 else D * H, H, dtype)
-              for layer in range(num_layers) for _ in range(D)]
+    params = make_stack_params(rng, cell, I, H, num_layers, D, dtype)
     states = (num_layers * D, B, H)
+    has_cell_state = ops.cell_info(cell).has_cell_state
     h0 = (0.5 * rng.standard_normal(states)).astype(dtype) if with_states else None
-    c0 = (0.5 * rng.standard_normal(states)).astype(dtype) if with_states and cell == "lstm" else None
+    c0 = (0.5 * rng.standard_normal(states)).astype(dtype) if with_states and has_cell_state else None
     gy = rng.standard_normal((B, T, D * H)).astype(dtype)
     gh = rng.standard_normal(states).astype(dtype)
-    gc = rng.standard_normal(states).astype(dtype) if cell == "lstm" else None
+    gc = rng.standard_normal(states).astype(dtype) if has_cell_state else None
 
     m = torch_module(cell, nonlinearity, num_layers, bidirectional, params, dtype)
     expected = torch_run(m, cell, x, h0, c0, lengths, gy, gh, gc)
@@ -131,15 +127,16 @@ def test_stack_matches_torch(backend, rng, cell, nonlinearity, dtype, config):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
 def test_direction_ops_match_torch(backend, rng, cell, nonlinearity, dtype, with_lengths):
-    """The one-direction ops (lstm_forward ...) against a one-layer unidirectional torch module."""
+    """The one-direction ops (<cell>_forward, <cell>_backward) against a one-layer unidirectional torch module."""
     lengths = LENGTHS if with_lengths else None
     x = rng.standard_normal((B, T, I)).astype(dtype)
     params = make_params(rng, cell, I, H, dtype)
+    has_cell_state = ops.cell_info(cell).has_cell_state
     h0 = (0.5 * rng.standard_normal((B, H))).astype(dtype)
-    c0 = (0.5 * rng.standard_normal((B, H))).astype(dtype) if cell == "lstm" else None
+    c0 = (0.5 * rng.standard_normal((B, H))).astype(dtype) if has_cell_state else None
     gy = rng.standard_normal((B, T, H)).astype(dtype)
     gh = rng.standard_normal((B, H)).astype(dtype)
-    gc = rng.standard_normal((B, H)).astype(dtype) if cell == "lstm" else None
+    gc = rng.standard_normal((B, H)).astype(dtype) if has_cell_state else None
 
     m = torch_module(cell, nonlinearity, 1, False, [params], dtype)
     t = torch_run(m, cell, x, h0[None], None if c0 is None else c0[None], lengths, gy, gh[None],
@@ -147,7 +144,7 @@ def test_direction_ops_match_torch(backend, rng, cell, nonlinearity, dtype, with
     expected = {"y": t["y"], "h_n": t["h_n"][0], "dx": t["dx"], "dh0": t["dh0"][0],
                 "dw_ih": t["params[0].w_ih"], "dw_hh": t["params[0].w_hh"],
                 "db_ih": t["params[0].b_ih"], "db_hh": t["params[0].b_hh"]}
-    if cell == "lstm":
+    if has_cell_state:
         expected.update(c_n=t["c_n"][0], dc0=t["dc0"][0])
     actual = run_cell(backend, cell, x, params, h0, c0, lengths, False, nonlinearity, gy, gh, gc)
     assert_close_scaled(actual, expected, RTOL[dtype], f"{backend} {cell}")

@@ -3,11 +3,13 @@ of the recurrent layers with torch.nn, padding (a padded batch equals each seque
 return_state, dropout, initializers, Embedding masks, weights API, symbolic shapes and parameter counts."""
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import CELLS, GATES, OP_IDS, OPS, torch_kwargs
 from fusedrnn import ops
 from fusedrnn.nn import functional as F
 from fusedrnn.nn import layers as L
@@ -18,9 +20,21 @@ pytestmark = pytest.mark.usefixtures("float64_layers")
 
 B, T, I, H = 3, 4, 3, 2
 LENGTHS = np.array([4, 2, 1])  # full, padded, a single valid step
-RNNS = [("lstm", L.LSTM, {}), ("gru", L.GRU, {}), ("rnn_tanh", L.SimpleRNN, {}),
-        ("rnn_relu", L.SimpleRNN, {"activation": "relu"})]
-RNN_IDS = [r[0] for r in RNNS]
+
+
+def layer_class(cell):
+    """Our Keras-style layer of a cell (its keras_class: LSTM, GRU, SimpleRNN)."""
+    return getattr(L, ops.cell_info(cell).keras_class)
+
+
+def layer_kwargs(cell, nonlinearity):
+    """The layer's ``activation`` for one op: passed only where it is not the cell's default."""
+    return {} if nonlinearity == ops.cell_info(cell).nonlinearities[0] else {"activation": nonlinearity}
+
+
+# (cell, layer class, its keyword arguments): every op of the cell table (conftest.OPS).
+RNNS = [(cell, layer_class(cell), layer_kwargs(cell, nonlinearity)) for cell, nonlinearity in OPS]
+RNN_IDS = OP_IDS
 # float64 parity with torch / between two of our code paths doing the same arithmetic in another order:
 # rounding of O(1) values through T = 4-6 steps is ~1e-15; 1e-12 leaves room, a wrong formula is off by >1e-3.
 PARITY_RTOL = 1e-12
@@ -72,10 +86,10 @@ def test_rnn_state_gradients(cell, cls, kw, rng):
     check_gradients(lambda: layer(x, lengths=LENGTHS, initial_state=states), leaves(layer) + [x] + states, rng)
 
 
-@pytest.mark.parametrize("cls", [L.LSTM, L.GRU], ids=["lstm", "gru"])
-def test_rnn_dropout_gradients(cls, rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_rnn_dropout_gradients(cell, rng):
     """Input and recurrent dropout masks in training: the gradient goes through both (masks fixed by re-seeding)."""
-    layer = built(cls(H, return_sequences=True, dropout=0.4, recurrent_dropout=0.4), (None, T, I), rng)
+    layer = built(layer_class(cell)(H, return_sequences=True, dropout=0.4, recurrent_dropout=0.4), (None, T, I), rng)
     x = x_leaf(rng)
     reset = lambda: setattr(layer, "rng", np.random.default_rng(5))  # noqa: E731
     check_gradients(lambda: layer(x, lengths=LENGTHS, training=True), leaves(layer) + [x], rng, reset=reset)
@@ -83,16 +97,18 @@ def test_rnn_dropout_gradients(cls, rng):
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "ave", "mul", None])
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_bidirectional_gradients(merge_mode, return_sequences, rng):
-    layer = L.Bidirectional(L.LSTM(H, return_sequences=return_sequences), merge_mode=merge_mode)
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_gradients(cell, merge_mode, return_sequences, rng):
+    layer = L.Bidirectional(layer_class(cell)(H, return_sequences=return_sequences), merge_mode=merge_mode)
     built(layer, (None, T, I), rng)
     x = x_leaf(rng)
     check_gradients(lambda: layer(x, lengths=LENGTHS), leaves(layer) + [x], rng)
 
 
-@pytest.mark.parametrize("cls", [L.LSTM, L.GRU, L.SimpleRNN], ids=["lstm", "gru", "rnn"])
-def test_bidirectional_state_and_dropout_gradients(cls, rng):
-    layer = L.Bidirectional(cls(H, return_sequences=True, return_state=True, dropout=0.3, recurrent_dropout=0.3))
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_state_and_dropout_gradients(cell, rng):
+    layer = L.Bidirectional(layer_class(cell)(H, return_sequences=True, return_state=True, dropout=0.3,
+                                              recurrent_dropout=0.3))
     built(layer, (None, T, I), rng)
     x = x_leaf(rng)
     count = 2 * layer.forward_layer.state_count
@@ -194,10 +210,12 @@ def test_small_ops_gradients(rng):
 # ----------------------------------------------------------------------------------------- parity and padding
 
 def torch_module(cell, kw, layers):
-    """torch.nn.LSTM/GRU/RNN (float64, batch_first) holding the weights of our layer(s) (one or two directions)."""
-    kinds = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
-    extra = {"nonlinearity": kw.get("activation", "tanh")} if cell == "rnn" else {}
-    module = kinds[cell](I, H, batch_first=True, bidirectional=len(layers) == 2, dtype=torch.float64, **extra)
+    """torch.nn's module of the cell (its torch_class; float64, batch_first) holding the weights of our
+    layer(s) (one or two directions)."""
+    info = ops.cell_info(cell)
+    module = getattr(torch.nn, info.torch_class)(I, H, batch_first=True, bidirectional=len(layers) == 2,
+                                                 dtype=torch.float64,
+                                                 **torch_kwargs(cell, kw.get("activation", info.nonlinearities[0])))
     with torch.no_grad():
         for suffix, layer in zip(["", "_reverse"], layers):
             for ours, theirs in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"),
@@ -211,7 +229,7 @@ def test_rnn_matches_torch(cell, cls, kw, rng):
     layer = built(cls(H, return_sequences=True, return_state=True, **kw), (None, T, I), rng)
     x = rng.standard_normal((B, T, I))
     outs = layer(x)
-    module = torch_module(cell.split("_")[0], kw, [layer])
+    module = torch_module(cell, kw, [layer])
     y, state = module(torch.from_numpy(x))
     states = state if isinstance(state, tuple) else (state,)
     assert max_rel_diff(outs[0].data, y.detach().numpy()) <= PARITY_RTOL
@@ -219,10 +237,11 @@ def test_rnn_matches_torch(cell, cls, kw, rng):
         assert max_rel_diff(ours.data, theirs[0].detach().numpy()) <= PARITY_RTOL
 
 
-def test_bidirectional_matches_torch(rng):
-    layer = built(L.Bidirectional(L.LSTM(H, return_sequences=True)), (None, T, I), rng)
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_matches_torch(cell, rng):
+    layer = built(L.Bidirectional(layer_class(cell)(H, return_sequences=True)), (None, T, I), rng)
     x = rng.standard_normal((B, T, I))
-    module = torch_module("lstm", {}, [layer.forward_layer, layer.backward_layer])
+    module = torch_module(cell, {}, [layer.forward_layer, layer.backward_layer])
     y, _ = module(torch.from_numpy(x))
     assert max_rel_diff(layer(x).data, y.detach().numpy()) <= PARITY_RTOL
 
@@ -242,9 +261,10 @@ def test_padded_batch_equals_each_sequence_alone(cell, cls, kw, rng):
 
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul"])
-@pytest.mark.parametrize("cls", [L.LSTM, L.GRU], ids=["lstm", "gru"])
-def test_bidirectional_padded_equals_each_sequence_alone(merge_mode, cls, rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_padded_equals_each_sequence_alone(merge_mode, cell, rng):
     """The backward direction starts at each row's own last valid step, so padding changes nothing."""
+    cls = layer_class(cell)
     layer = built(L.Bidirectional(cls(H, return_sequences=True, return_state=True), merge_mode=merge_mode),
                   (None, T, I), rng)
     x = rng.standard_normal((B, T, I))
@@ -321,8 +341,9 @@ def test_return_state_shapes_and_values(cell, cls, kw, return_sequences, rng):
 
 # ----------------------------------------------------------------------------------------- dropout
 
-@pytest.mark.parametrize("cls", [L.LSTM, L.GRU, L.SimpleRNN], ids=["lstm", "gru", "rnn"])
-def test_rnn_dropout_only_in_training_and_as_documented(cls, rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_rnn_dropout_only_in_training_and_as_documented(cell, rng):
+    cls = layer_class(cell)
     layer = built(cls(H, return_sequences=True, dropout=0.5, recurrent_dropout=0.5, seed=3), (None, T, I), rng)
     plain = cls(H, return_sequences=True)
     plain._maybe_build((None, T, I))
@@ -336,24 +357,22 @@ def test_rnn_dropout_only_in_training_and_as_documented(cls, rng):
     assert set(np.unique(recurrent_mask)) <= {0.0, 2.0} and 0 < recurrent_mask.sum() < 2 * B * H
     out = layer(x, lengths=LENGTHS, training=True).data
     w = [t.data for t in layer.weights]
-    if cls is L.LSTM:
-        expected = ops.lstm_forward(x * input_mask, *w, lengths=LENGTHS, recurrent_mask=recurrent_mask)[0]
-    else:
-        fn = ops.gru_forward if cls is L.GRU else ops.rnn_forward
-        expected = fn(x * input_mask, *w, lengths=LENGTHS, recurrent_mask=recurrent_mask)[0]
+    expected = ops.forward(cell, x * input_mask, *w, lengths=LENGTHS, recurrent_mask=recurrent_mask)[0]
     assert max_rel_diff(out, expected) <= PARITY_RTOL
     assert max_rel_diff(out, plain(x, lengths=LENGTHS).data) > 1e-3
 
 
-def test_dropout_is_deterministic_under_a_seed(rng):
+@pytest.mark.parametrize("cell", CELLS)
+def test_dropout_is_deterministic_under_a_seed(cell, rng):
     x = rng.standard_normal((B, T, I))
+    cls = layer_class(cell)
 
     def run(seed):
-        layer = L.Bidirectional(L.LSTM(H, return_sequences=True, dropout=0.3, recurrent_dropout=0.3), seed=seed)
+        layer = L.Bidirectional(cls(H, return_sequences=True, dropout=0.3, recurrent_dropout=0.3), seed=seed)
         return layer(x, training=True).data, layer.get_weights()
     (a, wa), (b, wb), (c, wc) = run(7), run(7), run(8)
     np.testing.assert_array_equal(a, b)
-    inner_seed = L.Bidirectional(L.LSTM(H, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, seed=7))
+    inner_seed = L.Bidirectional(cls(H, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, seed=7))
     np.testing.assert_array_equal(inner_seed(x, training=True).data, a)
     assert all(np.array_equal(u, v) for u, v in zip(wa, wb))
     assert not np.allclose(a, c) and not np.allclose(wa[0], wc[0])
@@ -378,8 +397,9 @@ def test_dropout_layer(rng):
 
 # ----------------------------------------------------------------------------------------- initialization
 
-@pytest.mark.parametrize("cls,gates", [(L.LSTM, 4), (L.GRU, 3), (L.SimpleRNN, 1)], ids=["lstm", "gru", "rnn"])
-def test_keras_initialization(cls, gates):
+@pytest.mark.parametrize("cell", CELLS)
+def test_keras_initialization(cell):
+    cls, gates = layer_class(cell), GATES[cell]
     units, features = 16, 10
     layer = cls(units, seed=0)
     layer._maybe_build((None, 5, features))
@@ -391,13 +411,17 @@ def test_keras_initialization(cls, gates):
     np.testing.assert_allclose(w_hh.T @ w_hh, np.eye(units), atol=1e-12)
     assert not b_hh.any()
     expected_b_ih = np.zeros(gates * units)
-    if cls is L.LSTM:
-        expected_b_ih[units:2 * units] = 1.0  # unit_forget_bias
+    if getattr(layer, "unit_forget_bias", False):  # Keras's LSTM option, on by default
+        expected_b_ih[units:2 * units] = 1.0  # the forget gate: block 1 of i f g o
     np.testing.assert_array_equal(b_ih, expected_b_ih)
-    if cls is L.LSTM:
-        no_forget = L.LSTM(units, unit_forget_bias=False)
-        no_forget._maybe_build((None, 5, features))
-        assert not no_forget.b_ih.data.any()
+
+
+@pytest.mark.parametrize("cell", [c for c in CELLS
+                                  if "unit_forget_bias" in inspect.signature(layer_class(c)).parameters])
+def test_unit_forget_bias_can_be_turned_off(cell):
+    no_forget = layer_class(cell)(16, unit_forget_bias=False)
+    no_forget._maybe_build((None, 5, 10))
+    assert not no_forget.b_ih.data.any()
 
 
 def test_set_random_seed_reproduces_weights():
@@ -451,8 +475,10 @@ def test_embedding_mask_zero_errors():
 
 # ----------------------------------------------------------------------------------------- weights API, names, shapes
 
-def test_weights_api_and_errors(rng):
-    layer = L.LSTM(H, name="enc")
+@pytest.mark.parametrize("cell", CELLS)
+def test_weights_api_and_errors(cell, rng):
+    cls, G = layer_class(cell), GATES[cell]
+    layer = cls(H, name="enc")
     with pytest.raises(ValueError, match="not built"):
         layer.count_params()
     layer._maybe_build((None, T, I))
@@ -460,24 +486,42 @@ def test_weights_api_and_errors(rng):
     weights = layer.get_weights()
     weights[0] += 1.0
     assert not np.array_equal(weights[0], layer.get_weights()[0]), "get_weights returns copies"
-    with pytest.raises(ValueError, match=r"enc/w_hh has shape \(8, 2\), got an array of shape \(8, 3\)"):
-        layer.set_weights([weights[0], np.zeros((8, 3)), weights[2], weights[3]])
+    with pytest.raises(ValueError, match=rf"enc/w_hh has shape \({G * H}, {H}\), "
+                                         rf"got an array of shape \({G * H}, {H + 1}\)"):
+        layer.set_weights([weights[0], np.zeros((G * H, H + 1)), weights[2], weights[3]])
     with pytest.raises(ValueError, match="expected 4 arrays"):
         layer.set_weights(weights[:3])
     layer.set_weights(weights)
     np.testing.assert_array_equal(layer.w_ih.data, weights[0])
     with pytest.raises(ValueError, match="features"):
-        L.LSTM(H)(np.zeros((B, I)))
-    with pytest.raises(ValueError, match="activation"):
-        L.LSTM(H, activation="relu")
-    with pytest.raises(ValueError, match="reset_after"):
-        L.GRU(H, reset_after=False)
+        cls(H)(np.zeros((B, I)))
     with pytest.raises(ValueError, match="dropout"):
-        L.LSTM(H, dropout=1.0)
+        cls(H, dropout=1.0)
     with pytest.raises(TypeError, match="SimpleRNN, LSTM or GRU"):
         L.Bidirectional(L.Dense(3))
-    with pytest.raises(ValueError, match="initial_state needs 2"):
-        L.LSTM(H)(np.zeros((B, T, I)), initial_state=[np.zeros((B, H))])
+    count = len(ops.cell_info(cell).states)
+    for wrong in (n for n in range(1, count + 2) if n != count):  # one state too many, or too few where it can be
+        with pytest.raises(ValueError, match=f"initial_state needs {count}"):
+            cls(H)(np.zeros((B, T, I)), initial_state=[np.zeros((B, H))] * wrong)
+
+
+# (cell, a nonlinearity of the kernels that this cell does not take)
+FOREIGN_ACTIVATIONS = [(cell, n) for cell in CELLS for n in dict.fromkeys(n for info in ops.CELLS.values()
+                                                                          for n in info.nonlinearities)
+                       if n not in ops.cell_info(cell).nonlinearities]
+
+
+@pytest.mark.parametrize("cell,activation", FOREIGN_ACTIVATIONS)
+def test_an_activation_the_cell_does_not_take_is_refused(cell, activation):
+    with pytest.raises(ValueError, match="activation"):
+        layer_class(cell)(H, activation=activation)
+
+
+@pytest.mark.parametrize("cell", [c for c in CELLS if ops.cell_info(c).keras_split_bias])
+def test_reset_after_false_is_refused(cell):
+    """Keras's two bias rows (GRU) are its reset_after=True GRU, the only one the kernels implement."""
+    with pytest.raises(ValueError, match="reset_after"):
+        layer_class(cell)(H, reset_after=False)
 
 
 def test_unique_keras_names():
@@ -490,27 +534,30 @@ def test_unique_keras_names():
     assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
 
 
-def test_symbolic_shapes():
+@pytest.mark.parametrize("cell", CELLS)
+def test_symbolic_shapes(cell):
+    cls, count = layer_class(cell), len(ops.cell_info(cell).states)
     ids = L.Input((None,), dtype="int64")
     x = L.Embedding(10, 4, mask_zero=True)(ids)
     assert x.shape == (None, None, 4)
-    seq, hf, cf, hb, cb = L.Bidirectional(L.LSTM(5, return_sequences=True, return_state=True))(x)
-    assert seq.shape == (None, None, 10) and hf.shape == cb.shape == (None, 5)
+    seq, *states = L.Bidirectional(cls(5, return_sequences=True, return_state=True))(x)
+    assert seq.shape == (None, None, 10) and len(states) == 2 * count
+    assert all(s.shape == (None, 5) for s in states)
     assert L.TimeDistributed(L.Dense(3))(seq).shape == (None, None, 3)
     assert L.GlobalAveragePooling1D()(seq).shape == (None, 10)
+    hf, hb = states[0], states[count]  # each direction's h first
     assert L.Concatenate()([hf, hb]).shape == (None, 10)
-    assert L.Bidirectional(L.GRU(5), merge_mode="sum")(x).shape == (None, 5)
+    assert L.Bidirectional(cls(5), merge_mode="sum")(x).shape == (None, 5)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_parameter_counts_match_torch(cell, bidirectional):
-    """Two biases per direction, as torch.nn (LSTM: 4*H*(I+H) + 8*H)."""
-    cls = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}[cell]
-    layer = cls(7)
+    """Two biases per direction, as torch.nn (G*H*(I+H) + 2*G*H: LSTM 4*H*(I+H) + 8*H)."""
+    layer = layer_class(cell)(7)
     layer = L.Bidirectional(layer) if bidirectional else layer
     layer._maybe_build((None, 3, 5))
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](5, 7, bidirectional=bidirectional)
+    module = getattr(torch.nn, ops.cell_info(cell).torch_class)(5, 7, bidirectional=bidirectional)
     assert layer.count_params() == sum(p.numel() for p in module.parameters())
     dense = L.Dense(4)
     dense._maybe_build((None, 9))

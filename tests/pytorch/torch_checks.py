@@ -7,10 +7,16 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence
 
 import fusedrnn.torch as ft
+from conftest import OP_IDS, OPS
+from fusedrnn import ops
 
-# (class name, nonlinearity): every module; the nonlinearity only matters for RNN.
-CELLS = [("LSTM", None), ("GRU", None), ("RNN", "tanh"), ("RNN", "relu")]
-CELL_IDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+# (torch.nn class name, nonlinearity): every module of the cell table (conftest.OPS), each cell's
+# torch_class with each of its nonlinearities; the nonlinearity is None (not passed) where a cell has no choice.
+CELLS = [(ops.cell_info(cell).torch_class, nonlinearity if len(ops.cell_info(cell).nonlinearities) > 1 else None)
+         for cell, nonlinearity in OPS]
+CELL_IDS = OP_IDS
+# torch.nn class name -> the cell's facts (has_cell_state, ...)
+TORCH_CELLS = {info.torch_class: info for info in ops.CELLS.values()}
 FORMS = ["padded", "unbatched", "packed_sorted", "packed_unsorted", "pack_sequence"]
 B, T, I, H = 4, 5, 3, 6
 LENGTHS_SORTED = [5, 4, 2, 1]
@@ -53,7 +59,7 @@ def make_hx(name, num_layers, bidirectional, batch, dtype, generator, device="cp
     """Initial states in the caller's order (unbatched: no batch axis) -> (hx, leaves)."""
     shape = (num_layers * (2 if bidirectional else 1),) + ((batch,) if batch else ()) + (H,)
     h0 = _leaf(shape, dtype, generator, device)
-    if name != "LSTM":
+    if not TORCH_CELLS[name].has_cell_state:
         return h0, [h0]
     c0 = _leaf(shape, dtype, generator, device)
     return (h0, c0), [h0, c0]
