@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Cell:
     @property
     def param_names(self) -> Tuple[str, ...]:
         """One params entry: (w_ih, w_hh, b_ih, b_hh). A projectable cell given a projection carries
-        w_hr (P, H) as a fifth array (not yet taken by the ops)."""
+        w_hr (P, H) as a fifth array (PROJECTION_NAME), as torch.nn's LSTM(proj_size=P) does."""
         return PARAM_NAMES
 
     @property
@@ -54,9 +54,10 @@ class Cell:
             return {self.torch_class: self.nonlinearities[0]}
         return {f"{self.torch_class}_{n.upper()}": n for n in self.nonlinearities}
 
-    def saved_shapes(self, batch: int, steps: int, hidden: int) -> list:
-        """Shapes of one direction's saved (gates (B, T, G*H), aux (B, T, A*H), h_prev (B, T, H))."""
-        return [(batch, steps, self.gates * hidden), (batch, steps, self.aux * hidden), (batch, steps, hidden)]
+    def saved_shapes(self, batch: int, steps: int, hidden: int, state: Optional[int] = None) -> list:
+        """Shapes of one direction's saved (gates (B, T, G*H), aux (B, T, A*H), h_prev (B, T, R));
+        ``state`` R is h's size: P with projections, else H (the default)."""
+        return [(batch, steps, self.gates * hidden), (batch, steps, self.aux * hidden), (batch, steps, state or hidden)]
 
 
 PARAM_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")

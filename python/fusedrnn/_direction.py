@@ -23,15 +23,16 @@ from .grads import Grads
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
             nonlinearity="tanh", num_threads: Optional[int] = None, recurrent_mask=None, y_out=None,
-            need_grad=True):
-    """-> y (B, T, H), h_n (B, H), c_n (B, H) or None, Context (None if not ``need_grad``: an
-    inference forward, which keeps nothing for a backward and, on the CPU, saves nothing).
+            need_grad=True, w_hr=None):
+    """-> y (B, T, R), h_n (B, R), c_n (B, H) or None, Context (None if not ``need_grad``: an
+    inference forward, which keeps nothing for a backward and, on the CPU, saves nothing). R = H,
+    or P given projections w_hr (P, H) (a projectable cell, host backends).
 
     y_out: a host array (B, T, H) for y, whose rows may be one side of a (B, T, 2H) array (where a
     bidirectional layer's two directions write their halves, _validate.rows_evenly_spaced); y is then
     y_out. Host backends only."""
     a = _validate.forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity,
-                               recurrent_mask)
+                               recurrent_mask, w_hr=w_hr)
     need_grad = _validate.bool_arg("need_grad", need_grad)
     backend = _native.choose_backend(a.x)
     if backend == "cuda":
@@ -48,10 +49,10 @@ def forward_checked(cell, a, backend, need_grad, num_threads=None, y_out=None):
         y, h_n, c_n, ctx = _empty_forward(cell, a, backend, y_out)
         return y, h_n, c_n, ctx if need_grad else None
     if y_out is not None and not (isinstance(y_out, np.ndarray) and y_out.dtype == a.x.dtype
-                                  and y_out.shape == (a.batch, a.steps, a.hidden) and y_out.flags.writeable
+                                  and y_out.shape == (a.batch, a.steps, a.state) and y_out.flags.writeable
                                   and _validate.rows_evenly_spaced(y_out)):
-        raise ValueError("y_out: expected a writable host array (B, T, H) of x's dtype, in C order or one side "
-                         "of a (B, T, 2H) one")
+        raise ValueError("y_out: expected a writable host array (B, T, H) of x's dtype (P for H with "
+                         "projections), in C order or one side of a (B, T, 2H) one")
     if backend == "numpy":
         with np.errstate(all="ignore"):  # NaN and inf propagate quietly, as in the compiled kernels
             y, h_n, c_n, saved = _reference_forward(cell, a)
@@ -59,14 +60,15 @@ def forward_checked(cell, a, backend, need_grad, num_threads=None, y_out=None):
             y_out[...] = y
             y = y_out
     else:
-        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype, y_out, need_grad)
+        y, h_n, c_n, saved = allocate_forward(np, cell, a.batch, a.steps, a.hidden, a.x.dtype, y_out, need_grad,
+                                              a.state)
         kernel = getattr(_native.core(), f"{cell}_forward")
         kernel(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.h0, a.c0, a.lengths, a.recurrent_mask, a.reverse,
-               ACTIVATION_CODE[a.nonlinearity], num_threads or _native.get_num_threads(), y, h_n, c_n, *saved)
+               ACTIVATION_CODE[a.nonlinearity], num_threads or _native.get_num_threads(), y, h_n, c_n, *saved, a.w_hr)
     if not need_grad:
         return y, h_n, c_n, None
     ctx = Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse, a.nonlinearity,
-                  saved)
+                  saved, w_hr=a.w_hr)
     return y, h_n, c_n, ctx
 
 
@@ -74,6 +76,9 @@ def forward_cuda(cell, args, need_grad=True) -> list:
     """Checked directions ``args`` (from _validate.forward_args: one, or the two of a bidirectional
     layer, which the kernels run concurrently) -> [(y, h_n, c_n, Context)] per direction (the
     Context None if not ``need_grad``: the CUDA kernels save in every case, and it is dropped)."""
+    if args[0].w_hr is not None:
+        raise ValueError("w_hr: the CUDA kernels do not take projections yet; an LSTM with projections runs on "
+                         "the host backends (NumPy arrays, the CPU kernels or the NumPy reference)")
     if args[0].batch == 0:
         results = [_empty_forward(cell, a, "cuda") for a in args]
     else:
@@ -85,18 +90,19 @@ def _empty_forward(cell, a, backend, y_out=None):
     """An empty batch (B = 0), as torch.nn runs it: empty outputs and a context, no kernel call."""
     xp = array_module(a.x)
     with a.x.device if backend == "cuda" else contextlib.nullcontext():  # on x's GPU, not the current one
-        y, h_n, c_n, saved = allocate_forward(xp, cell, 0, a.steps, a.hidden, a.x.dtype, y_out)
+        y, h_n, c_n, saved = allocate_forward(xp, cell, 0, a.steps, a.hidden, a.x.dtype, y_out, R=a.state)
     return y, h_n, c_n, Context(cell, backend, a.x, a.w_ih, a.w_hh, a.lengths, a.recurrent_mask, a.reverse,
-                                a.nonlinearity, saved)
+                                a.nonlinearity, saved, w_hr=a.w_hr)
 
 
 def _empty_grads(cell, ctx, need_dx) -> Grads:
     """The gradients of an empty batch: zero-size dx, dh0 and dc0, zero weight gradients."""
     xp = array_module(ctx.x)
     with ctx.x.device if ctx.backend == "cuda" else contextlib.nullcontext():
-        g = allocate_grads(xp, cell, ctx.x, ctx.w_ih, ctx.w_hh, need_dx)
-        for grad in (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh):
-            grad.fill(0)
+        g = allocate_grads(xp, cell, ctx.x, ctx.w_ih, ctx.w_hh, need_dx, ctx.w_hr)
+        for grad in (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dw_hr):
+            if grad is not None:
+                grad.fill(0)
     return g
 
 
@@ -114,6 +120,8 @@ def _reference_forward(cell, a):
     extra = {}
     if CELLS[cell].has_cell_state:
         extra["c0"] = a.c0
+    if a.w_hr is not None:
+        extra["w_hr"] = a.w_hr
     if len(CELLS[cell].nonlinearities) > 1:
         extra["nonlinearity"] = a.nonlinearity
     out = getattr(reference, f"{cell}_forward")(a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h0=a.h0, lengths=a.lengths,
@@ -146,9 +154,9 @@ def backward_checked(cell, ctx, dy, dh_n, dc_n, num_threads: Optional[int] = Non
             g.dx = None
         return g
     x, w_ih, w_hh = ctx.x, ctx.w_ih, ctx.w_hh
-    g = allocate_grads(np, cell, x, w_ih, w_hh, need_dx)
+    g = allocate_grads(np, cell, x, w_ih, w_hh, need_dx, ctx.w_hr)
     kernel = getattr(_native.core(), f"{cell}_backward")
     kernel(x, w_ih, w_hh, ctx.lengths, ctx.recurrent_mask, ctx.reverse, ACTIVATION_CODE[ctx.nonlinearity],
            num_threads or _native.get_num_threads(), *ctx.saved, dy, dh_n, dc_n,
-           g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
+           g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0, ctx.w_hr, g.dw_hr)
     return g

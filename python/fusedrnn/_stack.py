@@ -1,7 +1,9 @@
 """Stacked and bidirectional layers composed from the one-direction ops, with PyTorch's semantics.
 
 Parameters come as a list of ``(w_ih, w_hh, b_ih, b_hh)`` in PyTorch's order (layer 0 forward,
-layer 0 reverse, layer 1 forward, ...); states as ``(num_layers * num_directions, B, H)``. The
+layer 0 reverse, layer 1 forward, ...), with ``w_hr (P, H)`` fifth for an LSTM with projections
+(whose h states and outputs then have P columns where H is written below, and c keeps H); states
+as ``(num_layers * num_directions, B, H)``. The
 output of a bidirectional layer is ``[forward, reverse]`` concatenated on the last axis. Dropout,
 when training, applies to the outputs of every layer but the last (its masks come from the
 counter-based generator of fusedrnn._dropout, so a seed gives the same masks on every backend). On
@@ -77,7 +79,7 @@ def _direction_args(cell, call, checked):
     get = call.get
     return _validate.forward_args(cell, call["x"], call["w_ih"], call["w_hh"], call["b_ih"], call["b_hh"],
                                   get("h0"), get("c0"), get("lengths"), get("reverse", False),
-                                  get("nonlinearity", "tanh"), get("recurrent_mask"), checked)
+                                  get("nonlinearity", "tanh"), get("recurrent_mask"), checked, get("w_hr"))
 
 
 def share_output(calls):
@@ -121,24 +123,34 @@ def _int_arg(name, value, minimum):
     return int(value)
 
 
-def _params_arg(params, count, gates):
-    """Checks the list structure and that every entry has the same H; returns H."""
+def _params_arg(params, count, info):
+    """Checks the list structure and that every entry has the same H and P -> (H, R): R = P with
+    projections (every entry has w_hr), else H."""
+    entry = "(w_ih, w_hh, b_ih, b_hh)" + (" or (w_ih, w_hh, b_ih, b_hh, w_hr)" if info.projectable else "")
     if not isinstance(params, (list, tuple)):
-        raise TypeError(f"params: expected a list of (w_ih, w_hh, b_ih, b_hh), got {type(params).__name__}")
+        raise TypeError(f"params: expected a list of {entry}, got {type(params).__name__}")
     if len(params) != count:
         raise ValueError(f"params: expected num_layers * num_directions = {count} entries, got {len(params)}")
-    hidden = None
+    sizes = None
     for k, p in enumerate(params):
-        if not isinstance(p, (list, tuple)) or len(p) != 4:
-            raise TypeError(f"params[{k}]: expected a tuple (w_ih, w_hh, b_ih, b_hh)")
-        w_hh = p[1]
+        if not isinstance(p, (list, tuple)) or len(p) not in ((4, 5) if info.projectable else (4,)):
+            raise TypeError(f"params[{k}]: expected a tuple {entry}")
+        if len(p) != len(params[0]):
+            raise ValueError(f"params[{k}]: {len(p)} arrays, params[0] has {len(params[0])}; every layer and "
+                             "direction has projections (w_hr) or none has")
+        w_hh, w_hr = p[1], p[4] if len(p) == 5 else None
         if not _validate.is_array(w_hh) or w_hh.ndim != 2:
-            raise TypeError(f"params[{k}]: w_hh must be a 2-D array ({gates}*H, H)")
-        if hidden is not None and w_hh.shape[1] != hidden:
-            raise ValueError(f"params[{k}]: w_hh has H = {w_hh.shape[1]}, params[0] has H = {hidden}; "
-                             "every layer and direction must have the same hidden size")
-        hidden = w_hh.shape[1]
-    return hidden
+            raise TypeError(f"params[{k}]: w_hh must be a 2-D array ({info.gates}*H, H)")
+        if w_hr is not None and (not _validate.is_array(w_hr) or w_hr.ndim != 2):
+            raise TypeError(f"params[{k}]: w_hr must be a 2-D array (P, H)")
+        # (H, R); w_hh (G*H, R) of the entries is checked against w_hr with each direction's arguments
+        entry_sizes = (w_hh.shape[1], w_hh.shape[1]) if w_hr is None else (w_hr.shape[1], w_hr.shape[0])
+        if sizes is not None and entry_sizes != sizes:
+            raise ValueError(f"params[{k}]: (H, P) = {entry_sizes}, params[0] has {sizes}; every layer and "
+                             "direction must have the same hidden size" + (" and projection size" if w_hr is not None
+                                                                          else ""))
+        sizes = entry_sizes
+    return sizes
 
 
 def _dropout_arg(dropout):
@@ -168,33 +180,35 @@ def _in_params(k, layer, direction, fn, *args, **kwargs):
 
 def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,
                   dropout=0.0, training=True, seed=None, nonlinearity="tanh", need_grad=True, dropout_masks=None):
-    """-> y (B, T, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, StackContext (None when not
-    ``need_grad``: an inference forward, whose CPU kernels save nothing for a backward).
+    """-> y (B, T, D*R), h_n (L*D, B, R), c_n (L*D, B, H) or None, StackContext (None when not
+    ``need_grad``: an inference forward, whose CPU kernels save nothing for a backward). R = H, or
+    P for an LSTM with projections (params entries of five arrays).
 
     dropout_masks: num_layers - 1 arrays (B, T, D*H), the multipliers of the layers' outputs (0 or
     1/(1-p)), drawn by the caller (fusedrnn.torch draws them from torch's generator); they replace
     ``dropout``, ``training`` and ``seed``."""
     info = CELLS[cell]
-    gates = info.gates
     num_layers = _int_arg("num_layers", num_layers, 1)
     bidirectional = _validate.bool_arg("bidirectional", bidirectional)
     training = _validate.bool_arg("training", training)
     dropout = _dropout_arg(dropout)
     D = 2 if bidirectional else 1
-    hidden = _params_arg(params, num_layers * D, gates)
+    hidden, state = _params_arg(params, num_layers * D, info)
+    projected = len(params[0]) == 5
     x = _validate.x_arg(x)
     xp = array_module(x)
     batch, steps, _ = x.shape
     lengths = _validate.lengths_arg(lengths, batch, steps)  # once for every layer and direction
-    states = (num_layers * D, batch, hidden)
-    h0 = _validate.optional_array_arg("h0", h0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
+    h0 = _validate.optional_array_arg("h0", h0, (num_layers * D, batch, state),
+                                      f"(num_layers*num_directions, B, {'P' if projected else 'H'})", x.dtype, x)
     if info.has_cell_state:
-        c0 = _validate.optional_array_arg("c0", c0, states, "(num_layers*num_directions, B, H)", x.dtype, x)
+        c0 = _validate.optional_array_arg("c0", c0, (num_layers * D, batch, hidden),
+                                          "(num_layers*num_directions, B, H)", x.dtype, x)
     else:
         c0 = None
     nonlinearity = _validate.nonlinearity_arg(cell, nonlinearity)
     need_grad = _validate.bool_arg("need_grad", need_grad)
-    dropout_masks = _masks_arg(dropout_masks, num_layers, (batch, steps, D * hidden), x)
+    dropout_masks = _masks_arg(dropout_masks, num_layers, (batch, steps, D * state), x)
     seed = _seed_arg(seed)
     draws = training and dropout > 0.0 and num_layers > 1 and dropout_masks is None
     rng = np.random.default_rng(seed) if draws else None  # a Generator costs ~10 us: only where masks are drawn
@@ -206,7 +220,8 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
             return _in_params(layer * D + direction, layer, direction, fn, **kwargs)
         calls = [dict(x=layer_input, w_ih=params[k][0], w_hh=params[k][1], b_ih=params[k][2], b_hh=params[k][3],
                       h0=None if h0 is None else h0[k], c0=None if c0 is None else c0[k], lengths=lengths,
-                      reverse=bool(k % D), nonlinearity=nonlinearity, need_grad=need_grad)
+                      reverse=bool(k % D), nonlinearity=nonlinearity, need_grad=need_grad,
+                      w_hr=params[k][4] if projected else None)
                  for k in range(layer * D, (layer + 1) * D)]
         y = share_output(calls) if D == 2 else None
         results = forward_directions(cell, calls, wrap, checked=True)
@@ -226,7 +241,7 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
             y = y * mask
         masks.append(mask)
         layer_input = y
-    ctx = StackContext(cell, num_layers, D, hidden, contexts, masks) if need_grad else None
+    ctx = StackContext(cell, num_layers, D, state, contexts, masks) if need_grad else None
     return layer_input, _stacked(xp, h_n), _stacked(xp, c_n) if info.has_cell_state else None, ctx
 
 
@@ -260,11 +275,13 @@ def saved_arrays(ctx: StackContext) -> list:
     return arrays + [ctx.contexts[layer * ctx.num_directions].x for layer in range(1, ctx.num_layers)]
 
 
-def saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) -> list:
-    """The shapes of saved_arrays' arrays for a forward of these sizes (x (B, T, .), H)."""
+def saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional, proj_size=0) -> list:
+    """The shapes of saved_arrays' arrays for a forward of these sizes (x (B, T, .), H, and P =
+    proj_size for an LSTM with projections)."""
     D = 2 if bidirectional else 1
-    per_direction = _direction_saved_shapes(cell, batch, steps, hidden)
-    return per_direction * (num_layers * D) + [(batch, steps, D * hidden)] * (num_layers - 1)
+    state = proj_size or hidden
+    per_direction = _direction_saved_shapes(cell, batch, steps, hidden, state)
+    return per_direction * (num_layers * D) + [(batch, steps, D * state)] * (num_layers - 1)
 
 
 def restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirectional, nonlinearity) -> StackContext:
@@ -283,38 +300,43 @@ def restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirect
     count = num_layers * D
     inputs = [_validate.contiguous(x)] + list(saved[3 * count:])  # each layer's input (B, T, I or D*H)
     contexts = [Context(cell, backend, inputs[k // D], _validate.contiguous(params[k][0]),
-                                   _validate.contiguous(params[k][1]), lengths, None, bool(k % D), nonlinearity,
-                                   tuple(saved[3 * k:3 * k + 3]))
+                        _validate.contiguous(params[k][1]), lengths, None, bool(k % D), nonlinearity,
+                        tuple(saved[3 * k:3 * k + 3]),
+                        w_hr=_validate.contiguous(params[k][4]) if len(params[k]) == 5 else None)
                 for k in range(count)]
     masks = (list(masks) if masks else [None] * (num_layers - 1)) + [None]  # none after the last layer
     return StackContext(cell, num_layers, D, params[0][1].shape[1], contexts, masks)
 
 
 def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
-    """dy (B, T, D*H), dh_n, dc_n (L*D, B, H) or None -> StackGrads. need_dx=False: the input needs
-    no gradient; g.dx is then None and the first layer skips its GEMM."""
+    """dy (B, T, D*R), dh_n (L*D, B, R), dc_n (L*D, B, H) or None -> StackGrads (R = P with
+    projections, else H). need_dx=False: the input needs no gradient; g.dx is then None and the
+    first layer skips its GEMM."""
     if ctx is None:
         raise TypeError("ctx: None, the forward ran with need_grad=False and kept nothing for a backward")
     if not isinstance(ctx, StackContext):
         raise TypeError(f"ctx: expected the ctx returned by ops.lstm/gru/rnn, got {type(ctx).__name__}")
     first = ctx.contexts[0]
     batch, steps, _ = first.x.shape
-    D, H = ctx.num_directions, ctx.hidden
+    D, H = ctx.num_directions, ctx.hidden  # H here is R: P with projections
+    r = "H" if first.w_hr is None else "P"
     dtype = first.x.dtype
-    dy = _validate.array_arg("dy", dy, 3, "(B, T, D*H)", dtype, first.x)
-    _validate.expect_shape("dy", dy, (batch, steps, D * H), "(B, T, D*H)")
+    dy = _validate.array_arg("dy", dy, 3, f"(B, T, D*{r})", dtype, first.x)
+    _validate.expect_shape("dy", dy, (batch, steps, D * H), f"(B, T, D*{r})")
     states = (ctx.num_layers * D, batch, H)
-    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, "(num_layers*num_directions, B, H)", dtype, first.x)
+    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, f"(num_layers*num_directions, B, {r})", dtype,
+                                        first.x)
     has_cell_state = CELLS[ctx.cell].has_cell_state
+    cell_states = (ctx.num_layers * D, batch, first.w_hh.shape[0] // CELLS[ctx.cell].gates)
     if has_cell_state:
-        dc_n = _validate.optional_array_arg("dc_n", dc_n, states, "(num_layers*num_directions, B, H)", dtype,
+        dc_n = _validate.optional_array_arg("dc_n", dc_n, cell_states, "(num_layers*num_directions, B, H)", dtype,
                                             first.x)
     need_dx = _validate.bool_arg("need_dx", need_dx)
     xp = array_module(first.x)
 
     params = [None] * len(ctx.contexts)
     dh0 = xp.empty(states, dtype)
-    dc0 = xp.empty(states, dtype) if has_cell_state else None
+    dc0 = xp.empty(cell_states, dtype) if has_cell_state else None
     d_out = dy
     for layer in reversed(range(ctx.num_layers)):
         if ctx.masks[layer] is not None:
@@ -325,7 +347,7 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
         grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents,
                                     [need_dx or layer > 0] * D, checked=True)
         for k, g in zip(ks, grads):
-            params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
+            params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh) + (() if g.dw_hr is None else (g.dw_hr,))
             dh0[k] = g.dh0
             if dc0 is not None:
                 dc0[k] = g.dc0

@@ -12,7 +12,8 @@ Array = Any  # numpy.ndarray or cupy.ndarray
 ArrayLike = Any  # npt.ArrayLike or cupy.ndarray
 DTypeLike = npt.DTypeLike
 # One direction's weights in the op layout: w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh (G*H,);
-# ParamsLike where a list of the four is accepted too.
+# ParamsLike where a list of the four is accepted too (and a fifth, w_hr (P, H), for an LSTM with
+# projections).
 Params = Tuple[Array, Array, Array, Array]
 ParamsLike = Sequence[Array]
 # A shape in the functional API: None for the batch axis and any size known only at run time.

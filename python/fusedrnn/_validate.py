@@ -148,8 +148,9 @@ def nonlinearity_arg(cell, nonlinearity):
 
 
 def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonlinearity, recurrent_mask=None,
-                 checked=False):
-    """Checks one direction's forward arguments; returns them normalised in a namespace.
+                 checked=False, w_hr=None):
+    """Checks one direction's forward arguments; returns them normalised in a namespace (``state``:
+    R, the size of h and y: H, or P given projections w_hr (P, H), which make w_hh (G*H, P)).
 
     checked=True: the caller (a stacked layer) has checked x (x_arg, or it is a layer's own output),
     lengths ((B,) int64 from lengths_arg), h0 and c0 ((B, H) rows of checked states) and
@@ -162,10 +163,13 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
             raise ValueError(f"x: T and I must be at least 1, got shape {tuple(x.shape)}")
     batch, steps, inputs = x.shape
     w_hh = array_arg("w_hh", w_hh, 2, f"({gates}*H, H)", x.dtype, x)
-    hidden = w_hh.shape[1]
-    if hidden < 1:
-        raise ValueError(f"w_hh: H must be at least 1, got shape {tuple(w_hh.shape)}")
-    expect_shape("w_hh", w_hh, (gates * hidden, hidden), f"({gates}*H, H)")
+    if w_hr is None:
+        hidden = state = w_hh.shape[1]
+        if hidden < 1:
+            raise ValueError(f"w_hh: H must be at least 1, got shape {tuple(w_hh.shape)}")
+        expect_shape("w_hh", w_hh, (gates * hidden, hidden), f"({gates}*H, H)")
+    else:
+        w_hr, hidden, state = _projection_arg(cell, w_hr, w_hh, recurrent_mask, x)
     w_ih = array_arg("w_ih", w_ih, 2, f"({gates}*H, I)", x.dtype, x)
     expect_shape("w_ih", w_ih, (gates * hidden, inputs), f"({gates}*H, I)")
     b_ih = array_arg("b_ih", b_ih, 1, f"({gates}*H,)", x.dtype, x)
@@ -175,7 +179,7 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     if batch * steps * max(inputs, gates * hidden) > MAX_BLAS_DIM:
         raise ValueError(f"x: B*T*max(I, {gates}*H) exceeds {MAX_BLAS_DIM}, the BLAS index limit")
     if not checked:
-        h0 = optional_array_arg("h0", h0, (batch, hidden), "(B, H)", x.dtype, x)
+        h0 = optional_array_arg("h0", h0, (batch, state), "(B, H)" if w_hr is None else "(B, P)", x.dtype, x)
         c0 = optional_array_arg("c0", c0, (batch, hidden), "(B, H)", x.dtype, x) if info.has_cell_state else None
         lengths = lengths_arg(lengths, batch, steps)
         if nonlinearity not in NONLINEARITIES:  # nonlinearity_arg, inline
@@ -187,7 +191,24 @@ def forward_args(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, nonl
     return SimpleNamespace(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0,
                            lengths=lengths, recurrent_mask=recurrent_mask,
                            reverse=bool_arg("reverse", reverse),
-                           nonlinearity=nonlinearity, batch=batch, steps=steps, inputs=inputs, hidden=hidden)
+                           nonlinearity=nonlinearity, batch=batch, steps=steps, inputs=inputs, hidden=hidden,
+                           state=state, w_hr=w_hr)
+
+
+def _projection_arg(cell, w_hr, w_hh, recurrent_mask, x):
+    """Checks projections w_hr (P, H) and w_hh (G*H, P) against each other -> (w_hr in C order, H, P)."""
+    info = CELLS[cell]
+    if not info.projectable:
+        projectable = ", ".join(c.name for c in CELLS.values() if c.projectable)
+        raise ValueError(f"w_hr: {cell} has no projections (cells that take w_hr: {projectable})")
+    w_hr = array_arg("w_hr", w_hr, 2, "(P, H)", x.dtype, x)
+    proj, hidden = w_hr.shape
+    if proj < 1 or hidden < 1:
+        raise ValueError(f"w_hr: P and H must be at least 1, got shape {tuple(w_hr.shape)}")
+    expect_shape("w_hh", w_hh, (info.gates * hidden, proj), f"({info.gates}*H, P) with w_hr (P, H)")
+    if recurrent_mask is not None:
+        raise ValueError("recurrent_mask: not supported with projections (w_hr)")
+    return contiguous(w_hr), hidden, proj
 
 
 def backward_args(cell, ctx, context_type, dy, dh_n, dc_n, checked=False):
@@ -201,11 +222,13 @@ def backward_args(cell, ctx, context_type, dy, dh_n, dc_n, checked=False):
         if not isinstance(ctx, context_type) or ctx.cell != cell:
             raise TypeError(f"ctx: expected the ctx returned by {cell}_forward, got {type(ctx).__name__}")
         batch, steps, _ = ctx.x.shape
-        hidden = ctx.w_hh.shape[1]
-        dy = array_arg("dy", dy, 3, "(B, T, H)", ctx.x.dtype, ctx.x)
-        expect_shape("dy", dy, (batch, steps, hidden), "(B, T, H)")
-        dh_n = optional_array_arg("dh_n", dh_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
+        state = ctx.w_hh.shape[1]  # R: H, or P with projections
+        r = "H" if ctx.w_hr is None else "P"
+        dy = array_arg("dy", dy, 3, f"(B, T, {r})", ctx.x.dtype, ctx.x)
+        expect_shape("dy", dy, (batch, steps, state), f"(B, T, {r})")
+        dh_n = optional_array_arg("dh_n", dh_n, (batch, state), f"(B, {r})", ctx.x.dtype, ctx.x)
         if CELLS[cell].has_cell_state:
+            hidden = ctx.w_hh.shape[0] // CELLS[cell].gates
             dc_n = optional_array_arg("dc_n", dc_n, (batch, hidden), "(B, H)", ctx.x.dtype, ctx.x)
     if not (ctx.backend == "cpu" and rows_evenly_spaced(dy)):  # the CPU kernels read such rows in place
         dy = contiguous(dy)

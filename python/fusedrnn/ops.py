@@ -3,8 +3,8 @@
 One direction (ARCHITECTURE.md, "The op API and its contract")::
 
     y, h_n, c_n, ctx = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False,
-                                    recurrent_mask=None, need_grad=True)
-    g = lstm_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx g.dw_ih g.dw_hh g.db_ih g.db_hh g.dh0 g.dc0
+                                    recurrent_mask=None, need_grad=True, w_hr=None)
+    g = lstm_backward(ctx, dy, dh_n=None, dc_n=None)   # g.dx g.dw_ih g.dw_hh g.db_ih g.db_hh g.dh0 g.dc0 (g.dw_hr)
     y, h_n, ctx = gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False)
     g = gru_backward(ctx, dy, dh_n=None)
     y, h_n, ctx = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, lengths=None, reverse=False, nonlinearity="tanh")
@@ -18,6 +18,13 @@ Stacked and bidirectional, PyTorch's semantics (params in torch's order, states 
     y, h_n, ctx = rnn(x, params, h0=None, lengths=None, ..., nonlinearity="tanh")
     g = stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True)   # g.dx, g.params[k] = (dw_ih, dw_hh, db_ih, db_hh), g.dh0, g.dc0
 
+LSTM with projections (torch's ``proj_size``; host backends: the CPU kernels and the NumPy
+reference): ``w_hr (P, H)`` makes the state and output ``h = (o * tanh c) W_hr^T`` of size P. Then
+``w_hh`` is ``(4*H, P)``; ``h0``, ``h_n``, ``dh_n``, ``dh0`` are ``(B, P)`` and ``y``, ``dy`` ``(B, T, P)``;
+``c`` stays ``(B, H)``; the backward adds ``g.dw_hr (P, H)``. Stacked, each params entry is
+``(w_ih, w_hh, b_ih, b_hh, w_hr)`` (torch's order of ``weight_hr_l{k}``) and its gradient entry has
+``dw_hr`` fifth. ``recurrent_mask`` is refused with projections; so are GPU arrays (ValueError).
+
 ``need_grad=False`` (inference), on every forward op: the context is None and, on the CPU, the
 kernels save nothing for a backward (no gates, cell states or previous states of size T); the
 outputs are bitwise those of the training forward. (The CUDA kernels still write those arrays;
@@ -27,7 +34,7 @@ instead of drawing them from ``seed``. ``need_dx=False``: x needs no gradient, g
 For frameworks that keep only arrays between a forward and its backward (fusedrnn.torch)::
 
     arrays = saved_arrays(ctx)            # flat list of the context's own arrays, shaped as
-                                          # saved_shapes(cell, B, T, H, num_layers, bidirectional)
+                                          # saved_shapes(cell, B, T, H, num_layers, bidirectional, proj_size=0)
     ctx = restore_context(cell, x, params, lengths, dropout_masks, arrays, num_layers, bidirectional, nonlinearity)
 
 By cell name, for code that serves every cell (``CELLS`` lists them, ``cell_info(name)`` gives a
@@ -97,15 +104,17 @@ def cell_info(name: str) -> Cell:
 def lstm_forward(x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
                  c0: Optional[Array] = None, lengths: Optional[ArrayLike] = None, reverse: bool = False,
                  recurrent_mask: Optional[Array] = None,
-                 need_grad: bool = True) -> Tuple[Array, Array, Array, Optional[Context]]:
-    """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx (None if not need_grad)."""
+                 need_grad: bool = True, w_hr: Optional[Array] = None) -> Tuple[Array, Array, Array, Optional[Context]]:
+    """-> y (B, T, R), h_n (B, R), c_n (B, H), ctx (None if not need_grad); R = H, or P given
+    projections w_hr (P, H) (then w_hh (4*H, P), h0 (B, P))."""
     return _direction.forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
-                              recurrent_mask=recurrent_mask, need_grad=need_grad)
+                              recurrent_mask=recurrent_mask, need_grad=need_grad, w_hr=w_hr)
 
 
 def lstm_backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, dc_n: Optional[Array] = None,
                   need_dx: bool = True) -> Grads:
-    """dy (B, T, H); dh_n, dc_n (B, H) or None -> Grads with dc0 (dx None if not need_dx)."""
+    """dy (B, T, R); dh_n (B, R), dc_n (B, H) or None -> Grads with dc0, and dw_hr (P, H) given
+    projections (dx None if not need_dx)."""
     return _direction.backward("lstm", ctx, dy, dh_n, dc_n, need_dx=need_dx)
 
 
@@ -141,12 +150,14 @@ def rnn_backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, need_dx:
 def forward(cell: str, x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, h0: Optional[Array] = None,
             c0: Optional[Array] = None, lengths: Optional[ArrayLike] = None, reverse: bool = False,
             nonlinearity: str = "tanh", recurrent_mask: Optional[Array] = None,
-            need_grad: bool = True) -> Tuple[Array, Array, Optional[Array], Optional[Context]]:
+            need_grad: bool = True, w_hr: Optional[Array] = None,
+            ) -> Tuple[Array, Array, Optional[Array], Optional[Context]]:
     """One direction of cell ``cell`` -> y (B, T, H), h_n (B, H), c_n (B, H) (None without a cell
-    state), ctx (None if not need_grad). c0 is read only by a cell with a cell state."""
+    state), ctx (None if not need_grad). c0 is read only by a cell with a cell state; w_hr (P, H)
+    only by a projectable one (ValueError for another)."""
     info = _cell(cell)
     return _direction.forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0 if info.has_cell_state else None, lengths,
-                              reverse, nonlinearity, recurrent_mask=recurrent_mask, need_grad=need_grad)
+                              reverse, nonlinearity, recurrent_mask=recurrent_mask, need_grad=need_grad, w_hr=w_hr)
 
 
 def backward(ctx: Context, dy: Array, dh_n: Optional[Array] = None, dc_n: Optional[Array] = None,
@@ -264,8 +275,9 @@ def require_cuda() -> None:
     _native.cuda()
 
 
-# saved_arrays(ctx) -> [Array]; saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) -> [shape];
+# saved_arrays(ctx) -> [Array];
+# saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional, proj_size=0) -> [shape];
 # restore_context(cell, x, params, lengths, masks, saved, num_layers, bidirectional, nonlinearity) -> StackContext
 saved_arrays: Callable[[StackContext], List[Array]] = _stack.saved_arrays
-saved_shapes: Callable[[str, int, int, int, int, bool], List[Tuple[int, ...]]] = _stack.saved_shapes
+saved_shapes: Callable[..., List[Tuple[int, ...]]] = _stack.saved_shapes
 restore_context: Callable[..., StackContext] = _stack.restore_context

@@ -3,7 +3,10 @@
 Plain array code, one step at a time, written for clarity. The same functions run on CuPy arrays
 (``xp`` is the arrays' module). Conventions (ARCHITECTURE.md, "Conventions"): ``x (B, T, I)``, states ``(B, H)``,
 PyTorch weight layout ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``b_ih, b_hh (G*H,)``;
-gate orders LSTM i, f, g, o and GRU r, z, n (reset applied after the recurrent product).
+gate orders LSTM i, f, g, o and GRU r, z, n (reset applied after the recurrent product). An LSTM
+with projections (torch's ``proj_size``) takes ``w_hr (P, H)``: its state and output are
+``h = (o * tanh c) W_hr^T`` of size P, so ``w_hh`` is ``(4*H, P)``, ``h0``, ``y`` have P columns and
+``c`` keeps H.
 ``lengths (B,)``: steps ``t >= len`` give zeros in ``y`` and leave the state alone; a reverse pass
 starts at each row's own last valid step. ``recurrent_mask (B, H)``: W_hh sees ``h * mask`` at
 every step (variational recurrent dropout); the state and GRU's ``z * h`` see ``h`` unmasked.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._cells import CELLS
 from ._xp import array_module  # noqa: F401  (also a public name of this module)
 from .grads import Grads
 
@@ -42,6 +46,7 @@ class Context:
     w_hh: object  # (G*H, H)
     nonlinearity: str = "tanh"
     recurrent_mask: object = None  # (B, H) or None
+    w_hr: object = None  # (P, H): an LSTM with projections, else None
     steps: list = field(default_factory=list)  # per step: (rows, t, h_prev, saved activations...)
 
 
@@ -80,27 +85,31 @@ def gru_cell(xp, gi, gh, h_prev):
     return r, z, n, (1.0 - z) * n + z * h_prev
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None):
-    """-> y (B, T, H), h_n (B, H), c_n (B, H), ctx."""
+def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, lengths=None, reverse=False, recurrent_mask=None,
+                 w_hr=None):
+    """-> y (B, T, R), h_n (B, R), c_n (B, H), ctx; R = H, or P with projections w_hr (P, H)."""
     xp = array_module(x)
     batch, steps, _ = x.shape
-    hidden = w_hh.shape[1]
-    h = _initial(xp, h0, batch, hidden, x.dtype)
+    hidden = w_hh.shape[0] // 4
+    state = hidden if w_hr is None else w_hr.shape[0]  # R
+    h = _initial(xp, h0, batch, state, x.dtype)
     c = _initial(xp, c0, batch, hidden, x.dtype)
-    y = xp.zeros((batch, steps, hidden), x.dtype)
-    ctx = Context("lstm", x, w_ih, w_hh, recurrent_mask=recurrent_mask)
+    y = xp.zeros((batch, steps, state), x.dtype)
+    ctx = Context("lstm", x, w_ih, w_hh, recurrent_mask=recurrent_mask, w_hr=w_hr)
     for rows, t in _steps(xp, lengths, batch, steps, reverse):
         h_prev, c_prev = h[rows], c[rows]
         pre = x[rows, t] @ w_ih.T + b_ih + _recurrent_input(h_prev, recurrent_mask, rows) @ w_hh.T + b_hh
         i, f, g, o, c_new = lstm_cell(xp, pre, c_prev)
         h_new = o * xp.tanh(c_new)
+        if w_hr is not None:
+            h_new = h_new @ w_hr.T
         h[rows], c[rows], y[rows, t] = h_new, c_new, h_new
         ctx.steps.append((rows, t, h_prev, c_prev, i, f, g, o, c_new))
     return y, h, c, ctx
 
 
 def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
-    """dy (B, T, H), dh_n, dc_n (B, H) or None -> Grads."""
+    """dy (B, T, R), dh_n (B, R), dc_n (B, H) or None -> Grads (with dw_hr (P, H) given projections)."""
     xp = array_module(dy)
     g = _zero_grads(xp, ctx, dy, with_cell=True)
     dh = g.dh0 if dh_n is None else dh_n.copy()
@@ -108,6 +117,9 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
     for rows, t, h_prev, c_prev, i, f, gg, o, c_new in reversed(ctx.steps):
         dh_t = dh[rows] + dy[rows, t]
         tanh_c = xp.tanh(c_new)
+        if ctx.w_hr is not None:  # through h = (o * tanh c) W_hr^T: dh_t (N, P) -> (N, H)
+            g.dw_hr += dh_t.T @ (o * tanh_c)
+            dh_t = dh_t @ ctx.w_hr
         dc_t = dc[rows] + dh_t * o * (1.0 - tanh_c * tanh_c)
         d_pre = xp.concatenate(
             [dc_t * gg * i * (1.0 - i), dc_t * c_prev * f * (1.0 - f),
@@ -183,12 +195,14 @@ def rnn_backward(ctx, dy, dh_n=None):
 
 
 def _zero_grads(xp, ctx, dy, with_cell):
-    batch, _, hidden = dy.shape
+    batch, _, state = dy.shape  # state R: H, or P with projections
+    hidden = ctx.w_hh.shape[0] // CELLS[ctx.cell].gates  # c's size, for a cell with a cell state
     z = lambda like: xp.zeros(like.shape, dy.dtype)  # noqa: E731
     return Grads(dx=z(ctx.x), dw_ih=z(ctx.w_ih), dw_hh=z(ctx.w_hh),
                  db_ih=xp.zeros(ctx.w_ih.shape[0], dy.dtype), db_hh=xp.zeros(ctx.w_hh.shape[0], dy.dtype),
-                 dh0=xp.zeros((batch, hidden), dy.dtype),
-                 dc0=xp.zeros((batch, hidden), dy.dtype) if with_cell else None)
+                 dh0=xp.zeros((batch, state), dy.dtype),
+                 dc0=xp.zeros((batch, hidden), dy.dtype) if with_cell else None,
+                 dw_hr=None if ctx.w_hr is None else z(ctx.w_hr))
 
 
 def _accumulate(g, ctx, rows, t, h_prev, d_input_side, d_recurrent_side):
