@@ -138,17 +138,19 @@ def _params_arg(params, count, info):
         if len(p) != len(params[0]):
             raise ValueError(f"params[{k}]: {len(p)} arrays, params[0] has {len(params[0])}; every layer and "
                              "direction has projections (w_hr) or none has")
-        w_hh, w_hr = p[1], p[4] if len(p) == 5 else None
+        w_hh, projected = p[1], len(p) == 5
         if not _validate.is_array(w_hh) or w_hh.ndim != 2:
             raise TypeError(f"params[{k}]: w_hh must be a 2-D array ({info.gates}*H, H)")
-        if w_hr is not None and (not _validate.is_array(w_hr) or w_hr.ndim != 2):
+        if projected and (not _validate.is_array(p[4]) or p[4].ndim != 2):
             raise TypeError(f"params[{k}]: w_hr must be a 2-D array (P, H)")
         # (H, R); w_hh (G*H, R) of the entries is checked against w_hr with each direction's arguments
-        entry_sizes = (w_hh.shape[1], w_hh.shape[1]) if w_hr is None else (w_hr.shape[1], w_hr.shape[0])
+        entry_sizes = (p[4].shape[1], p[4].shape[0]) if projected else (w_hh.shape[1], w_hh.shape[1])
         if sizes is not None and entry_sizes != sizes:
-            raise ValueError(f"params[{k}]: (H, P) = {entry_sizes}, params[0] has {sizes}; every layer and "
-                             "direction must have the same hidden size" + (" and projection size" if w_hr is not None
-                                                                          else ""))
+            if projected:
+                raise ValueError(f"params[{k}]: (H, P) = {entry_sizes}, params[0] has {sizes}; every layer and "
+                                 "direction must have the same hidden and projection sizes")
+            raise ValueError(f"params[{k}]: w_hh has H = {entry_sizes[0]}, params[0] has H = {sizes[0]}; "
+                             "every layer and direction must have the same hidden size")
         sizes = entry_sizes
     return sizes
 
