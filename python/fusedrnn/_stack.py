@@ -30,6 +30,8 @@ __all__ = ["StackContext", "stack_forward", "stack_backward", "forward_direction
            "share_output", "saved_arrays", "saved_shapes", "restore_context"]
 
 _pool: Optional[ThreadPoolExecutor] = None
+# The layout of stacked states in error messages: h and c; h with projections (True) has P columns.
+_STATES = {False: "(num_layers*num_directions, B, H)", True: "(num_layers*num_directions, B, P)"}
 
 
 def _run_directions(backend, jobs):
@@ -126,15 +128,15 @@ def _int_arg(name, value, minimum):
 def _params_arg(params, count, info):
     """Checks the list structure and that every entry has the same H and P -> (H, R): R = P with
     projections (every entry has w_hr), else H."""
-    entry = "(w_ih, w_hh, b_ih, b_hh)" + (" or (w_ih, w_hh, b_ih, b_hh, w_hr)" if info.projectable else "")
+    lengths = (4, 5) if info.projectable else (4,)  # entries' allowed sizes
     if not isinstance(params, (list, tuple)):
-        raise TypeError(f"params: expected a list of {entry}, got {type(params).__name__}")
+        raise TypeError(f"params: expected a list of {_entry(info)}, got {type(params).__name__}")
     if len(params) != count:
         raise ValueError(f"params: expected num_layers * num_directions = {count} entries, got {len(params)}")
     sizes = None
     for k, p in enumerate(params):
-        if not isinstance(p, (list, tuple)) or len(p) not in ((4, 5) if info.projectable else (4,)):
-            raise TypeError(f"params[{k}]: expected a tuple {entry}")
+        if not isinstance(p, (list, tuple)) or len(p) not in lengths:
+            raise TypeError(f"params[{k}]: expected a tuple {_entry(info)}")
         if len(p) != len(params[0]):
             raise ValueError(f"params[{k}]: {len(p)} arrays, params[0] has {len(params[0])}; every layer and "
                              "direction has projections (w_hr) or none has")
@@ -153,6 +155,11 @@ def _params_arg(params, count, info):
                              "every layer and direction must have the same hidden size")
         sizes = entry_sizes
     return sizes
+
+
+def _entry(info) -> str:
+    """What a params entry of cell ``info`` may be, for error messages."""
+    return "(w_ih, w_hh, b_ih, b_hh)" + (" or (w_ih, w_hh, b_ih, b_hh, w_hr)" if info.projectable else "")
 
 
 def _dropout_arg(dropout):
@@ -201,11 +208,9 @@ def stack_forward(cell, x, params, h0=None, c0=None, lengths=None, num_layers=1,
     xp = array_module(x)
     batch, steps, _ = x.shape
     lengths = _validate.lengths_arg(lengths, batch, steps)  # once for every layer and direction
-    h0 = _validate.optional_array_arg("h0", h0, (num_layers * D, batch, state),
-                                      f"(num_layers*num_directions, B, {'P' if projected else 'H'})", x.dtype, x)
+    h0 = _validate.optional_array_arg("h0", h0, (num_layers * D, batch, state), _STATES[projected], x.dtype, x)
     if info.has_cell_state:
-        c0 = _validate.optional_array_arg("c0", c0, (num_layers * D, batch, hidden),
-                                          "(num_layers*num_directions, B, H)", x.dtype, x)
+        c0 = _validate.optional_array_arg("c0", c0, (num_layers * D, batch, hidden), _STATES[False], x.dtype, x)
     else:
         c0 = None
     nonlinearity = _validate.nonlinearity_arg(cell, nonlinearity)
@@ -321,24 +326,23 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
     first = ctx.contexts[0]
     batch, steps, _ = first.x.shape
     D, H = ctx.num_directions, ctx.hidden  # H here is R: P with projections
-    r = "H" if first.w_hr is None else "P"
+    projected = first.w_hr is not None
     dtype = first.x.dtype
-    dy = _validate.array_arg("dy", dy, 3, f"(B, T, D*{r})", dtype, first.x)
-    _validate.expect_shape("dy", dy, (batch, steps, D * H), f"(B, T, D*{r})")
+    layout = "(B, T, D*P)" if projected else "(B, T, D*H)"
+    dy = _validate.array_arg("dy", dy, 3, layout, dtype, first.x)
+    _validate.expect_shape("dy", dy, (batch, steps, D * H), layout)
     states = (ctx.num_layers * D, batch, H)
-    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, f"(num_layers*num_directions, B, {r})", dtype,
-                                        first.x)
-    has_cell_state = CELLS[ctx.cell].has_cell_state
-    cell_states = (ctx.num_layers * D, batch, first.w_hh.shape[0] // CELLS[ctx.cell].gates)
-    if has_cell_state:
-        dc_n = _validate.optional_array_arg("dc_n", dc_n, cell_states, "(num_layers*num_directions, B, H)", dtype,
-                                            first.x)
+    dh_n = _validate.optional_array_arg("dh_n", dh_n, states, _STATES[projected], dtype, first.x)
+    info = CELLS[ctx.cell]
+    cell_states = (ctx.num_layers * D, batch, first.w_hh.shape[0] // info.gates) if projected else states
+    if info.has_cell_state:
+        dc_n = _validate.optional_array_arg("dc_n", dc_n, cell_states, _STATES[False], dtype, first.x)
     need_dx = _validate.bool_arg("need_dx", need_dx)
     xp = array_module(first.x)
 
     params = [None] * len(ctx.contexts)
     dh0 = xp.empty(states, dtype)
-    dc0 = xp.empty(cell_states, dtype) if has_cell_state else None
+    dc0 = xp.empty(cell_states, dtype) if info.has_cell_state else None
     d_out = dy
     for layer in reversed(range(ctx.num_layers)):
         if ctx.masks[layer] is not None:
@@ -349,7 +353,8 @@ def stack_backward(ctx, dy, dh_n=None, dc_n=None, need_dx=True) -> StackGrads:
         grads = backward_directions(ctx.cell, [ctx.contexts[k] for k in ks], cotangents,
                                     [need_dx or layer > 0] * D, checked=True)
         for k, g in zip(ks, grads):
-            params[k] = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh) + (() if g.dw_hr is None else (g.dw_hr,))
+            params[k] = ((g.dw_ih, g.dw_hh, g.db_ih, g.db_hh) if g.dw_hr is None
+                         else (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dw_hr))
             dh0[k] = g.dh0
             if dc0 is not None:
                 dc0[k] = g.dc0
