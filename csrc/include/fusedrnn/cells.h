@@ -1,7 +1,8 @@
 // The cells: the math of one hidden unit, forward and backward, and the facts about each cell
 // that the drivers ask, written once for every compiled backend. The CPU rows (cpu/rows.h), the
 // CUDA steps path (cuda/units.cuh) and the persistent kernel (cuda/persistent_kernels.cuh) are
-// written once over these, for any cell; a new cell is a struct here and an entry in `kCells`.
+// written once over these, for any cell; a new cell is a struct here, its `CellKind`, and its
+// entries in `kCells` and `with_cell` (docs/adding-a-cell.md lists the few other files).
 //
 // Conventions (ARCHITECTURE.md): PyTorch weight layout and gate order.
 //   LSTM gates i, f, g, o:  c' = f*c + i*g,  h' = o*tanh(c')
