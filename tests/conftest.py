@@ -79,7 +79,7 @@ def make_data(rng, cell, B, T, I, H, dtype=np.float64, states=True):
     x = rng.standard_normal((B, T, I)).astype(dtype)
     params = make_params(rng, cell, I, H, dtype)
     h0 = (0.5 * rng.standard_normal((B, H))).astype(dtype) if states else None
-    c0 = (0.5 * rng.standard_normal((B, H))).astype(dtype) if states and cell == "lstm" else None
+    c0 = (0.5 * rng.standard_normal((B, H))).astype(dtype) if states and ops.cell_info(cell).has_cell_state else None
     return x, params, h0, c0
 
 
@@ -87,7 +87,7 @@ def make_cotangents(rng, cell, B, T, H, dtype=np.float64):
     """Random dy (B, T, H), dh_n (B, H), dc_n (B, H) or None: a linear functional of all outputs."""
     dy = rng.standard_normal((B, T, H)).astype(dtype)
     dh_n = rng.standard_normal((B, H)).astype(dtype)
-    dc_n = rng.standard_normal((B, H)).astype(dtype) if cell == "lstm" else None
+    dc_n = rng.standard_normal((B, H)).astype(dtype) if ops.cell_info(cell).has_cell_state else None
     return dy, dh_n, dc_n
 
 
