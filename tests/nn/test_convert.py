@@ -119,11 +119,20 @@ def test_torch_options_and_errors(cell):
         convert.params_to_torch_state_dict(cell, params[:1], num_layers=1, bidirectional=True)
 
 
-@pytest.mark.parametrize("cell", [c for c in CELLS if ops.cell_info(c).projectable])
-def test_torch_projection_is_refused(cell):
-    projected = getattr(torch.nn, ops.cell_info(cell).torch_class)(I, H, proj_size=2).state_dict()
-    with pytest.raises(ValueError, match="proj_size is not supported.*weight_hr_l0"):
-        convert.torch_state_dict_to_params(cell, projected)
+@pytest.mark.parametrize("cell", CELLS)
+def test_torch_projection_only_where_the_cell_has_one(cell):
+    """proj_size (weight_hr_l{k}) converts to five-array entries for a projectable cell (LSTM; the
+    layers' tests are in test_lstm_projections.py) and is refused for the others."""
+    if ops.cell_info(cell).projectable:
+        projected = getattr(torch.nn, ops.cell_info(cell).torch_class)(I, H, proj_size=2).state_dict()
+        ((*_, w_hr),) = convert.torch_state_dict_to_params(cell, projected)
+        assert w_hr.shape == (2, H)
+        assert list(convert.params_to_torch_state_dict(cell, [(*_, w_hr)])) == list(projected)
+        return
+    state = make_torch(cell, 1, False).state_dict()
+    state["weight_hr_l0"] = torch.zeros(2, H, dtype=torch.float64)
+    with pytest.raises(ValueError, match=f"{cell} has no projections.*weight_hr_l0"):
+        convert.torch_state_dict_to_params(cell, state)
 
 
 # ------------------------------------------------------------------------------------ Keras, in NumPy

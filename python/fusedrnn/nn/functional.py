@@ -127,27 +127,33 @@ def dropout(x: Tensor, rate: float, rng) -> Tensor:
 
 def recurrent(cell: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
               h0: Tensor | None = None, c0: Tensor | None = None, lengths=None, reverse: bool = False,
-              nonlinearity: str = "tanh", recurrent_mask=None):
+              nonlinearity: str = "tanh", recurrent_mask=None, w_hr: Tensor | None = None):
     """One direction of a fused recurrent layer over the whole sequence, as one graph node.
 
-    x (B, T, I); weights in the op layout (fusedrnn.ops); lengths (B,) or None.
-    -> y (B, T, H), h_n (B, H), c_n (B, H) (None but for LSTM)."""
+    x (B, T, I); weights in the op layout (fusedrnn.ops); lengths (B,) or None. w_hr (P, H), LSTM
+    only: projections (torch's proj_size), then w_hh (G*H, P) and h0 (B, P).
+    -> y (B, T, R), h_n (B, R), c_n (B, H) (None but for LSTM); R = P with projections, else H."""
     x, w_ih, w_hh, b_ih, b_hh = (as_tensor(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
     h0 = None if h0 is None else as_tensor(h0)
     c0 = None if c0 is None else as_tensor(c0)
     parents = (x, w_ih, w_hh, b_ih, b_hh, h0, c0)
+    if w_hr is not None:  # a seventh parent and gradient only with projections
+        w_hr = as_tensor(w_hr)
+        parents += (w_hr,)
     need_grad = needs_grad(parents)  # predict, evaluate, no_grad: an inference forward that saves nothing
     has_cell_state = ops.cell_info(cell).has_cell_state
     y, h_n, c_n, ctx = ops.forward(cell, x.data, w_ih.data, w_hh.data, b_ih.data, b_hh.data,
                                    None if h0 is None else h0.data, None if c0 is None else c0.data,
-                                   lengths, reverse, nonlinearity, recurrent_mask, need_grad)
+                                   lengths, reverse, nonlinearity, recurrent_mask, need_grad,
+                                   None if w_hr is None else w_hr.data)
 
     def backward(grads):  # [dy, dh_n, dc_n], None where an output was not used
         dy, dh_n, dc_n = grads
         if dy is None:
             dy = x.xp.zeros(y.shape, y.dtype)
         g = ops.backward(ctx, dy, dh_n, dc_n, need_dx=x.requires_grad)
-        return (g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
+        out = (g.dx, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh, g.dh0, g.dc0)
+        return out if w_hr is None else out + (g.dw_hr,)
 
     outputs = record_many([y, h_n, c_n], parents, backward)
     return outputs[0], outputs[1], (outputs[2] if has_cell_state else None)
@@ -229,10 +235,12 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
     directions run at the same time, each on half of the threads, forward and backward; on the CUDA
     backend they go to the kernels in one call (what ``ops.lstm(..., bidirectional=True)`` does).
 
-    params: (w_ih, w_hh, b_ih, b_hh) per direction; states: (h0, c0) per direction (None: zeros);
+    params: (w_ih, w_hh, b_ih, b_hh) per direction, or (w_ih, w_hh, b_ih, b_hh, w_hr) for an LSTM with
+    projections (both directions alike); states: (h0, c0) per direction (None: zeros);
     recurrent_masks: (B, H) or None per direction.
-    -> [y_f, h_f, c_f, y_b, h_b, c_b]: y (B, T, H) in input order, h, c (B, H); c None but for LSTM.
-    merge_concat (Bidirectional's merge_mode "concat"): -> [y, h_f, c_f, h_b, c_b] with y (B, T, 2H),
+    -> [y_f, h_f, c_f, y_b, h_b, c_b]: y (B, T, R) in input order, h (B, R), c (B, H); c None but for
+    LSTM; R = P with projections, else H.
+    merge_concat (Bidirectional's merge_mode "concat"): -> [y, h_f, c_f, h_b, c_b] with y (B, T, 2R),
     [y_f, y_b] on the last axis. On the host the kernels write their halves of y in place and read
     their gradients from the halves of its gradient: no concatenation, no split copies."""
     xs = (as_tensor(x_forward), as_tensor(x_backward))
@@ -244,9 +252,13 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
                   c0=None if states[d][1] is None else states[d][1].data, lengths=lengths, reverse=bool(d),
                   nonlinearity=nonlinearity, recurrent_mask=recurrent_masks[d], need_grad=needs_grad(parents))
              for d in range(2)]
+    projected = len(params[0]) == 5  # w_hr fifth: a parent and a gradient after b_hh in each direction
+    if projected:
+        for d in range(2):
+            calls[d]["w_hr"] = params[d][4].data
     y, results = ops.layer_forward(cell, calls, share_output=merge_concat)
     contexts = [r[3] for r in results]
-    hidden = results[0][0].shape[-1]
+    hidden = results[0][0].shape[-1]  # R: each direction's half of a joined y
     if merge_concat and y is None:  # the GPU: one concatenation
         y = xs[0].xp.concatenate([results[0][0], results[1][0]], axis=-1)
 
@@ -263,7 +275,8 @@ def bidirectional_recurrent(cell: str, x_forward: Tensor, x_backward: Tensor, fo
             cotangents.append((dy, dh_n, dc_n))
         g = ops.layer_backward(contexts, cotangents, need_dx=[x.requires_grad for x in xs])
         return tuple(out for d in range(2)
-                     for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh, g[d].dh0, g[d].dc0))
+                     for out in (g[d].dx, g[d].dw_ih, g[d].dw_hh, g[d].db_ih, g[d].db_hh)
+                     + ((g[d].dw_hr,) if projected else ()) + (g[d].dh0, g[d].dc0))
 
     has_cell_state = ops.cell_info(cell).has_cell_state
     if merge_concat:

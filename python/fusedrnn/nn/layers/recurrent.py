@@ -8,6 +8,14 @@ Keras initialises its kernel (I, G*H) and recurrent kernel (H, G*H), then transp
 bias for LSTM and SimpleRNN: ``bias_initializer`` fills ``b_ih`` and ``b_hh`` starts at zero; GRU's
 two biases are both Keras's. So an LSTM has 4*H*(I+H) + 8*H parameters, as torch.nn.LSTM.
 
+Projections (``LSTM(proj_size=P)``, torch.nn.LSTM's ``proj_size``; Keras has none): the state and the
+output are ``h = (o * tanh c) W_hr^T`` of size P < H, while ``c`` keeps size H. The layer gains
+``w_hr (P, H)`` (drawn as Keras would draw a kernel (H, P) with ``kernel_initializer``, transposed)
+and ``w_hh`` becomes ``(4*H, P)`` (``recurrent_initializer`` on (P, 4*H), transposed): 4*H*(I+P) +
+8*H + P*H parameters, as torch's. Outputs (B, T, P) or (B, P), states h (B, P) and c (B, H). The
+kernels refuse a recurrent mask with projections, so ``recurrent_dropout`` is refused with them; the
+CUDA kernels do not take projections yet (host arrays only).
+
 Padding: the input's ``lengths`` reach the kernels; steps past a row's length give zeros in the
 output sequence and leave the state alone, so ``h`` is the state after each row's last valid step.
 """
@@ -41,6 +49,7 @@ class _RNN(Layer):
     """Shared by SimpleRNN, LSTM and GRU (``cell`` is "rnn", "lstm" or "gru")."""
 
     cell = ""
+    proj_size = 0  # P, the size of h and of the outputs when > 0 (LSTM's projections); 0: none, h has size H
 
     def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
                  use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
@@ -81,6 +90,20 @@ class _RNN(Layer):
     def state_count(self) -> int:
         return len(ops.cell_info(self.cell).states)
 
+    @property
+    def output_size(self) -> int:
+        """R, the size of h and of each output step: proj_size with projections, else units."""
+        return self.proj_size or self.units
+
+    def state_shapes(self, batch: Any) -> list:
+        """The states' shapes in the order the layer returns them: h (B, R), then c (B, H) for LSTM."""
+        return [(batch, self.output_size), (batch, self.units)][:self.state_count]
+
+    def op_params(self) -> tuple:
+        """The op's weight Tensors: (w_ih, w_hh, b_ih, b_hh), and w_hr fifth with projections (torch's order)."""
+        params = (self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+        return params + (self.w_hr,) if self.proj_size else params
+
     def _clone(self, name: str, go_backwards: bool, seed: Optional[int]) -> _RNN:
         """A fresh, unbuilt layer of the same configuration (for Bidirectional)."""
         return type(self)(**self._config, **self._extra_config(), go_backwards=go_backwards, name=name, seed=seed)
@@ -94,10 +117,13 @@ class _RNN(Layer):
                              f"got shape {tuple(input_shape)}")
         features, gh = int(input_shape[-1]), ops.cell_info(self.cell).gates * self.units
         self.w_ih = self.add_weight("w_ih", (gh, features), _transposed(self.kernel_initializer))
-        self.w_hh = self.add_weight("w_hh", (gh, self.units), _transposed(self.recurrent_initializer))
+        # (G*H, R): W_hh reads h, of size P with projections
+        self.w_hh = self.add_weight("w_hh", (gh, self.output_size), _transposed(self.recurrent_initializer))
         self.b_ih = self.add_weight("b_ih", (gh,), self._input_bias_initializer())
         self.b_hh = self.add_weight("b_hh", (gh,), self.bias_initializer
                                     if ops.cell_info(self.cell).keras_recurrent_bias_initialized else "zeros")
+        if self.proj_size:  # last, as torch's weight_hr_l0: the other weights draw as without projections
+            self.w_hr = self.add_weight("w_hr", (self.proj_size, self.units), _transposed(self.kernel_initializer))
 
     def _input_bias_initializer(self):
         return self.bias_initializer
@@ -118,10 +144,11 @@ class _RNN(Layer):
 
     def sequence(self, x: Tensor, lengths: Optional[Array], initial_state: Optional[Sequence[Any]], training: bool,
                  reverse: bool) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-        """One fused pass over x (B, T, I) -> y (B, T, H) in input order, h (B, H), c (B, H) or None."""
+        """One fused pass over x (B, T, I) -> y (B, T, R) in input order, h (B, R), c (B, H) or None
+        (R: proj_size with projections, else H)."""
         x, h0, c0, recurrent_mask = self.prepare(x, initial_state, training)
         return F.recurrent(self.cell, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, h0, c0, lengths, reverse,
-                           self.activation, recurrent_mask)
+                           self.activation, recurrent_mask, w_hr=self.w_hr if self.proj_size else None)
 
     def prepare(self, x: Tensor, initial_state: Optional[Sequence[Any]],
                 training: bool) -> tuple[Tensor, Optional[Tensor], Optional[Tensor], Optional[Array]]:
@@ -147,17 +174,18 @@ class _RNN(Layer):
             raise ValueError(f"{self.name}: initial_state needs {self.state_count} tensor(s) "
                              f"([{', '.join(ops.cell_info(self.cell).states)}]), got {len(states)}")
         states = [s if hasattr(s, "data") else F.as_tensor(np.asarray(s, self.dtype)) for s in states]
-        for s in states:
-            if tuple(s.shape) != (batch, self.units):
-                raise ValueError(f"{self.name}: initial states must have shape (B, units) = ({batch}, {self.units}), "
+        for name, s, shape in zip(ops.cell_info(self.cell).states, states, self.state_shapes(batch)):
+            if tuple(s.shape) != shape:
+                size = "proj_size" if name == "h" and self.proj_size else "units"
+                raise ValueError(f"{self.name}: initial state {name} must have shape (B, {size}) = {shape}, "
                                  f"got {tuple(s.shape)}")
         return states[0], (states[1] if self._has_cell_state else None)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = input_shape[0], input_shape[1]
-        state = (batch, self.units)
-        output = (batch, steps, self.units) if self.return_sequences else state
-        return [output] + [state] * self.state_count if self.return_state else output
+        states = self.state_shapes(batch)
+        output = (batch, steps, self.output_size) if self.return_sequences else states[0]
+        return [output] + states if self.return_state else output
 
 
 class SimpleRNN(_RNN):
@@ -169,16 +197,31 @@ class SimpleRNN(_RNN):
 
 class LSTM(_RNN):
     """Long short-term memory (gates i f g o). ``unit_forget_bias`` sets the forget-gate slice of
-    ``b_ih`` to 1 at initialisation, as Keras does."""
+    ``b_ih`` to 1 at initialisation, as Keras does. ``proj_size`` P (0 < P < units; 0: none) adds
+    torch.nn.LSTM's projections: h and the outputs have size P (see the module's docstring)."""
 
     cell = "lstm"
 
-    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs: Any):
+    def __init__(self, units: int, unit_forget_bias: bool = True, proj_size: int = 0, **kwargs: Any):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
+        self.proj_size = self._proj_size_arg(proj_size)
+
+    def _proj_size_arg(self, proj_size):
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+            raise ValueError(f"{self.name}: proj_size must be a non-negative integer (0: no projections), "
+                             f"got {proj_size!r}")
+        if proj_size >= self.units:  # torch's rule: "proj_size has to be smaller than hidden_size"
+            raise ValueError(f"{self.name}: proj_size has to be smaller than units (torch's hidden_size), "
+                             f"got proj_size={proj_size} with units={self.units}")
+        if proj_size and self.recurrent_dropout > 0.0:  # the kernels take no recurrent mask with projections
+            raise ValueError(f"{self.name}: recurrent_dropout is not supported with proj_size (the kernels take "
+                             f"no recurrent mask with projections), got recurrent_dropout={self.recurrent_dropout} "
+                             f"with proj_size={proj_size}")
+        return int(proj_size)
 
     def _extra_config(self) -> dict:
-        return {"unit_forget_bias": self.unit_forget_bias}
+        return {"unit_forget_bias": self.unit_forget_bias, "proj_size": self.proj_size}
 
     def _input_bias_initializer(self):
         if not self.unit_forget_bias:

@@ -26,7 +26,8 @@ class Bidirectional(Layer):
     input's lengths), so a padded batch gives exactly what each sequence gives alone, and its outputs
     come back in input order before merging. ``merge_mode``: "concat" (B, T, 2H), "sum", "ave",
     "mul", or None for the list [forward, backward]. With ``return_state`` the states follow the
-    output: [h_fwd, (c_fwd,) h_bwd, (c_bwd)]; ``initial_state`` takes them in the same order."""
+    output: [h_fwd, (c_fwd,) h_bwd, (c_bwd)]; ``initial_state`` takes them in the same order. An
+    LSTM with ``proj_size`` P gives outputs and h of size P per direction ("concat": 2P), c of size H."""
 
     def __init__(self, layer: _RNN, merge_mode: Optional[str] = "concat", backward_layer: Optional[_RNN] = None,
                  **kwargs: Any):
@@ -44,10 +45,11 @@ class Bidirectional(Layer):
             backward_layer = layer._clone(f"backward_{layer.name}", go_backwards=True, seed=None)
         elif not isinstance(backward_layer, _RNN) or backward_layer.cell != layer.cell:
             raise TypeError(f"Bidirectional: backward_layer must be a {type(layer).__name__}")
-        elif (backward_layer.return_sequences, backward_layer.return_state, backward_layer.activation) != (
-                layer.return_sequences, layer.return_state, layer.activation):
-            raise ValueError("Bidirectional: backward_layer must have the same return_sequences, return_state and "
-                             "activation as the layer")
+        elif (backward_layer.return_sequences, backward_layer.return_state, backward_layer.activation,
+              backward_layer.proj_size) != (layer.return_sequences, layer.return_state, layer.activation,
+                                            layer.proj_size):
+            raise ValueError("Bidirectional: backward_layer must have the same return_sequences, return_state, "
+                             "activation and proj_size as the layer")
         self.backward_layer = backward_layer
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
@@ -76,8 +78,8 @@ class Bidirectional(Layer):
         # concatenated sequences come out of the node already joined (no copy on the host)
         joined = self.return_sequences and self.merge_mode == "concat"
         outs = F.bidirectional_recurrent(
-            fwd.cell, xf, xb, (fwd.w_ih, fwd.w_hh, fwd.b_ih, fwd.b_hh), (bwd.w_ih, bwd.w_hh, bwd.b_ih, bwd.b_hh),
-            (h0f, c0f), (h0b, c0b), lengths, fwd.activation, (mask_f, mask_b), merge_concat=joined)
+            fwd.cell, xf, xb, fwd.op_params(), bwd.op_params(), (h0f, c0f), (h0b, c0b), lengths, fwd.activation,
+            (mask_f, mask_b), merge_concat=joined)
         if joined:
             y, hf, cf, hb, cb = outs
         else:
@@ -107,16 +109,16 @@ class Bidirectional(Layer):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = input_shape[0], input_shape[1]
-        units = self.forward_layer.units
-        one = (batch, steps, units) if self.return_sequences else (batch, units)
+        size = self.forward_layer.output_size  # units, or proj_size with projections
+        one = (batch, steps, size) if self.return_sequences else (batch, size)
         if self.merge_mode == "concat":
-            outputs = [one[:-1] + (2 * units,)]
+            outputs = [one[:-1] + (2 * size,)]
         elif self.merge_mode is None:
             outputs = [one, one]
         else:
             outputs = [one]
         if self.return_state:
-            outputs += [(batch, units)] * (2 * self.forward_layer.state_count)
+            outputs += self.forward_layer.state_shapes(batch) * 2
         return outputs if len(outputs) > 1 else outputs[0]
 
 
