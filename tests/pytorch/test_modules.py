@@ -61,13 +61,6 @@ def test_device_and_dtype_arguments():
     assert y.dtype == h.dtype == torch.float64
 
 
-def test_proj_size_is_refused_with_its_name():
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        ft.LSTM(3, 6, proj_size=2)
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        ft.replace(torch.nn.LSTM(3, 6, proj_size=2))
-
-
 def test_constructor_errors_are_torch_nn_s():
     for name, kwargs in (("RNN", dict(dropout=1.5)), ("RNN", dict(nonlinearity="sigmoid")),
                          ("GRU", dict(proj_size=2)), ("RNN", dict(proj_size=2)), ("LSTM", dict(proj_size=6))):

@@ -55,13 +55,14 @@ def make_input(form, batch_first, dtype, generator, device="cpu"):
                                          enforce_sorted=form == "packed_sorted"), [x], B)
 
 
-def make_hx(name, num_layers, bidirectional, batch, dtype, generator, device="cpu"):
-    """Initial states in the caller's order (unbatched: no batch axis) -> (hx, leaves)."""
-    shape = (num_layers * (2 if bidirectional else 1),) + ((batch,) if batch else ()) + (H,)
-    h0 = _leaf(shape, dtype, generator, device)
+def make_hx(name, num_layers, bidirectional, batch, dtype, generator, device="cpu", proj_size=0):
+    """Initial states in the caller's order (unbatched: no batch axis) -> (hx, leaves). h has
+    proj_size columns for an LSTM with projections, c keeps H."""
+    shape = (num_layers * (2 if bidirectional else 1),) + ((batch,) if batch else ())
+    h0 = _leaf(shape + (proj_size or H,), dtype, generator, device)
     if not TORCH_CELLS[name].has_cell_state:
         return h0, [h0]
-    c0 = _leaf(shape, dtype, generator, device)
+    c0 = _leaf(shape + (H,), dtype, generator, device)
     return (h0, c0), [h0, c0]
 
 

@@ -17,10 +17,12 @@ of x or a weight in between is the error torch.nn gives. The custom op's backwar
 context from them (``ops.restore_context``); the Function's first backward takes the context the
 forward left it, and drops it (a second backward through a retained graph rebuilds it).
 
-Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh
-(G*H,)) per layer and direction, flat, in torch's order; h0, c0 (L*D, B, H) or None; lengths (B,)
-int64 on the CPU or None; masks: L-1 dropout multipliers (B, T, D*H), or none. Results: y (B, T,
-D*H), h_n and c_n (L*D, B, H) (c_n empty but for LSTM), then the saved activations.
+Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, R), b_ih (G*H,), b_hh
+(G*H,)), with w_hr (P, H) fifth for an LSTM with projections, per layer and direction, flat, in
+torch's order; R is h's size: P with projections, else H. h0 (L*D, B, R), c0 (L*D, B, H) or None;
+lengths (B,) int64 on the CPU or None; masks: L-1 dropout multipliers (B, T, D*R), or none.
+Results: y (B, T, D*R), h_n (L*D, B, R) and c_n (L*D, B, H) (c_n empty but for LSTM), then the
+saved activations.
 """
 
 from typing import Optional
@@ -37,9 +39,17 @@ def _empty(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
-def _params(arrays):
-    """The ops' params, (w_ih, w_hh, b_ih, b_hh) per layer and direction, from the flat list."""
-    return [tuple(arrays[k:k + 4]) for k in range(0, len(arrays), 4)]
+def _params(arrays, num_layers, bidirectional):
+    """The ops' params, (w_ih, w_hh, b_ih, b_hh) or with projections (..., w_hr) per layer and
+    direction, from the flat list."""
+    n = len(arrays) // (num_layers * (2 if bidirectional else 1))  # 4, or 5 with projections
+    return [tuple(arrays[k:k + n]) for k in range(0, len(arrays), n)]
+
+
+def _sizes(weights, cell):
+    """-> H, R (h's size: P with projections, else H) from the first w_hh (G*H, R)."""
+    w_hh = weights[1]
+    return w_hh.shape[0] // ops.cell_info(cell).gates, w_hh.shape[1]
 
 
 def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
@@ -47,7 +57,7 @@ def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
     """-> y, h_n, c_n (c_n empty but for LSTM) and the op's context (None if not need_grad).
     arrays: the weights' arrays (to_array(weights)), where the caller keeps them."""
     with on_device(x.device):
-        params = _params(to_array(weights) if arrays is None else arrays)
+        params = _params(to_array(weights) if arrays is None else arrays, num_layers, bidirectional)
         kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
                       num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
                       dropout_masks=to_array(masks) if masks else None)
@@ -66,9 +76,9 @@ def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, 
 def restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional):
     """The op's context of a forward of these arguments, from its saved activations."""
     with on_device(x.device):
-        return ops.restore_context(cell, to_array(x), _params(to_array(weights)), to_array(lengths),
-                                   to_array(masks) if masks else None, to_array(saved), num_layers, bidirectional,
-                                   nonlinearity)
+        params = _params(to_array(weights), num_layers, bidirectional)
+        return ops.restore_context(cell, to_array(x), params, to_array(lengths), to_array(masks) if masks else None,
+                                   to_array(saved), num_layers, bidirectional, nonlinearity)
 
 
 def backward(ctx, x, dy, dh_n, dc_n, need_dx):
@@ -143,12 +153,13 @@ def rnn_stack(x: Tensor, weights: list[Tensor], h0: Optional[Tensor], c0: Option
 @rnn_stack.register_fake
 def _rnn_stack_fake(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad):
     batch, steps, _ = x.shape
-    hidden = weights[1].shape[1]
+    hidden, state = _sizes(weights, cell)
     D = 2 if bidirectional else 1
-    states = (num_layers * D, batch, hidden)
-    saved = ops.saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional) if need_grad else []
-    return (x.new_empty((batch, steps, D * hidden)), x.new_empty(states),
-            x.new_empty(states) if ops.cell_info(cell).has_cell_state else _empty(x), [x.new_empty(s) for s in saved])
+    saved = ops.saved_shapes(cell, batch, steps, hidden, num_layers, bidirectional,
+                             proj_size=state if state != hidden else 0) if need_grad else []
+    return (x.new_empty((batch, steps, D * state)), x.new_empty((num_layers * D, batch, state)),
+            x.new_empty((num_layers * D, batch, hidden)) if ops.cell_info(cell).has_cell_state else _empty(x),
+            [x.new_empty(s) for s in saved])
 
 
 @torch.library.custom_op("fusedrnn::rnn_stack_backward", mutates_args=())
@@ -164,9 +175,11 @@ def rnn_stack_backward(dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optio
 @rnn_stack_backward.register_fake
 def _rnn_stack_backward_fake(dy, dh_n, dc_n, x, weights, lengths, masks, saved, cell, nonlinearity, num_layers,
                              bidirectional, need_dx):
-    states = (num_layers * (2 if bidirectional else 1), x.shape[0], weights[1].shape[1])
+    hidden, state = _sizes(weights, cell)
+    count = num_layers * (2 if bidirectional else 1)
     return (torch.empty_like(x) if need_dx else _empty(x), [torch.empty_like(w) for w in weights],
-            x.new_empty(states), x.new_empty(states) if ops.cell_info(cell).has_cell_state else _empty(x))
+            x.new_empty((count, x.shape[0], state)),
+            x.new_empty((count, x.shape[0], hidden)) if ops.cell_info(cell).has_cell_state else _empty(x))
 
 
 def _setup_context(ctx, inputs, output):

@@ -6,8 +6,11 @@ initialisation, ``state_dict``, ``extra_repr`` and the forms of inputs, states a
 torch.nn's own, so a script swaps the class and changes nothing else. They are not subclasses of
 torch.nn.LSTM/GRU/RNN themselves: torch.compile refuses to trace those (dynamo's ``allow_rnn``),
 and traces ours in one graph.
-Not supported: LSTM's ``proj_size`` (NotImplementedError at construction) and float16/bfloat16
-(TypeError at the call).
+
+LSTM's ``proj_size`` (projections, h = W_hr (o * tanh c), parameters ``weight_hr_l{k}``) runs on
+CPU tensors; on CUDA tensors it is a NotImplementedError at the call (the CUDA kernels do not take
+projections yet): run that module on the CPU, or use torch.nn.LSTM on the GPU.
+Not supported: float16/bfloat16 (TypeError at the call).
 """
 
 import torch
@@ -92,7 +95,8 @@ class _Fused:
 
     def _run(self, x, hx, lengths):
         """x (B, T, I), hx as torch.nn takes it (batched, in x's order) or None, lengths (B,) or None
-        -> y (B, T, D*H), h_n, c_n (L*D, B, H) (c_n None but for LSTM)."""
+        -> y (B, T, D*R), h_n (L*D, B, R), c_n (L*D, B, H) (c_n None but for LSTM); R is h's size,
+        proj_size with projections, else H."""
         cell, nonlinearity = CELLS[self.mode]
         h0, c0 = (hx if hx is not None else (None, None)) if self._has_cell_state else (hx, None)
         weights = self._weights(x)
@@ -100,15 +104,18 @@ class _Fused:
                    self.bidirectional, self._weight_views())
 
     def _weights(self, x):
-        """(w_ih, w_hh, b_ih, b_hh) per layer and direction, flat; zero biases where bias=False."""
+        """(w_ih, w_hh, b_ih, b_hh) per layer and direction, with w_hr fifth for an LSTM with
+        projections, flat (torch's order with biases); zero biases where bias=False."""
+        weights = self._flat_weights
         if self.bias:
-            return self._flat_weights
+            return weights
         zeros = self.__dict__.get("_zero_bias")  # (G*H,), read only; kept, so that the kept views are reused
         if zeros is None or zeros.dtype != x.dtype or zeros.device != x.device:
-            zeros = self.__dict__["_zero_bias"] = torch.zeros(self._flat_weights[1].shape[0], dtype=x.dtype,
-                                                              device=x.device)
-        return [w for w_ih, w_hh in zip(self._flat_weights[0::2], self._flat_weights[1::2])
-                for w in (w_ih, w_hh, zeros, zeros)]
+            zeros = self.__dict__["_zero_bias"] = torch.zeros(weights[1].shape[0], dtype=x.dtype, device=x.device)
+        # torch's order without biases: (w_ih, w_hh) per layer and direction, or (w_ih, w_hh, w_hr)
+        n = 3 if self.proj_size > 0 else 2
+        return [w for k in range(0, len(weights), n) for w in (weights[k], weights[k + 1], zeros, zeros,
+                                                               *weights[k + 2:k + n])]
 
     def _weight_views(self):
         """The keeper of the weights' arrays from call to call (made on first use: not a torch.nn attribute)."""
@@ -125,11 +132,12 @@ class _Fused:
         return state
 
     def _dropout_masks(self, x):
-        """The multipliers (B, T, D*H) of every layer's output but the last's, drawn from torch's
-        generator (torch.manual_seed makes them reproducible); none outside training."""
+        """The multipliers (B, T, D*R) of every layer's output but the last's (R: proj_size with
+        projections, else H), drawn from torch's generator (torch.manual_seed makes them
+        reproducible); none outside training."""
         if not (self.training and self.dropout > 0 and self.num_layers > 1):
             return []
-        shape = (x.shape[0], x.shape[1], (2 if self.bidirectional else 1) * self.hidden_size)
+        shape = (x.shape[0], x.shape[1], (2 if self.bidirectional else 1) * (self.proj_size or self.hidden_size))
         keep = 1.0 - self.dropout
         masks = []
         for _ in range(self.num_layers - 1):
@@ -139,11 +147,17 @@ class _Fused:
 
     def _check_call(self, input: Tensor, hx) -> None:
         """What torch.nn checks inside its kernels, as clear errors before ours run: the device of
-        input, states and parameters, the dtypes the kernels take, the form of hx."""
+        input, states and parameters, the dtypes the kernels take, the form of hx. And what ours
+        do not take: projections on CUDA tensors (the ops' ValueError there names w_hr, which a
+        torch user never wrote)."""
         weight = self._flat_weights[0]
         if input.device != weight.device:
             raise RuntimeError("Input and parameter tensors are not at the same device, found input tensor at "
                                f"{input.device} and parameter tensor at {weight.device}")
+        if self.proj_size > 0 and input.is_cuda:
+            raise NotImplementedError(f"fusedrnn.torch.{type(self).__name__}: proj_size > 0 (LSTM with projections) "
+                                      "is not supported on CUDA tensors yet (the CUDA kernels do not take "
+                                      "projections); run this module on the CPU, or use torch.nn.LSTM on the GPU")
         if input.dtype == weight.dtype and input.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"fusedrnn.torch.{type(self).__name__}: {input.dtype} is not supported by the fused "
                             "kernels (float32 and float64 are); use torch.nn for half precision")
@@ -162,7 +176,7 @@ class _Fused:
                 raise RuntimeError(f"hx: {name} has dtype {state.dtype}, but the input has {input.dtype}")
 
     def _batched_hx(self, hx, batched):
-        """hx as the batched (L*D, B, H) states, after torch.nn's checks of their dimensions."""
+        """hx as the batched (L*D, B, R) states (c: (L*D, B, H)), after torch.nn's checks of their dimensions."""
         if self._has_cell_state:
             want = 3 if batched else 2
             if hx[0].dim() != want or hx[1].dim() != want:
@@ -178,15 +192,14 @@ class _Fused:
 
 class LSTM(_Fused, nn.RNNBase):
     """torch.nn.LSTM on the fused kernels (same constructor, parameters, inputs and outputs).
-    ``proj_size`` > 0 is not supported."""
+    ``proj_size`` > 0 (projections, ``weight_hr_l{k}``) runs on CPU tensors only: on CUDA
+    tensors the call is a NotImplementedError."""
 
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
-        if self.proj_size > 0:
-            raise NotImplementedError("fusedrnn.torch.LSTM: proj_size > 0 (LSTM with projections) is not supported "
-                                      "by the fused kernels; use torch.nn.LSTM for it")
 
-    # torch.nn.LSTM's own handling of the (h_0, c_0) pair.
+    # torch.nn.LSTM's own handling of the (h_0, c_0) pair (h_0 (L*D, B, proj_size) with
+    # projections: RNNBase.get_expected_hidden_size knows it).
     get_expected_cell_size = nn.LSTM.get_expected_cell_size
     check_forward_args = nn.LSTM.check_forward_args
     permute_hidden = nn.LSTM.permute_hidden

@@ -15,15 +15,11 @@ def replace(model: nn.Module) -> nn.Module:
     Each module keeps its identity and everything it holds: parameters (an optimizer built before
     keeps working), device, dtype, training mode, hooks and parametrizations (torch.nn.utils.
     parametrize). Only its class changes: ours add no state to torch.nn's, so nothing else needs
-    to be copied. An LSTM with
-    ``proj_size`` > 0 is a NotImplementedError, raised before anything has changed."""
+    to be copied. An LSTM with ``proj_size`` > 0 is replaced too; like fusedrnn.torch.LSTM, it
+    runs on CPU tensors, and a call on CUDA tensors is a NotImplementedError."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     found = [(m, cls) for m in model.modules() if (cls := _fused_class(m)) is not None]
-    for m, _ in found:
-        if m.proj_size > 0:
-            raise NotImplementedError(f"replace: {m!r} has proj_size > 0 (LSTM with projections), which the "
-                                      "fused kernels do not support; nothing was replaced")
     for m, cls in found:
         m.__class__ = cls
     return model
