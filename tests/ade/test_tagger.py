@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from ade_fixtures import S2, S_TITLE, write_corpus
+from ade_fixtures import S2, S_TITLE, fake_lexicons, write_corpus  # noqa: F401 (a fixture)
 
 from fusedrnn import cli, nn
 from fusedrnn.ade.corpus import read_corpus
@@ -269,7 +269,7 @@ def _fake_predict(words):
     return predict
 
 
-def test_predict_jsonl_offsets(tiny, tmp_path, monkeypatch, capsys):
+def test_predict_jsonl_offsets(tiny, tmp_path, monkeypatch, capsys, fake_lexicons):
     _, records = tiny
     records = records + [records[0].__class__(pmid="9", text="rashes rashes", negative=True)]
     tagger = _tiny_tagger(records)
@@ -283,12 +283,16 @@ def test_predict_jsonl_offsets(tiny, tmp_path, monkeypatch, capsys):
     assert "skipped 2 empty lines" in capsys.readouterr().err
     rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in rows] == [1, 4, 5]
+    # Spans whose text is a lexicon entry carry it (ade_fixtures.FAKE_LEXICONS), the others null.
+    aspirin = {"canonical": "aspirin", "name": "Aspirin", "drugbank_id": "DB00945"}
+    rash = {"canonical": "exanthema", "name": "Exanthema", "mesh_id": "D005076"}
     assert rows[0] == {"line": 1, "text": "Aspirin caused rash.", "spans": [
-        {"start": 0, "end": 7, "label": "DRUG", "text": "Aspirin"},
-        {"start": 15, "end": 19, "label": "ADE", "text": "rash"}]}
+        {"start": 0, "end": 7, "label": "DRUG", "text": "Aspirin", "lexicon": aspirin},
+        {"start": 15, "end": 19, "label": "ADE", "text": "rash", "lexicon": rash}]}
     assert rows[1]["text"] == "  Rash rashes after aspirin"  # the "\r" dropped, leading spaces kept
-    assert [(s["start"], s["end"], s["label"]) for s in rows[1]["spans"]] == [(2, 13, "ADE"), (20, 27, "DRUG")]
-    assert rows[2]["spans"] == [{"start": 6, "end": 10, "label": "ADE", "text": "rash"}]
+    assert [(s["start"], s["end"], s["label"], s["lexicon"]) for s in rows[1]["spans"]] == [
+        (2, 13, "ADE", None), (20, 27, "DRUG", aspirin)]
+    assert rows[2]["spans"] == [{"start": 6, "end": 10, "label": "ADE", "text": "rash", "lexicon": rash}]
     for row in rows:
         for s in row["spans"]:
             assert row["text"][s["start"]:s["end"]] == s["text"]

@@ -6,14 +6,16 @@
 
 ``fusedrnn ade train --preset chapter|best --out MODEL_DIR [--overwrite] [--data DIR] [--test-pmids FILE] [--seed N]
 [--epochs N] [--batch-size N] [--units N] [--limit N] [--embeddings PATH] [--negatives] [--[no-]nested]
-[--ensemble N]``:
+[--ensemble N] [--[no-]lexicons]``:
 holds out the documents of ``--test-pmids`` (default: a seeded 10% of the documents, written to
 MODEL_DIR/test_pmids.txt), trains on the rest, saves the model folder, and writes MODEL_DIR/metrics.json
 (test scores, history, timings) and MODEL_DIR/learning_curve.png. ``--negatives`` also trains on the
 ADE-NEG sentences (no adverse effect) of every document that has no sentence on the test or the inner
 validation side; the test and validation sentences stay DRUG-AE's, as in the literature. ``--nested``
 (the best preset's default; ``--no-nested`` turns it off) tags ADE and DRUG with two output heads
-(ade.model ``Config.nested``), so that a drug inside an adverse effect keeps its span. ``--ensemble N``
+(ade.model ``Config.nested``), so that a drug inside an adverse effect keeps its span. ``--lexicons`` feeds
+each token's drug and disease lexicon tags to the network (ade.lexicons; ``--no-lexicons`` turns a
+preset's off); without the lexicon packages it stops before any work, saying what to install. ``--ensemble N``
 trains N taggers with seeds seed .. seed+N-1 (each with its own validation split and corpus Word2Vec)
 and saves them as one model that decodes their summed scores (ade.ensemble); ``evaluate`` and
 ``predict`` open either kind of folder.
@@ -22,10 +24,12 @@ and saves them as one model that decodes their summed scores (ade.ensemble); ``e
 strict span scores per type and micro (and their lenient overlap twins), and the chapter's token
 metrics, as JSON (default test set: the model's test_pmids.txt).
 
-``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE.jsonl [--quiet]``: one sentence per input line
-(UTF-8; a trailing "\r" is dropped); one JSON object per non-empty line,
-``{"line": n, "text": ..., "spans": [{"start", "end", "label", "text"}]}`` with character offsets into the
-line. Empty or blank lines are skipped and counted (reported on stderr).
+``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE [--format jsonl|text|html] [--quiet]``: one
+sentence per input line (UTF-8; a trailing "\r" is dropped); by default (and for a ``.jsonl`` output) one
+JSON object per non-empty line, ``{"line": n, "text": ..., "spans": [{"start", "end", "label", "text",
+"lexicon"}]}`` with character offsets into the line and each span's lexicon entry (canonical name,
+DrugBank/MeSH/MedlinePlus IDs) or null; ``text`` (a ``.txt`` output) and ``html`` (``.html``) are views
+to read (ade.views). Empty or blank lines are skipped and counted (reported on stderr).
 
 ``fusedrnn ade cv --preset P --folds 10 --out DIR [train's options]``: k-fold cross-validation by
 document (no abstract on both sides); one model folder per fold and DIR/cv.json with each fold's and
@@ -56,6 +60,8 @@ from .. import _extras, _files
 
 # Actions that tokenize, embed, score or plot: the [ade] extra's packages, checked before any work.
 NEEDS_ADE_EXTRA = ("train", "cv", "evaluate", "predict")
+# The lexicon features' embedding size that --lexicons gives a preset without them.
+LEXICON_DIM = 8
 
 
 def _add_data(parser):
@@ -65,6 +71,12 @@ def _add_data(parser):
 def _add_device(parser):
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where the network runs (cuda: the CUDA build, CuPy and a GPU; default cpu)")
+
+
+def _add_lexicons(parser):
+    parser.add_argument("--lexicons", action=argparse.BooleanOptionalAction, default=None,
+                        help="feed each token's drug and disease lexicon tags to the tagger (ade.lexicons; "
+                             "default: the preset's)")
 
 
 def add_arguments(parser):
@@ -98,6 +110,7 @@ def add_arguments(parser):
     tr.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
                     help="tag ADE and DRUG with two output heads, so that a drug inside an adverse effect is "
                          "found too (default: the preset's; best has it)")
+    _add_lexicons(tr)
     tr.add_argument("--ensemble", type=int, default=1, metavar="N",
                     help="train N taggers with seeds seed..seed+N-1 and decode their summed scores (default 1)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -124,6 +137,7 @@ def add_arguments(parser):
                     help="use the published sentence-level SpERT folds in DIR instead of document folds")
     cv.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
                     help="two output heads, ADE and DRUG, as for train")
+    _add_lexicons(cv)
     cv.add_argument("--ensemble", type=int, default=1, metavar="N",
                     help="N taggers per fold, as for train (default 1)")
     cv.add_argument("--quiet", action="store_true")
@@ -142,7 +156,10 @@ def add_arguments(parser):
     pr = sub.add_parser("predict", help="tag sentences, one per line, into JSON lines")
     pr.add_argument("--model", required=True)
     pr.add_argument("--input", required=True)
-    pr.add_argument("--output", required=True)
+    pr.add_argument("--output", required=True, help="where the tagged sentences go")
+    pr.add_argument("--format", choices=["jsonl", "text", "html"], default=None,
+                    help="JSON lines, text with bracketed spans, or an HTML page (default: from --output's "
+                         "suffix: .txt text, .html html, else jsonl)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(pr)
     pr.set_defaults(ade_run=_predict)
@@ -186,8 +203,16 @@ def _setup(args):
 
     for name in ("epochs", "batch_size", "units", "limit", "ensemble"):
         _positive_arg(name.replace("_", "-"), getattr(args, name))
+    lexicon_dim = None if args.lexicons is None else LEXICON_DIM if args.lexicons else 0
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
-                    negatives=args.negatives or None, nested=args.nested)
+                    negatives=args.negatives or None, nested=args.nested, lexicon_dim=lexicon_dim)
+    if config.lexicon_dim:
+        from .lexicons import check_installed
+
+        try:
+            check_installed()
+        except _extras.MissingExtra as missing:
+            raise _extras.MissingExtra(f"{missing} (or train without them: --no-lexicons)") from None
     data_dir = resolve_data_dir(args.data)
     inputs = [data_dir / REL_FILE, data_dir / NEG_FILE, args.embeddings, getattr(args, "test_pmids", None),
               getattr(args, "spert_folds", None)]
@@ -434,9 +459,20 @@ def read_lines(path) -> list[tuple[int, str]]:
     return [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(lines, 1)]
 
 
-def _predict(args) -> int:
-    import json
+def _annotating_lexicons(config):
+    """The lexicons that give predicted spans their entries, or None (said once) without their packages."""
+    from .lexicons import check_installed, load_lexicons
 
+    try:
+        check_installed()
+    except _extras.MissingExtra as missing:
+        _log(f"{missing}; the spans come without lexicon entries")
+        return None
+    return load_lexicons(config.split_compounds)
+
+
+def _predict(args) -> int:
+    from . import views
     from .ensemble import load_model
 
     lines = read_lines(args.input)
@@ -444,13 +480,12 @@ def _predict(args) -> int:
     tagger = load_model(args.model, device=args.device)
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
+    fmt = views.format_for(out, args.format)
     spans = tagger.predict_spans([t for _, t in kept], verbose=0 if args.quiet else 1)
-    with _files.atomic_path(out) as path, open(path, "w", encoding="utf-8") as f:
-        for (n, text), found in zip(kept, spans):
-            obj = {"line": n, "text": text,
-                   "spans": [{"start": s.start, "end": s.end, "label": s.label, "text": s.text} for s in found]}
-            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    print(f"tagged {len(kept)} lines into {out}; skipped {skipped} empty lines", file=sys.stderr)
+    lex = _annotating_lexicons(tagger.config)
+    rows = [(n, text, views.annotate(found, lex, tagger.config.split_compounds)) for (n, text), found in zip(kept, spans)]
+    _files.write_text(out, views.render(fmt, rows))
+    print(f"tagged {len(kept)} lines into {out} ({fmt}); skipped {skipped} empty lines", file=sys.stderr)
     return 0
 
 

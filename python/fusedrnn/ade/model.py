@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from .. import _files
 from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
 from .evaluation import chapter_metrics, overlap_scores, span_scores
+from .lexicons import load_lexicons
 from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, SCHEME_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
@@ -86,6 +88,9 @@ class Config:
     # ade_drug only: one output head (and CRF) per type, ADE and DRUG, on the shared network, so that a
     # drug inside an adverse effect keeps its own span (one 5-tag sequence gives it to the ADE).
     nested: bool = False
+    # > 0: each token's drug and disease lexicon tags (ade.lexicons) through an embedding of this size,
+    # concatenated to the word (and character) features.
+    lexicon_dim: int = 0
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -120,7 +125,8 @@ def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
     """The Keras-like network for ``config`` on the embedding table ``matrix``.
 
     Inputs: word ids (B, maxlen); with ``config.char_units``, also character ids (B, maxlen, max_chars)
-    from a vocabulary of ``num_chars`` (0 padding, 1 unknown)."""
+    from a vocabulary of ``num_chars`` (0 padding, 1 unknown); with ``config.lexicon_dim``, also the
+    lexicon feature ids (B, maxlen) of ade.lexicons."""
     from .. import nn
 
     words = nn.Input(shape=(config.maxlen,), dtype="int64")
@@ -135,6 +141,12 @@ def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
                                    nn.Bidirectional(nn.LSTM(config.char_units))])
         x = nn.Concatenate()([x, nn.TimeDistributed(per_token)(chars)])
         inputs.append(chars)
+    if config.lexicon_dim:
+        from .lexicons import NUM_FEATURES
+
+        lexicon = nn.Input(shape=(config.maxlen,), dtype="int64")
+        x = nn.Concatenate()([x, nn.Embedding(NUM_FEATURES, config.lexicon_dim)(lexicon)])
+        inputs.append(lexicon)
     for _ in range(config.layers):
         x = nn.Bidirectional(nn.LSTM(config.units, return_sequences=True))(x)
         if config.dropout:
@@ -172,11 +184,14 @@ class Encoded:
     ids: np.ndarray  # (N, maxlen) int64, 0 = padding
     spans: list[list[tuple[int, int]]]  # all token spans of each sentence (also past maxlen)
     chars: np.ndarray | None = None  # (N, maxlen, max_chars) int64 character ids when the model reads them
+    lexicon: np.ndarray | None = None  # (N, maxlen) int64 lexicon feature ids (0 padding) when the model reads them
     y: np.ndarray | list | None = None  # (N, maxlen, C) one-hot, zeros at padding; a list with several heads
 
     @property
     def inputs(self):
-        return self.ids if self.chars is None else [self.ids, self.chars]
+        """The network's inputs in build_network's order: the word ids alone, or with the others."""
+        extra = [a for a in (self.chars, self.lexicon) if a is not None]
+        return [self.ids, *extra] if extra else self.ids
 
 
 class SpanPredictor:
@@ -279,6 +294,8 @@ class Tagger(SpanPredictor):
             raise ValueError("chars: a character vocabulary (padding, unknown, characters) is needed when char_units > 0")
         # device "cuda": weights, optimizer state and batches on the GPU; the host keeps the encoding,
         # the Viterbi decoding (on predict's NumPy scores) and the evaluation.
+        # The lexicons first: without their packages this stops before the network is built.
+        self.lexicons = load_lexicons(config.split_compounds) if config.lexicon_dim else None
         self.model = build_network(config, self.matrix, len(self.chars)).to(device)
         self.history = None
 
@@ -299,6 +316,7 @@ class Tagger(SpanPredictor):
         chars = np.zeros((n, T, c.max_chars), np.int64) if c.char_units else None
         if chars is not None:
             chars[:, :, 0] = 1
+        lexicon = np.zeros((n, T), np.int64) if self.lexicons is not None else None
         all_spans = []
         for i, text in enumerate(texts):
             spans = tokenize(text, c.split_compounds)
@@ -309,7 +327,9 @@ class Tagger(SpanPredictor):
                 for t, (s, e) in enumerate(spans[:T]):
                     word = text[s:e][: c.max_chars]
                     chars[i, t, : len(word)] = [self.char_index.get(ch, 1) for ch in word]
-        return Encoded(ids, all_spans, chars)
+            if lexicon is not None:
+                lexicon[i, : min(len(spans), T)] = self.lexicons.feature_ids(text, spans)[:T]
+        return Encoded(ids, all_spans, chars, lexicon)
 
     def encode_records(self, records: Sequence[Record]) -> Encoded:
         enc = self.encode_texts([r.text for r in records])
@@ -370,6 +390,8 @@ class Tagger(SpanPredictor):
         config = dataclasses.asdict(self.config)
         config.update({"vocab_size": len(self.words), "dim": int(self.matrix.shape[1]), "tags": list(self.config.tags),
                        "chars": self.chars})
+        if self.lexicons is not None:
+            config["lexicon_versions"] = self.lexicons.versions
         if extra:
             config["extra"] = extra
         _files.write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
@@ -405,6 +427,9 @@ class Tagger(SpanPredictor):
         if matrix.shape[0] != len(words):
             raise ValueError(f"{folder}: {len(words)} words but {matrix.shape[0]} embedding rows")
         tagger = cls(config, words, matrix, raw.get("chars", []), device)
+        if tagger.lexicons is not None and raw.get("lexicon_versions") != tagger.lexicons.versions:
+            warnings.warn(f"{folder}: trained with the lexicons {raw.get('lexicon_versions')}, running with "
+                          f"{tagger.lexicons.versions}: its lexicon features may differ", stacklevel=2)
         tagger.model.load_weights(folder / "weights.npz")
         return tagger
 
