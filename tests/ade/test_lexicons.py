@@ -39,6 +39,38 @@ def test_feature_ids_pair_the_two_lexicons_tags():
     assert lex.feature_ids("", []).shape == (0,)
 
 
+def test_spans_grow_over_the_lexicon_entries_they_overlap():
+    extend = lexicons.extend_to_entries
+    # "acute liver failure": the decoded ADE covers "liver failure"; the entry starts one token earlier.
+    assert extend(["O", "O", "B-ADE", "I-ADE", "O"], [(1, 4, "x")], "ADE") == ["O", "B-ADE", "I-ADE", "I-ADE", "O"]
+    # An entry that overlaps nothing, or only another label's tokens, changes nothing.
+    assert extend(["B-ADE", "O", "O"], [(1, 3, "x")], "ADE") == ["B-ADE", "O", "O"]
+    assert extend(["B-DRUG", "B-ADE", "O"], [(0, 2, "x")], "DRUG") == ["B-DRUG", "B-ADE", "O"]
+    # Two entities that grow into each other merge; an entity inside a longer entry takes all of it.
+    assert extend(["B-ADE", "O", "B-ADE", "O"], [(0, 3, "x")], "ADE") == ["B-ADE", "I-ADE", "I-ADE", "O"]
+    assert extend(["B-ADE", "O", "B-ADE", "O"], [(0, 2, "x")], "ADE") == ["B-ADE", "I-ADE", "B-ADE", "O"]
+    assert extend(["O", "B-DRUG", "O", "O"], [(0, 3, "x")], "DRUG") == ["B-DRUG", "I-DRUG", "I-DRUG", "O"]
+    # Adjacent entities stay two; other labels' tags stay as they were; a stray I- starts an entity.
+    assert extend(["B-ADE", "B-ADE", "B-DRUG"], [], "ADE") == ["B-ADE", "B-ADE", "B-DRUG"]
+    assert extend(["I-ADE", "I-ADE", "O"], [(1, 3, "x")], "ADE") == ["B-ADE", "I-ADE", "I-ADE"]
+    assert extend([], [], "ADE") == []
+
+
+def test_a_tagger_extends_its_spans_to_the_lexicon(fake_lexicons, tmp_path):
+    from fusedrnn.ade.model import Tagger, preset
+
+    config = preset("best", maxlen=12, units=4, epochs=1, batch_size=2, patience=None, char_units=0,
+                    lexicon_spans="extend")
+    tagger = Tagger(config, ["<pad>", "<oov>"], np.zeros((2, 3), np.float32))
+    text = "Toxic encephalopathy after acetylsalicylic acid."
+    # The network marks "encephalopathy" (ADE) and "acid" (DRUG): each grows to its lexicon entry.
+    heads = [[["O", "B-ADE", "O", "O", "O", "O"]], [["O", "O", "O", "O", "B-DRUG", "O"]]]
+    out = tagger._extended([text], [tokenize(text, True)], heads)
+    assert out == [[["B-ADE", "I-ADE", "O", "O", "O", "O"]], [["O", "O", "O", "B-DRUG", "I-DRUG", "O"]]]
+    with pytest.raises(ValueError, match="lexicon_spans: expected one of none, extend"):
+        preset("best", lexicon_spans="snap")
+
+
 def test_lexicons_from_the_packages_files_cached_and_validated(fake_lexicons, tmp_path, capsys):
     cache = tmp_path / "cache"
     lex = load_lexicons(True, cache)

@@ -133,6 +133,34 @@ class Lexicons:
         return 1 + 3 * tags[0] + tags[1]
 
 
+def extend_to_entries(tags: Sequence[str], entries: Sequence[tuple[int, int, str]], label: str) -> list[str]:
+    """IOB2 ``tags`` in which every ``label`` entity that overlaps a lexicon entry (first token, end
+    token, canonical name; ``Lexicon.matches``) grows to cover the entry, unless the entry would take
+    a token of another label's entity; entities that come to overlap merge into one."""
+    ranges, start = [], None
+    for i, tag in enumerate([*tags, "O"]):
+        if start is not None and tag != f"I-{label}":
+            ranges.append([start, i])
+            start = None
+        if tag in (f"B-{label}", f"I-{label}") and start is None:
+            start = i
+    free = [tag == "O" or tag[2:] == label for tag in tags]  # tokens this label may take
+    for r in ranges:
+        for a, b, _ in entries:
+            if a < r[1] and r[0] < b and all(free[a:b]):
+                r[0], r[1] = min(r[0], a), max(r[1], b)
+    merged: list[list[int]] = []
+    for s, e in sorted(ranges):
+        if merged and s < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    out = [tag if tag[2:] != label else "O" for tag in tags]
+    for s, e in merged:
+        out[s : e] = [f"B-{label}"] + [f"I-{label}"] * (e - s - 1)
+    return out
+
+
 def package_folder(source: Source) -> Path:
     """The installed package's folder, found without importing it; MissingExtra when it is absent."""
     import importlib.util

@@ -51,10 +51,11 @@ from .. import _files
 from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
 from .evaluation import chapter_metrics, overlap_scores, span_scores
-from .lexicons import load_lexicons
+from .lexicons import extend_to_entries, load_lexicons
 from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, SCHEME_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
+LEXICON_SPANS = ("none", "extend")
 # A saved tagger's folder; its checksums.json holds their sha256, checked on load.
 MODEL_FILES = ("config.json", "vocab.json", "embeddings.npy", "weights.npz")
 
@@ -91,6 +92,9 @@ class Config:
     # > 0: each token's drug and disease lexicon tags (ade.lexicons) through an embedding of this size,
     # concatenated to the word (and character) features.
     lexicon_dim: int = 0
+    # "extend": a predicted span that overlaps a lexicon entry of its type (DRUG: the drug lexicon, ADE:
+    # the disease lexicon) grows to cover it (ade.lexicons.extend_to_entries); "none": spans as decoded.
+    lexicon_spans: str = "none"
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -116,6 +120,8 @@ def preset(name: str, **overrides) -> Config:
         raise ValueError(f"unknown preset {name!r} (have {', '.join(PRESETS)})")
     fields = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(PRESETS[name], **fields)
+    if config.lexicon_spans not in LEXICON_SPANS:
+        raise ValueError(f"lexicon_spans: expected one of {', '.join(LEXICON_SPANS)}, got {config.lexicon_spans!r}")
     if config.nested and config.scheme != "ade_drug":
         raise ValueError(f"nested: tags ADE and DRUG apart, so it needs the scheme ade_drug, not {config.scheme!r}")
     return config
@@ -226,7 +232,24 @@ class SpanPredictor:
                 k = min(len(spans), self.config.maxlen)
                 per_text.append([tags[j] for j in best[i, :k]] + ["O"] * (len(spans) - k))
             out.append(per_text)
+        if self.config.lexicon_spans == "extend":
+            out = self._extended(texts, enc.spans, out)
         return out, enc.spans
+
+    def _extended(self, texts, spans, heads):
+        """The heads' tags with each span grown over the lexicon entries it overlaps (Config.lexicon_spans)."""
+        lex = load_lexicons(self.config.split_compounds)
+        out = []
+        for tags in heads:
+            per_text = []
+            for text, token_spans, seq in zip(texts, spans, tags):
+                words = token_texts(text, token_spans, lower=True)
+                for label in sorted({t[2:] for t in seq if t != "O"}):
+                    lexicon = lex.drug if label == "DRUG" else lex.disease
+                    seq = extend_to_entries(seq, lexicon.matches(words), label)
+                per_text.append(seq)
+            out.append(per_text)
+        return out
 
     def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
                      verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
