@@ -153,7 +153,7 @@ def add_arguments(parser):
     _add_device(ev)
     ev.set_defaults(ade_run=_evaluate)
 
-    pr = sub.add_parser("predict", help="tag sentences, one per line, into JSON lines")
+    pr = sub.add_parser("predict", help="tag sentences, one per line, into JSON lines, text or HTML")
     pr.add_argument("--model", required=True)
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True, help="where the tagged sentences go")

@@ -51,7 +51,7 @@ from .. import _files
 from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
 from .evaluation import chapter_metrics, overlap_scores, span_scores
-from .lexicons import extend_to_entries, load_lexicons
+from .lexicons import NUM_FEATURES, extend_to_entries, load_lexicons
 from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, SCHEME_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
@@ -148,8 +148,6 @@ def build_network(config: Config, matrix: np.ndarray, num_chars: int = 0):
         x = nn.Concatenate()([x, nn.TimeDistributed(per_token)(chars)])
         inputs.append(chars)
     if config.lexicon_dim:
-        from .lexicons import NUM_FEATURES
-
         lexicon = nn.Input(shape=(config.maxlen,), dtype="int64")
         x = nn.Concatenate()([x, nn.Embedding(NUM_FEATURES, config.lexicon_dim)(lexicon)])
         inputs.append(lexicon)
