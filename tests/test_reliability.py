@@ -34,7 +34,7 @@ from fusedrnn import _files, _native, cli, ops
 from fusedrnn.nn.saving import read_weights, save_weights
 
 sys.path.insert(0, str(Path(__file__).parent / "ade"))  # the tiny corpus of the ADE tests
-from ade_fixtures import write_corpus  # noqa: E402
+from ade_fixtures import fake_lexicons, write_corpus  # noqa: E402, F401 (a fixture)
 
 
 def temporaries(folder) -> list[str]:
@@ -218,7 +218,7 @@ def test_unreadable_weights_files_are_value_errors_naming_them(tmp_path):
 # ------------------------------------------------------------------------------ the ADE command line
 
 @pytest.fixture
-def trained(tmp_path, monkeypatch):
+def trained(tmp_path, monkeypatch, fake_lexicons):  # noqa: F811 (predict annotates spans from the lexicons)
     """(corpus folder, a model folder trained by the CLI); the Word2Vec cache under tmp_path."""
     pytest.importorskip("gensim")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from ade_fixtures import write_corpus
+from ade_fixtures import fake_lexicons, write_corpus  # noqa: F401 (a fixture)
 
 from fusedrnn import _files, cli, nn
 from fusedrnn.ade.corpus import read_corpus
@@ -15,6 +15,9 @@ from fusedrnn.ade.embeddings import Word2VecParams, sentences_of, train_word2vec
 from fusedrnn.ade.ensemble import Ensemble, load_model
 from fusedrnn.ade.model import Tagger, preset
 from fusedrnn.nn.crf import viterbi
+
+# The best preset reads the lexicons: the small fake packages stand in for the real ones (ade.lexicons).
+pytestmark = pytest.mark.usefixtures("fake_lexicons")
 
 
 @pytest.fixture()

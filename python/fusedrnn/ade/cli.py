@@ -13,9 +13,10 @@ MODEL_DIR/test_pmids.txt), trains on the rest, saves the model folder, and write
 ADE-NEG sentences (no adverse effect) of every document that has no sentence on the test or the inner
 validation side; the test and validation sentences stay DRUG-AE's, as in the literature. ``--nested``
 (the best preset's default; ``--no-nested`` turns it off) tags ADE and DRUG with two output heads
-(ade.model ``Config.nested``), so that a drug inside an adverse effect keeps its span. ``--lexicons`` feeds
-each token's drug and disease lexicon tags to the network (ade.lexicons; ``--no-lexicons`` turns a
-preset's off); without the lexicon packages it stops before any work, saying what to install. ``--ensemble N``
+(ade.model ``Config.nested``), so that a drug inside an adverse effect keeps its span. ``--lexicons``
+(the best preset's default; ``--no-lexicons`` turns it off) feeds each token's drug and disease lexicon
+tags to the network (ade.lexicons); without the lexicon packages it stops before any work, saying what
+to install. ``--ensemble N``
 trains N taggers with seeds seed .. seed+N-1 (each with its own validation split and corpus Word2Vec)
 and saves them as one model that decodes their summed scores (ade.ensemble); ``evaluate`` and
 ``predict`` open either kind of folder.
@@ -60,9 +61,6 @@ from .. import _extras, _files
 
 # Actions that tokenize, embed, score or plot: the [ade] extra's packages, checked before any work.
 NEEDS_ADE_EXTRA = ("train", "cv", "evaluate", "predict")
-# The lexicon features' embedding size that --lexicons gives a preset without them.
-LEXICON_DIM = 8
-
 
 def _add_data(parser):
     parser.add_argument("--data", default=None, help="corpus folder (default: $FUSEDRNN_ADE_DIR, then the cache)")
@@ -199,11 +197,13 @@ def _setup(args):
     cached once) or the --embeddings file for every seed; negatives is empty unless --negatives."""
     from .corpus import REL_FILE, NEG_FILE, read_corpus, resolve_data_dir
     from .embeddings import Word2VecParams, corpus_vectors, load_vectors, sentences_of
-    from .model import preset
+    from .model import LEXICON_DIM, PRESETS, preset
 
     for name in ("epochs", "batch_size", "units", "limit", "ensemble"):
         _positive_arg(name.replace("_", "-"), getattr(args, name))
-    lexicon_dim = None if args.lexicons is None else LEXICON_DIM if args.lexicons else 0
+    lexicon_dim = None
+    if args.lexicons is not None:  # --lexicons keeps a preset's own size; a preset without them gets LEXICON_DIM
+        lexicon_dim = (PRESETS[args.preset].lexicon_dim or LEXICON_DIM) if args.lexicons else 0
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
                     negatives=args.negatives or None, nested=args.nested, lexicon_dim=lexicon_dim)
     if config.lexicon_dim:
@@ -252,15 +252,9 @@ def _fit_member(args, config, kv, vocab, train_all, test, seed, title, negatives
     import time
 
     from .. import nn
-    from .model import Tagger, chapter_split
-    from .splits import document_split
+    from .model import Tagger, inner_split
 
-    if config.validation == "first":
-        fit_idx, val_idx = chapter_split(len(train_all), config.train_first)
-    elif len({r.pmid for r in train_all}) >= 2:
-        fit_idx, val_idx = document_split(train_all, config.inner_fraction, seed=seed)
-    else:
-        fit_idx, val_idx = list(range(len(train_all))), []
+    fit_idx, val_idx = inner_split(config, train_all, seed)
     fit_records, val_records = [train_all[i] for i in fit_idx], [train_all[i] for i in val_idx]
     held_out = {r.pmid for r in val_records} | {r.pmid for r in test}
     fit_records += [r for r in negatives if r.pmid not in held_out]
@@ -460,15 +454,15 @@ def read_lines(path) -> list[tuple[int, str]]:
 
 
 def _annotating_lexicons(config):
-    """The lexicons that give predicted spans their entries, or None (said once) without their packages."""
-    from .lexicons import check_installed, load_lexicons
+    """The lexicons that give predicted spans their entries, or None (said once) when they cannot be
+    read: the spans are the model's either way."""
+    from .lexicons import load_lexicons
 
     try:
-        check_installed()
-    except _extras.MissingExtra as missing:
-        _log(f"{missing}; the spans come without lexicon entries")
+        return load_lexicons(config.split_compounds)
+    except (_extras.MissingExtra, ValueError) as exc:
+        _log(f"{exc}; the spans come without lexicon entries")
         return None
-    return load_lexicons(config.split_compounds)
 
 
 def _predict(args) -> int:
@@ -481,9 +475,9 @@ def _predict(args) -> int:
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
     fmt = views.format_for(out, args.format)
+    lex = _annotating_lexicons(tagger.config)  # before the long part: a problem shows at once
     spans = tagger.predict_spans([t for _, t in kept], verbose=0 if args.quiet else 1)
-    lex = _annotating_lexicons(tagger.config)
-    rows = [(n, text, views.annotate(found, lex, tagger.config.split_compounds)) for (n, text), found in zip(kept, spans)]
+    rows = [(n, text, views.annotate(found, lex)) for (n, text), found in zip(kept, spans)]
     _files.write_text(out, views.render(fmt, rows))
     print(f"tagged {len(kept)} lines into {out} ({fmt}); skipped {skipped} empty lines", file=sys.stderr)
     return 0

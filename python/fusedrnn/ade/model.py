@@ -9,8 +9,9 @@ Presets (``PRESETS``):
   categorical cross-entropy, Adam, batch 1, 50 epochs; of the training sentences (in corpus order) the
   first 4000 train and the rest validate (with fewer than 4000+1, the same 4000/4272 fraction).
 - ``best``: 5 classes (ADE and DRUG); tokens also split at "-" and "/"; words through the corpus
-  Word2Vec (20 epochs, frozen) and characters through a BiLSTM 25 per token (its final states joined to
-  the word vector); maxlen 100; two stacked BiLSTM 200 layers with Dropout 0.3; Dense tag scores into
+  Word2Vec (20 epochs, frozen), characters through a BiLSTM 25 per token (its final states joined to
+  the word vector) and the token's drug and disease lexicon tags (ade.lexicons) through an 8-wide
+  embedding, joined too; maxlen 100; two stacked BiLSTM 200 layers with Dropout 0.3; Dense tag scores into
   a CRF (trained on the paths' likelihood, decoded by Viterbi), one such head for ADE and one for
   DRUG (``nested``, below); Adam 0.003, batch 32, up to 30
   epochs, early stopping (patience 3, best weights restored) on an inner validation split of 10% of
@@ -18,6 +19,8 @@ Presets (``PRESETS``):
   (README): compound splitting, characters, the longer Word2Vec and the CRF each helped; fine-tuned
   embeddings and more dropout did not. The two heads came last: over the 10 folds they found 93 of
   the 120 drugs inside adverse effects (one 5-tag head: 48) and moved DRUG F1 from 0.891 to 0.897.
+  The lexicon tags last (10 folds, benchmarks/results/2026-12-06-ade-lexicons-cv.md): DRUG 0.895 ->
+  0.908, ADE unchanged, at the same training time; they need the lexicon packages of the [ade] extra.
 
 Nested drugs: one 5-tag sequence cannot mark a drug inside an adverse effect ("ifosfamide-induced
 encephalopathy"); the ADE takes its tokens. ``Config.nested`` (CLI ``--nested``) gives the network one
@@ -52,10 +55,13 @@ from .corpus import Record, Span
 from .embeddings import build_vocabulary, encode
 from .evaluation import chapter_metrics, overlap_scores, span_scores
 from .lexicons import NUM_FEATURES, extend_to_entries, load_lexicons
+from .splits import document_split
 from .tokens import SCHEME_ADE, SCHEME_ADE_DRUG, SCHEME_DRUG, labels_for, spans_from_tags, token_texts, tokenize
 
 SCHEMES = {"ade": SCHEME_ADE, "ade_drug": SCHEME_ADE_DRUG}
 LEXICON_SPANS = ("none", "extend")
+# The lexicon features' embedding size: the best preset's, and what ``--lexicons`` gives a preset without them.
+LEXICON_DIM = 8
 # A saved tagger's folder; its checksums.json holds their sha256, checked on load.
 MODEL_FILES = ("config.json", "vocab.json", "embeddings.npy", "weights.npz")
 
@@ -96,6 +102,13 @@ class Config:
     # the disease lexicon) grows to cover it (ade.lexicons.extend_to_entries); "none": spans as decoded.
     lexicon_spans: str = "none"
 
+    def __post_init__(self):
+        dim = self.lexicon_dim
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+            raise ValueError(f"lexicon_dim: expected a non-negative integer (0: no lexicon features), got {dim!r}")
+        if self.lexicon_spans not in LEXICON_SPANS:
+            raise ValueError(f"lexicon_spans: expected one of {', '.join(LEXICON_SPANS)}, got {self.lexicon_spans!r}")
+
     @property
     def tags(self) -> tuple[str, ...]:
         return SCHEMES[self.scheme]
@@ -111,7 +124,7 @@ PRESETS = {
     "best": Config(preset="best", scheme="ade_drug", maxlen=100, units=200, layers=2, hidden_dense=None,
                    dropout=0.3, batch_size=32, epochs=30, learning_rate=0.003, validation="documents", patience=3,
                    split_compounds=True, word2vec_epochs=20, char_units=25, char_dim=25, max_chars=20, crf=True,
-                   nested=True),
+                   nested=True, lexicon_dim=LEXICON_DIM),
 }
 
 
@@ -120,8 +133,6 @@ def preset(name: str, **overrides) -> Config:
         raise ValueError(f"unknown preset {name!r} (have {', '.join(PRESETS)})")
     fields = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(PRESETS[name], **fields)
-    if config.lexicon_spans not in LEXICON_SPANS:
-        raise ValueError(f"lexicon_spans: expected one of {', '.join(LEXICON_SPANS)}, got {config.lexicon_spans!r}")
     if config.nested and config.scheme != "ade_drug":
         raise ValueError(f"nested: tags ADE and DRUG apart, so it needs the scheme ade_drug, not {config.scheme!r}")
     return config
@@ -235,16 +246,16 @@ class SpanPredictor:
         return out, enc.spans
 
     def _extended(self, texts, spans, heads):
-        """The heads' tags with each span grown over the lexicon entries it overlaps (Config.lexicon_spans)."""
+        """The heads' tags with each span grown over the lexicon entries it overlaps (Config.lexicon_spans);
+        only over the first ``maxlen`` tokens, which the model saw (the others stay O)."""
         lex = load_lexicons(self.config.split_compounds)
         out = []
         for tags in heads:
             per_text = []
             for text, token_spans, seq in zip(texts, spans, tags):
-                words = token_texts(text, token_spans, lower=True)
+                words = token_texts(text, token_spans[: self.config.maxlen], lower=True)
                 for label in sorted({t[2:] for t in seq if t != "O"}):
-                    lexicon = lex.drug if label == "DRUG" else lex.disease
-                    seq = extend_to_entries(seq, lexicon.matches(words), label)
+                    seq = extend_to_entries(seq, lex.for_label(label).matches(words), label)
                 per_text.append(seq)
             out.append(per_text)
         return out
@@ -440,7 +451,10 @@ class Tagger(SpanPredictor):
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"{folder}: unreadable config.json or vocab.json ({exc})") from None
         fields = {f.name for f in dataclasses.fields(Config)}
-        config = Config(**{k: v for k, v in raw.items() if k in fields})
+        try:
+            config = Config(**{k: v for k, v in raw.items() if k in fields})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{folder / 'config.json'}: {exc}") from None
         try:
             matrix = np.load(folder / "embeddings.npy", allow_pickle=False)
         except Exception as exc:  # noqa: BLE001  NumPy raises many types for a damaged file
@@ -453,6 +467,17 @@ class Tagger(SpanPredictor):
                           f"{tagger.lexicons.versions}: its lexicon features may differ", stacklevel=2)
         tagger.model.load_weights(folder / "weights.npz")
         return tagger
+
+
+def inner_split(config: Config, records: Sequence[Record], seed: int) -> tuple[list[int], list[int]]:
+    """(fit, validation) indices of a training side: the chapter's first ``train_first`` sentences
+    (``validation="first"``), else a seeded ``inner_fraction`` of its documents (all fit when it has
+    only one document)."""
+    if config.validation == "first":
+        return chapter_split(len(records), config.train_first)
+    if len({r.pmid for r in records}) >= 2:
+        return document_split(records, config.inner_fraction, seed=seed)
+    return list(range(len(records))), []
 
 
 def chapter_split(n: int, train_first: int = 4000) -> tuple[list[int], list[int]]:

@@ -34,13 +34,13 @@ def format_for(path: str, requested: str | None) -> str:
     return {".txt": "text", ".html": "html", ".htm": "html"}.get(Path(path).suffix.lower(), "jsonl")
 
 
-def annotate(spans: Sequence[Span], lexicons, split_compounds: bool) -> list[dict]:
+def annotate(spans: Sequence[Span], lexicons) -> list[dict]:
     """Spans as dicts, each with its lexicon entry (or None; every one None without ``lexicons``)."""
     out = []
     for s in spans:
         entry = None
         if lexicons is not None:
-            entry = (lexicons.drug if s.label == "DRUG" else lexicons.disease).lookup(s.text, split_compounds)
+            entry = lexicons.for_label(s.label).lookup(s.text)
         out.append({"start": s.start, "end": s.end, "label": s.label, "text": s.text, "lexicon": entry})
     return out
 
