@@ -62,25 +62,6 @@ def _with_tags(model, transform):
     return model
 
 
-def _per_label(model, lex, fn):
-    """A head-tags transform applying ``fn(seq, entries, label)`` for each label of each head."""
-    from fusedrnn.ade.tokens import token_texts
-
-    def transform(texts, spans, heads):
-        out = []
-        for tags in heads:
-            per_text = []
-            for text, token_spans, seq in zip(texts, spans, tags):
-                words = token_texts(text, token_spans[: model.config.maxlen], lower=True)
-                for label in sorted({t[2:] for t in seq if t != "O"}):
-                    seq = fn(seq, lex.for_label(label).matches(words), label)
-                per_text.append(seq)
-            out.append(per_text)
-        return out
-
-    return transform
-
-
 def _seen(model, lex, canonicals):
     """A head-tags transform that tags the drug entries of ``canonicals`` left O by the DRUG head."""
     from fusedrnn.ade.tokens import token_texts
@@ -126,13 +107,15 @@ def _canonical(model, lex):
 def _scores(folder, variant, fit, records):
     from fusedrnn.ade.ensemble import load_model
     from fusedrnn.ade.lexicons import load_lexicons
+    from fusedrnn.ade.model import snap_to_lexicon
 
     model = load_model(folder)
     lex = load_lexicons(model.config.split_compounds)
     if variant == "extend":
         model.config.lexicon_spans = "extend"
     elif variant == "trim":
-        _with_tags(model, _per_label(model, lex, trim_to_entries))
+        _with_tags(model, lambda texts, spans, heads: snap_to_lexicon(texts, spans, heads, model.config.maxlen, lex,
+                                                                      trim_to_entries))
     elif variant == "canonical":
         _canonical(model, lex)
     elif variant == "seen":

@@ -246,19 +246,9 @@ class SpanPredictor:
         return out, enc.spans
 
     def _extended(self, texts, spans, heads):
-        """The heads' tags with each span grown over the lexicon entries it overlaps (Config.lexicon_spans);
-        only over the first ``maxlen`` tokens, which the model saw (the others stay O)."""
+        """The heads' tags with each span grown over the lexicon entries it overlaps (Config.lexicon_spans)."""
         lex = load_lexicons(self.config.split_compounds)
-        out = []
-        for tags in heads:
-            per_text = []
-            for text, token_spans, seq in zip(texts, spans, tags):
-                words = token_texts(text, token_spans[: self.config.maxlen], lower=True)
-                for label in sorted({t[2:] for t in seq if t != "O"}):
-                    seq = extend_to_entries(seq, lex.for_label(label).matches(words), label)
-                per_text.append(seq)
-            out.append(per_text)
-        return out
+        return snap_to_lexicon(texts, spans, heads, self.config.maxlen, lex, extend_to_entries)
 
     def predict_tags(self, texts: Sequence[str], batch_size: int = 64,
                      verbose: int = 0) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
@@ -294,6 +284,22 @@ class SpanPredictor:
             "span_overlap": overlap_scores(gold, pred),
             "chapter": chapter_metrics([gold_tags[i] for i in keep], [pred_tags[i] for i in keep]),
         }
+
+
+def snap_to_lexicon(texts, spans, heads, maxlen: int, lexicons, snap) -> list[list[list[str]]]:
+    """Heads' tags (SpanPredictor.head_tags) after ``snap(tags, entries, label)`` for every label that
+    a sequence holds, ``entries`` being that label's lexicon matches (Lexicons.for_label,
+    Lexicon.matches) among the first ``maxlen`` tokens: the ones the model saw (the others stay O)."""
+    out = []
+    for tags in heads:
+        per_text = []
+        for text, token_spans, seq in zip(texts, spans, tags):
+            words = token_texts(text, token_spans[:maxlen], lower=True)
+            for label in sorted({t[2:] for t in seq if t != "O"}):
+                seq = snap(seq, lexicons.for_label(label).matches(words), label)
+            per_text.append(seq)
+        out.append(per_text)
+    return out
 
 
 def _merged(heads: list[list[list[str]]]) -> list[list[str]]:
