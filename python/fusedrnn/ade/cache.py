@@ -5,10 +5,12 @@ An entry is one file (written atomically, fusedrnn._files) and, beside it, ``<en
 its bytes, written after the entry. ``cached`` checks both before it loads an entry; an entry whose
 sidecar is missing or unreadable, whose parameters differ, whose bytes do not match, or whose loader
 fails is reported in one line, deleted and rebuilt: a damaged cache costs a rebuild, never a result.
+A cache folder that cannot be written (read-only, full) is reported too, and the value used uncached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -22,6 +24,13 @@ T = TypeVar("T")
 
 def _sidecar(entry: Path) -> Path:
     return entry.with_name(entry.name + ".json")
+
+
+def _remove(entry: Path) -> None:
+    """Deletes an entry and its sidecar where the folder allows (a left entry without a valid sidecar is never used)."""
+    for path in (entry, _sidecar(entry)):
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def _problem(entry: Path, params: dict) -> str | None:
@@ -58,12 +67,16 @@ def cached(entry: str | os.PathLike, params: dict[str, Any], build: Callable[[],
                 problem = f"is unreadable ({type(error).__name__}: {error})"
         if log:
             log(f"cache entry {entry} {problem}: deleted, rebuilding it")
-        entry.unlink(missing_ok=True)
-        _sidecar(entry).unlink(missing_ok=True)
+        _remove(entry)
     value = build()
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    with _files.atomic_path(entry) as path:
-        save(value, path)
-        meta = {"params": params, "sha256": _files.sha256(path), "bytes": path.stat().st_size}
-    _files.write_text(_sidecar(entry), json.dumps(meta, indent=1) + "\n")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with _files.atomic_path(entry) as path:
+            save(value, path)
+            meta = {"params": params, "sha256": _files.sha256(path), "bytes": path.stat().st_size}
+        _files.write_text(_sidecar(entry), json.dumps(meta, indent=1) + "\n")
+    except OSError as error:  # a read-only or full cache folder: the value is good, only not kept
+        _remove(entry)
+        if log:
+            log(f"cache entry {entry} cannot be written ({error}); using it without caching")
     return value, False

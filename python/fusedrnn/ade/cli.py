@@ -25,12 +25,13 @@ and saves them as one model that decodes their summed scores (ade.ensemble); ``e
 strict span scores per type and micro (and their lenient overlap twins), and the chapter's token
 metrics, as JSON (default test set: the model's test_pmids.txt).
 
-``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE [--format jsonl|text|html] [--quiet]``: one
-sentence per input line (UTF-8; a trailing "\r" is dropped); by default (and for a ``.jsonl`` output) one
-JSON object per non-empty line, ``{"line": n, "text": ..., "spans": [{"start", "end", "label", "text",
-"lexicon"}]}`` with character offsets into the line and each span's lexicon entry (canonical name,
-DrugBank/MeSH/MedlinePlus IDs) or null; ``text`` (a ``.txt`` output) and ``html`` (``.html``) are views
-to read (ade.views). Empty or blank lines are skipped and counted (reported on stderr).
+``fusedrnn ade predict --model MODEL_DIR --input FILE --output FILE [--format jsonl|text|html] [--no-lexicons]
+[--quiet]``: one sentence per input line (UTF-8; a trailing "\r" is dropped); by default (and for a
+``.jsonl`` output) one JSON object per non-empty line, ``{"line": n, "text": ..., "spans": [{"start",
+"end", "label", "text", "lexicon"}]}`` with character offsets into the line and each span's lexicon
+entry (canonical name, DrugBank/MeSH/MedlinePlus IDs) or null (always null with ``--no-lexicons``);
+``text`` (a ``.txt`` output) and ``html`` (``.html``) are views to read (ade.views). Empty or blank
+lines are skipped and counted (reported on stderr).
 
 ``fusedrnn ade cv --preset P --folds 10 --out DIR [train's options]``: k-fold cross-validation by
 document (no abstract on both sides); one model folder per fold and DIR/cv.json with each fold's and
@@ -151,13 +152,18 @@ def add_arguments(parser):
     _add_device(ev)
     ev.set_defaults(ade_run=_evaluate)
 
+    from .views import FORMATS  # (a light module: no tokenizer, no network)
+
     pr = sub.add_parser("predict", help="tag sentences, one per line, into JSON lines, text or HTML")
     pr.add_argument("--model", required=True)
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True, help="where the tagged sentences go")
-    pr.add_argument("--format", choices=["jsonl", "text", "html"], default=None,
+    pr.add_argument("--format", choices=FORMATS, default=None,
                     help="JSON lines, text with bracketed spans, or an HTML page (default: from --output's "
                          "suffix: .txt text, .html html, else jsonl)")
+    pr.add_argument("--no-lexicons", dest="lexicons", action="store_false",
+                    help="leave every span's lexicon entry null (saves loading the lexicons, about 2 s, unless "
+                         "the model reads them)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(pr)
     pr.set_defaults(ade_run=_predict)
@@ -207,12 +213,7 @@ def _setup(args):
     config = preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, units=args.units,
                     negatives=args.negatives or None, nested=args.nested, lexicon_dim=lexicon_dim)
     if config.lexicon_dim:
-        from .lexicons import check_installed
-
-        try:
-            check_installed()
-        except _extras.MissingExtra as missing:
-            raise _extras.MissingExtra(f"{missing} (or train without them: --no-lexicons)") from None
+        _check_lexicons(config, full=False)
     data_dir = resolve_data_dir(args.data)
     inputs = [data_dir / REL_FILE, data_dir / NEG_FILE, args.embeddings, getattr(args, "test_pmids", None),
               getattr(args, "spert_folds", None)]
@@ -222,6 +223,8 @@ def _setup(args):
     positives = [r for r in records if not r.negative]
     if not positives:
         raise ValueError(f"{data_dir / REL_FILE}: no usable sentences; nothing to train on")
+    if config.lexicon_dim:
+        _check_lexicons(config, full=True)
     negatives = [r for r in records if r.negative] if config.negatives else []
     if args.limit:
         positives = positives[: args.limit]
@@ -241,6 +244,22 @@ def _setup(args):
             return embeddings, {"file": str(args.embeddings)}
         vocab = sentences_of(records, config.split_compounds)
     return config, positives, negatives, vectors, vocab
+
+
+def _check_lexicons(config, full):
+    """The lexicon packages are installed; with ``full``, the lexicons load too (data files, the cache
+    built once, about 12 s), before Word2Vec's training rather than after. Each failure is one line."""
+    from .lexicons import check_installed, load_lexicons
+
+    try:
+        if full:
+            load_lexicons(config.split_compounds)
+        else:
+            check_installed()
+    except _extras.MissingExtra as missing:
+        raise _extras.MissingExtra(f"{missing} (or train without them: --no-lexicons)") from None
+    except ValueError as error:
+        raise ValueError(f"{error} (or train without the lexicons: --no-lexicons)") from None
 
 
 def _log(msg):
@@ -460,7 +479,7 @@ def _annotating_lexicons(config):
 
     try:
         return load_lexicons(config.split_compounds)
-    except (_extras.MissingExtra, ValueError) as exc:
+    except (_extras.MissingExtra, ValueError, OSError) as exc:
         _log(f"{exc}; the spans come without lexicon entries")
         return None
 
@@ -475,7 +494,7 @@ def _predict(args) -> int:
     kept = [(n, t) for n, t in lines if t.strip()]
     skipped = len(lines) - len(kept)
     fmt = views.format_for(out, args.format)
-    lex = _annotating_lexicons(tagger.config)  # before the long part: a problem shows at once
+    lex = _annotating_lexicons(tagger.config) if args.lexicons else None  # before the long part
     spans = tagger.predict_spans([t for _, t in kept], verbose=0 if args.quiet else 1)
     rows = [(n, text, views.annotate(found, lex)) for (n, text), found in zip(kept, spans)]
     _files.write_text(out, views.render(fmt, rows))

@@ -37,7 +37,7 @@ import numpy as np
 from .._extras import require
 from .cache import cached
 from .corpus import NEG_FILE, REL_FILE, Record, default_cache_dir
-from .tokens import token_texts, tokenize
+from .tokens import TOKENIZER_VERSION, token_texts, tokenize
 
 PAD, OOV = "<pad>", "<oov>"
 
@@ -116,7 +116,7 @@ def corpus_vectors(
             log(f"trained Word2Vec ({len(kv)} words, {params.dim} dims) in {timing['seconds']:.1f} s; cached in {path}")
         return kv
 
-    kv, hit = cached(path, {"corpus": key, **dataclasses.asdict(params)}, build,
+    kv, hit = cached(path, {"corpus": key, "tokenizer": TOKENIZER_VERSION, **dataclasses.asdict(params)}, build,
                      save=lambda kv, tmp: kv.save_word2vec_format(str(tmp), binary=True),
                      load=lambda tmp: KeyedVectors.load_word2vec_format(str(tmp), binary=True, unicode_errors="strict"),
                      log=log)

@@ -42,7 +42,7 @@ import numpy as np
 from .. import _extras, _files
 from .cache import cached
 from .corpus import default_cache_dir
-from .tokens import token_texts, tokenize
+from .tokens import TOKENIZER_VERSION, token_texts, tokenize
 
 # Feature ids per token: 0 padding, then 1 + 3 * drug tag + disease tag (tags O=0, B=1, I=2).
 NUM_FEATURES = 10
@@ -212,10 +212,13 @@ def _read_source(source: Source, path: Path) -> tuple[dict[str, list[str]], dict
             # The package's own data file, as trusted as the package's code that loads it the same way.
             raw = pickle.load(f)  # noqa: S301
         variants, data = raw[f"{source.name}_variant_to_canonical"], raw[f"{source.name}_canonical_to_data"]
-    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError):
+    except Exception:  # noqa: BLE001  a damaged bz2 stream or pickle raises many types; each means the same
         raise wrong from None
     if not (isinstance(variants, dict) and isinstance(data, dict)
-            and all(isinstance(v, list) for v in variants.values()) and all(isinstance(v, dict) for v in data.values())):
+            and all(isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
+                    for k, v in variants.items())
+            and all(isinstance(k, str) and isinstance(v, dict) and all(isinstance(f, str) for f in v)
+                    for k, v in data.items())):
         raise wrong
     return variants, data
 
@@ -239,8 +242,12 @@ def _lexicon(source: Source, split_compounds: bool, cache_dir: Path, log) -> Lex
     path = package_folder(source) / source.file
     if not path.is_file():
         raise ValueError(f"{source.distribution}: its data file {source.file} is missing (a broken install?)")
-    params = {"format": FORMAT, "version": installed_version(source), "sha256": _files.sha256(path),
-              "nltk": metadata.version("nltk"), "split_compounds": split_compounds}
+    version = installed_version(source)
+    if version != source.version:
+        log(f"{source.distribution} {version} is installed; fusedrnn's lexicon features were measured with "
+            f"{source.version} (pip install 'fusedrnn[ade]' installs it)")
+    params = {"format": FORMAT, "version": version, "sha256": _files.sha256(path), "nltk": metadata.version("nltk"),
+              "tokenizer": TOKENIZER_VERSION, "split_compounds": split_compounds}
     entry = cache_dir / f"{source.name}-{'split' if split_compounds else 'whole'}.json"
 
     def save(value, tmp):

@@ -199,8 +199,8 @@ class Encoded:
     ids: np.ndarray  # (N, maxlen) int64, 0 = padding
     spans: list[list[tuple[int, int]]]  # all token spans of each sentence (also past maxlen)
     chars: np.ndarray | None = None  # (N, maxlen, max_chars) int64 character ids when the model reads them
-    lexicon: np.ndarray | None = None  # (N, maxlen) int64 lexicon feature ids (0 padding) when the model reads them
     y: np.ndarray | list | None = None  # (N, maxlen, C) one-hot, zeros at padding; a list with several heads
+    lexicon: np.ndarray | None = None  # (N, maxlen) int64 lexicon feature ids (0 padding) when the model reads them
 
     @property
     def inputs(self):
@@ -333,7 +333,8 @@ class Tagger(SpanPredictor):
         # device "cuda": weights, optimizer state and batches on the GPU; the host keeps the encoding,
         # the Viterbi decoding (on predict's NumPy scores) and the evaluation.
         # The lexicons first: without their packages this stops before the network is built.
-        self.lexicons = load_lexicons(config.split_compounds) if config.lexicon_dim else None
+        uses_lexicons = config.lexicon_dim or config.lexicon_spans != "none"
+        self.lexicons = load_lexicons(config.split_compounds) if uses_lexicons else None
         self.model = build_network(config, self.matrix, len(self.chars)).to(device)
         self.history = None
 
@@ -354,7 +355,7 @@ class Tagger(SpanPredictor):
         chars = np.zeros((n, T, c.max_chars), np.int64) if c.char_units else None
         if chars is not None:
             chars[:, :, 0] = 1
-        lexicon = np.zeros((n, T), np.int64) if self.lexicons is not None else None
+        lexicon = np.zeros((n, T), np.int64) if c.lexicon_dim else None
         all_spans = []
         for i, text in enumerate(texts):
             spans = tokenize(text, c.split_compounds)
@@ -367,7 +368,7 @@ class Tagger(SpanPredictor):
                     chars[i, t, : len(word)] = [self.char_index.get(ch, 1) for ch in word]
             if lexicon is not None:
                 lexicon[i, : min(len(spans), T)] = self.lexicons.feature_ids(text, spans)[:T]
-        return Encoded(ids, all_spans, chars, lexicon)
+        return Encoded(ids, all_spans, chars, lexicon=lexicon)
 
     def encode_records(self, records: Sequence[Record]) -> Encoded:
         enc = self.encode_texts([r.text for r in records])

@@ -36,6 +36,9 @@ _TOKENIZER = require("nltk.tokenize", "ade").TreebankWordTokenizer()
 
 
 _COMPOUND_SEPARATORS = re.compile(r"[-/]")
+# The version of ``tokenize``'s own rules, in the keys of the caches built on its tokens (the Word2Vec
+# vectors, the tokenized lexicons): bump it when a rule here changes, so that those are rebuilt.
+TOKENIZER_VERSION = 1
 
 
 def tokenize(text: str, split_compounds: bool = False) -> list[tuple[int, int]]:

@@ -50,7 +50,7 @@ def _entry_text(entry: dict) -> str:
     return f"{entry.get('name', entry['canonical'])}" + (f" ({ids})" if ids else "")
 
 
-def _boundaries(text: str, spans: Sequence[dict]):
+def _boundaries(spans: Sequence[dict]):
     """(position, closing spans, opening spans) at each span boundary, in order of position; at one
     position spans close before others open, the inner ones first, and the outer ones open first."""
     spans = [s for s in spans if s["start"] < s["end"]]
@@ -65,7 +65,7 @@ def _nested(text: str, spans: Sequence[dict]):
     """("text", piece) and ("open" | "close", span) events that nest properly: a span that crosses
     another (possible with two heads) is closed where the inner one ends and reopened after it."""
     at, open_spans = 0, []
-    for pos, closing, opening in _boundaries(text, spans):
+    for pos, closing, opening in _boundaries(spans):
         yield "text", text[at:pos]
         if closing:
             # Close down to the deepest span that ends here, then reopen the ones that go on.
