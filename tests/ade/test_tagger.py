@@ -309,6 +309,8 @@ def test_cli_bad_input(tiny, tmp_path, capsys):
     cases = [
         (["predict", "--model", str(tmp_path / "none"), "--input", str(tmp_path / "good.txt"), "--output",
           str(tmp_path / "o.jsonl")], "model folder not found"),
+        (["predict", "--model", str(tmp_path / "good.txt"), "--input", str(tmp_path / "good.txt"), "--output",
+          str(tmp_path / "o.jsonl")], "good.txt (that is a file; a model is a folder)"),
         (["predict", "--model", str(model), "--input", str(tmp_path / "missing.txt"), "--output",
           str(tmp_path / "o.jsonl")], "input file not found"),
         (["predict", "--model", str(model), "--input", str(tmp_path / "bad.txt"), "--output",

@@ -447,7 +447,8 @@ class Tagger(SpanPredictor):
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Tagger:
         folder = Path(folder)
         if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {folder}")
+            what = " (that is a file; a model is a folder)" if folder.exists() else ""
+            raise FileNotFoundError(f"model folder not found: {folder}{what}")
         missing = [n for n in MODEL_FILES if not (folder / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{folder}: not a saved ADE model (missing {', '.join(missing)})")
