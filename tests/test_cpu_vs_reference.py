@@ -11,8 +11,10 @@ from conftest import (OP_IDS, OPS, REFERENCE_RTOL as RTOL, assert_close_scaled, 
 from fusedrnn import ops
 
 # (B, T, I, H): single everything; B=1; T=1; H=37 and I=13 (not multiples of the SIMD width);
-# B=17 (not a multiple of the threads); H=1 and H=16 on other shapes.
-SHAPES = [(1, 1, 1, 1), (1, 5, 3, 7), (4, 1, 5, 3), (3, 7, 13, 37), (8, 6, 9, 16), (17, 5, 7, 33), (5, 4, 6, 1)]
+# B=17 (not a multiple of the threads); H=1 and H=16 on other shapes; B=1 and B=2 with H=40, where
+# the per-step product takes several panels of W_hh at once (4 / B), then the last ones alone.
+SHAPES = [(1, 1, 1, 1), (1, 5, 3, 7), (4, 1, 5, 3), (3, 7, 13, 37), (8, 6, 9, 16), (17, 5, 7, 33), (5, 4, 6, 1),
+          (1, 4, 5, 40), (2, 4, 5, 40)]
 # (lengths?, reverse, h0/c0 given?): each option appears with each other option at least once.
 VARIANTS = [(False, False, False), (True, True, True), (True, False, False), (False, True, True)]
 VARIANT_IDS = ["plain", "len-rev-states", "len", "rev-states"]

@@ -11,32 +11,42 @@ namespace fusedrnn::cpu {
 
 namespace {
 
-// MR rows of a times one panel (two vectors wide): c (MR, 2L) = a (MR, k) @ panel (k, 2L).
-// The 2*MR accumulators live in registers for the whole k loop.
-template <typename T, int Bytes, int MR>
-inline __attribute__((always_inline)) void micro_kernel(int64_t k, const T* a, int64_t lda, const T* panel,
-                                                        T* c, int64_t ldc) {
+// MR rows of a times NP consecutive panels (each two vectors wide, panel_stride apart):
+// c (MR, NP*2L) = a (MR, k) @ panels (k, NP*2L). The 2*MR*NP accumulators live in registers for
+// the whole k loop. Each one is a chain of FMAs that waits on its own previous result (4 cycles),
+// so a block of few rows takes several panels at once to keep the FMA units busy; every output
+// still sums over k in the same order, whatever MR and NP.
+template <typename T, int Bytes, int MR, int NP = 1>
+inline __attribute__((always_inline)) void micro_kernel(int64_t k, const T* a, int64_t lda, const T* panels,
+                                                        int64_t panel_stride, T* c, int64_t ldc) {
   typedef T V __attribute__((vector_size(Bytes)));
   constexpr int L = Bytes / sizeof(T);
-  V acc[MR][2];
+  V acc[MR][NP][2];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = V{};
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; ++q) acc[r][q][0] = acc[r][q][1] = V{};
   for (int64_t kk = 0; kk < k; ++kk) {
-    V b0, b1;
-    std::memcpy(&b0, panel + kk * 2 * L, Bytes);
-    std::memcpy(&b1, panel + kk * 2 * L + L, Bytes);
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; ++q) {
+      V b0, b1;
+      std::memcpy(&b0, panels + q * panel_stride + kk * 2 * L, Bytes);
+      std::memcpy(&b1, panels + q * panel_stride + kk * 2 * L + L, Bytes);
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const T s = a[r * lda + kk];
-      acc[r][0] += s * b0;
-      acc[r][1] += s * b1;
+      for (int r = 0; r < MR; ++r) {
+        const T s = a[r * lda + kk];
+        acc[r][q][0] += s * b0;
+        acc[r][q][1] += s * b1;
+      }
     }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) {
-    std::memcpy(c + r * ldc, &acc[r][0], Bytes);
-    std::memcpy(c + r * ldc + L, &acc[r][1], Bytes);
-  }
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; ++q) {
+      std::memcpy(c + r * ldc + q * 2 * L, &acc[r][q][0], Bytes);
+      std::memcpy(c + r * ldc + q * 2 * L + L, &acc[r][q][1], Bytes);
+    }
 }
 
 // Rows m0.. m0+MR (or fewer, for the last block) times panel p; a panel past n goes through a
@@ -47,12 +57,28 @@ inline __attribute__((always_inline)) void row_block(const PackedMatrix<T>& b, i
   constexpr int W = 2 * Bytes / sizeof(T);
   const int64_t col = p * W, cols = std::min<int64_t>(W, b.n() - col);
   if (cols == W) {
-    micro_kernel<T, Bytes, MR>(b.k(), a, lda, b.panel(p), c + col, ldc);
+    micro_kernel<T, Bytes, MR>(b.k(), a, lda, b.panel(p), 0, c + col, ldc);
     return;
   }
   T tmp[MR * W];
-  micro_kernel<T, Bytes, MR>(b.k(), a, lda, b.panel(p), tmp, W);
+  micro_kernel<T, Bytes, MR>(b.k(), a, lda, b.panel(p), 0, tmp, W);
   for (int r = 0; r < MR; ++r) std::memcpy(c + r * ldc + col, tmp + r * W, cols * sizeof(T));
+}
+
+// A block of R < MR rows (a batch of one to seven, or what is left past the full blocks) times
+// every panel: R < 4 rows take 4 / R panels at a time (eight chains of FMAs or more), the panels
+// left over one at a time.
+template <typename T, int Bytes, int R>
+inline __attribute__((always_inline)) void short_block(const PackedMatrix<T>& b, const T* a, int64_t lda, T* c,
+                                                       int64_t ldc) {
+  constexpr int NP = R >= 4 ? 1 : 4 / R;
+  constexpr int W = 2 * Bytes / sizeof(T);
+  const int64_t panels = (b.n() + W - 1) / W, full_panels = b.n() / W;
+  int64_t p = 0;
+  if constexpr (NP > 1)
+    for (; p + NP <= full_panels; p += NP)
+      micro_kernel<T, Bytes, R, NP>(b.k(), a, lda, b.panel(p), b.k() * W, c + p * W, ldc);
+  for (; p < panels; ++p) row_block<T, Bytes, R>(b, p, a, lda, c, ldc);
 }
 
 template <typename T, int Bytes, int MR>
@@ -60,21 +86,21 @@ inline __attribute__((always_inline)) void multiply_rows(const PackedMatrix<T>& 
                                                          int64_t lda, T* c, int64_t ldc) {
   const int64_t panels = (b.n() + b.panel_width() - 1) / b.panel_width();
   const int64_t full = m - m % MR;
-  for (int64_t p = 0; p < panels; ++p) {  // panel outside: it stays in L1 while the rows pass
-    for (int64_t r = 0; r < full; r += MR) row_block<T, Bytes, MR>(b, p, a + r * lda, lda, c + r * ldc, ldc);
-    const T* a_rest = a + full * lda;
-    T* c_rest = c + full * ldc;
-    switch (m - full) {  // the remaining rows, fewer than MR, with a kernel of their exact height
+  if (full > 0)
+    for (int64_t p = 0; p < panels; ++p)  // panel outside: it stays in L1 while the rows pass
+      for (int64_t r = 0; r < full; r += MR) row_block<T, Bytes, MR>(b, p, a + r * lda, lda, c + r * ldc, ldc);
+  const T* a_rest = a + full * lda;
+  T* c_rest = c + full * ldc;
+  switch (m - full) {  // the remaining rows, fewer than MR, with a kernel of their exact height
 #define FUSEDRNN_REST(R) \
   case R:                \
-    if constexpr (R < MR) row_block<T, Bytes, R>(b, p, a_rest, lda, c_rest, ldc); \
+    if constexpr (R < MR) short_block<T, Bytes, R>(b, a_rest, lda, c_rest, ldc); \
     break;
-      FUSEDRNN_REST(1) FUSEDRNN_REST(2) FUSEDRNN_REST(3) FUSEDRNN_REST(4) FUSEDRNN_REST(5)
-      FUSEDRNN_REST(6) FUSEDRNN_REST(7)
+    FUSEDRNN_REST(1) FUSEDRNN_REST(2) FUSEDRNN_REST(3) FUSEDRNN_REST(4) FUSEDRNN_REST(5)
+    FUSEDRNN_REST(6) FUSEDRNN_REST(7)
 #undef FUSEDRNN_REST
-      default:
-        break;
-    }
+    default:
+      break;
   }
 }
 
