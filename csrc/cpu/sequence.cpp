@@ -331,7 +331,7 @@ struct Backward {
   const bool projected;
   Workspace<T> dgi;        // (B, T, G*H) pre-activation grads, input side
   Workspace<T> dgh_all;    // (B, T, G*H) recurrent side, GRU only
-  T* dgh;                          // dgh_all, or dgi where the sides agree
+  T* dgh;                  // dgh_all, or dgi where the sides agree
   Workspace<T> dgh_steps;  // (2, B, G*H) recurrent-side grads of the current step (two: see units)
   Workspace<T> dh_rec;     // (B, R) dh_prev through W_hh
   Workspace<T> dh_direct;  // (B, H) dh_prev around W_hh (GRU's z*dh)
