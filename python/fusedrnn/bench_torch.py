@@ -120,11 +120,32 @@ def _median_call_us(fn, calls):
     return statistics.median(batches)
 
 
+def _pass_through(torch):
+    """A torch.autograd.Function with our layer's inputs and outputs that computes nothing: what
+    torch's autograd alone costs per call at that arity (its forward returns three new tensors and
+    saves x and the weights; its backward returns new zero gradients for them)."""
+
+    class PassThrough(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, options, x, h0, c0, *weights):
+            ctx.save_for_backward(x, *weights)
+            return x.new_empty(x.shape), x.new_empty(x.shape), x.new_empty(x.shape)
+
+        @staticmethod
+        def backward(ctx, dy, dh_n, dc_n):
+            x, *weights = ctx.saved_tensors
+            return None, torch.zeros_like(x), None, None, *[torch.zeros_like(w) for w in weights]
+
+    return PassThrough
+
+
 def adapter_overhead(torch, calls=OVERHEAD_CALLS):
     """-> µs per call of a tiny LSTM (OVERHEAD_SHAPE) on one thread (the kernels' thread start-up
     would otherwise differ between the ways of calling them), for the training forward ("fwd") and
-    forward+backward ("fwd+bwd"), each three ways: our module through autograd, ``fusedrnn.ops``
-    called directly with NumPy views of the same tensors, and torch.nn.LSTM for scale."""
+    forward+backward ("fwd+bwd"), each four ways: our module through autograd, ``fusedrnn.ops``
+    called directly with NumPy views of the same tensors, torch.nn.LSTM for scale, and a
+    pass-through torch.autograd.Function of our inputs and outputs (torch's own part of the
+    adapter's cost)."""
     import fusedrnn.torch as ft
 
     B, T, I, H = OVERHEAD_SHAPE
@@ -135,6 +156,7 @@ def adapter_overhead(torch, calls=OVERHEAD_CALLS):
     dy = torch.ones(B, T, H)
     params = [tuple(p.detach().numpy() for p in module.all_weights[0])]
     x_np, dy_np = x.detach().numpy(), dy.numpy()
+    pass_through, weights = _pass_through(torch), list(module.all_weights[0])
 
     def fwd_bwd(m):
         y, _ = m(x)
@@ -143,16 +165,24 @@ def adapter_overhead(torch, calls=OVERHEAD_CALLS):
     def ops_fwd_bwd():
         ops.stack_backward(ops.lstm(x_np, params)[3], dy_np)
 
+    def pass_through_fwd():
+        return pass_through.apply(None, x, None, None, *weights)
+
+    def pass_through_fwd_bwd():
+        pass_through_fwd()[0].backward(dy)
+
     previous = fusedrnn.get_num_threads(), torch.get_num_threads()
     fusedrnn.set_num_threads(1)
     torch.set_num_threads(1)
     try:
         return {"fwd": {"module": _median_call_us(lambda: module(x), calls),
                         "ops": _median_call_us(lambda: ops.lstm(x_np, params), calls),
-                        "torch.nn": _median_call_us(lambda: reference(x), calls)},
+                        "torch.nn": _median_call_us(lambda: reference(x), calls),
+                        "autograd": _median_call_us(pass_through_fwd, calls)},
                 "fwd+bwd": {"module": _median_call_us(lambda: fwd_bwd(module), calls),
                             "ops": _median_call_us(ops_fwd_bwd, calls),
-                            "torch.nn": _median_call_us(lambda: fwd_bwd(reference), calls)}}
+                            "torch.nn": _median_call_us(lambda: fwd_bwd(reference), calls),
+                            "autograd": _median_call_us(pass_through_fwd_bwd, calls)}}
     finally:
         fusedrnn.set_num_threads(previous[0])
         torch.set_num_threads(previous[1])
@@ -223,7 +253,8 @@ def table_lines(r):
 def footer_lines(r):
     o = r["overhead_us"]
     overhead = "; ".join(f"{kind}: module {o[kind]['module']:.0f} µs, fusedrnn.ops directly {o[kind]['ops']:.0f} µs "
-                         f"(adapter {o[kind]['module'] - o[kind]['ops']:.0f} µs), torch.nn.LSTM {o[kind]['torch.nn']:.0f} µs"
+                         f"(adapter {o[kind]['module'] - o[kind]['ops']:.0f} µs, of which torch's autograd "
+                         f"{o[kind]['autograd']:.0f} µs), torch.nn.LSTM {o[kind]['torch.nn']:.0f} µs"
                          for kind in ("fwd", "fwd+bwd"))
     capped = ", ".join(f"{row['rounds']} on {row['device']} {row['row']}" for row in r["rows"]
                        if row["rounds"] != r["repeats"])
@@ -234,7 +265,8 @@ def footer_lines(r):
             f"check: max |a-b| / max |b| over the loss, the output and every parameter's gradient of one step; "
             f"FAIL at {r['tolerance']:.0e} or more.",
             f"per call, LSTM B={OVERHEAD_SHAPE[0]} T={OVERHEAD_SHAPE[1]} I={OVERHEAD_SHAPE[2]} H={OVERHEAD_SHAPE[3]}, "
-            f"one thread, medians: {overhead}."]
+            f"one thread, medians: {overhead}. Torch's autograd: a torch.autograd.Function of the same inputs and "
+            "outputs that computes nothing."]
 
 
 def save(r, directory, command):
