@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 namespace fusedrnn::cpu {
 
@@ -142,6 +143,54 @@ Variant<T> best_variant() {
   }
 }
 
+typedef float Float4 __attribute__((vector_size(16)));
+
+// Lanes I0..I3 of a and b side by side (b's lanes numbered 4 to 7). __builtin_shufflevector is
+// clang's and only GCC 12's on; __builtin_shuffle is GCC's.
+template <int I0, int I1, int I2, int I3>
+inline Float4 shuffle(Float4 a, Float4 b) {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, I0, I1, I2, I3);
+#else
+  typedef int32_t Lanes __attribute__((vector_size(16)));
+  return __builtin_shuffle(a, b, Lanes{I0, I1, I2, I3});
+#endif
+}
+
+// out (4, 4) = in (4, 4)^T; rows in_stride and out_stride elements apart.
+inline void transpose_4x4(const float* in, int64_t in_stride, float* out, int64_t out_stride) {
+  Float4 r0, r1, r2, r3;
+  std::memcpy(&r0, in, 16);
+  std::memcpy(&r1, in + in_stride, 16);
+  std::memcpy(&r2, in + 2 * in_stride, 16);
+  std::memcpy(&r3, in + 3 * in_stride, 16);
+  const Float4 lo01 = shuffle<0, 4, 1, 5>(r0, r1), lo23 = shuffle<0, 4, 1, 5>(r2, r3);  // columns 0 and 1
+  const Float4 hi01 = shuffle<2, 6, 3, 7>(r0, r1), hi23 = shuffle<2, 6, 3, 7>(r2, r3);  // columns 2 and 3
+  const Float4 c0 = shuffle<0, 1, 4, 5>(lo01, lo23), c1 = shuffle<2, 3, 6, 7>(lo01, lo23);
+  const Float4 c2 = shuffle<0, 1, 4, 5>(hi01, hi23), c3 = shuffle<2, 3, 6, 7>(hi01, hi23);
+  std::memcpy(out, &c0, 16);
+  std::memcpy(out + out_stride, &c1, 16);
+  std::memcpy(out + 2 * out_stride, &c2, 16);
+  std::memcpy(out + 3 * out_stride, &c3, 16);
+}
+
+// out (k, cols), rows `width` apart, = in^T, in (cols, k) with rows in_stride apart: the forward's
+// W_hh^T from W_hh. Reading across in element by element costs at B=1 about as much as all the
+// steps' products; float goes by 4x4 blocks, double (for gradient checks) element by element.
+template <typename T>
+void pack_transposed(const T* in, int64_t in_stride, int64_t k, int64_t cols, T* out, int64_t width) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<T, float>)
+    for (; j + 4 <= cols; j += 4) {
+      int64_t kk = 0;
+      for (; kk + 4 <= k; kk += 4) transpose_4x4(in + j * in_stride + kk, in_stride, out + kk * width + j, width);
+      for (; kk < k; ++kk)
+        for (int64_t jj = j; jj < j + 4; ++jj) out[kk * width + jj] = in[jj * in_stride + kk];
+    }
+  for (; j < cols; ++j)
+    for (int64_t kk = 0; kk < k; ++kk) out[kk * width + j] = in[j * in_stride + kk];
+}
+
 }  // namespace
 
 template <typename T>
@@ -163,14 +212,19 @@ PackedMatrix<T>::PackedMatrix(const T* b, int64_t k, int64_t n, int64_t row_stri
 
 template <typename T>
 void PackedMatrix<T>::pack(const T* b, int64_t row_stride, int64_t col_stride) {
-  const int64_t panels = (n_ + panel_width_ - 1) / panel_width_;
+  const int64_t W = panel_width_, panels = (n_ + W - 1) / W;
   for (int64_t p = 0; p < panels; ++p) {
-    T* out = data_.get() + p * k_ * panel_width_;
-    for (int64_t kk = 0; kk < k_; ++kk)
-      for (int64_t j = 0; j < panel_width_; ++j) {
-        const int64_t nn = p * panel_width_ + j;
-        out[kk * panel_width_ + j] = nn < n_ ? b[kk * row_stride + nn * col_stride] : T(0);
-      }
+    T* out = data_.get() + p * k_ * W;  // (k, W)
+    const T* in = b + p * W * col_stride;
+    const int64_t cols = std::min(W, n_ - p * W);
+    if (cols < W) std::fill(out, out + k_ * W, T(0));  // the last panel's padding
+    if (row_stride == 1)  // the forward's W_hh^T
+      pack_transposed(in, col_stride, k_, cols, out, W);
+    else if (col_stride == 1)  // the backward's W_hh
+      for (int64_t kk = 0; kk < k_; ++kk) std::copy(in + kk * row_stride, in + kk * row_stride + cols, out + kk * W);
+    else
+      for (int64_t kk = 0; kk < k_; ++kk)
+        for (int64_t j = 0; j < cols; ++j) out[kk * W + j] = in[kk * row_stride + j * col_stride];
   }
 }
 
