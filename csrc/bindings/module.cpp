@@ -19,6 +19,7 @@
 #include "cpu/isa.h"
 #include "cpu/matmul.h"
 #include "cpu/sequence.h"
+#include "cpu/workspace.h"
 
 namespace py = pybind11;
 using namespace fusedrnn;
@@ -371,4 +372,8 @@ PYBIND11_MODULE(_core, m) {
     if (n < 1) throw py::value_error("n: must be at least 1");
     cpu::set_blas_num_threads(n);
   }, py::arg("n"), "Sets the threads the kernels and their BLAS use.");
+  m.def("cached_workspace_bytes", &cpu::cached_workspace_bytes,
+        "Bytes of large workspaces kept between calls for the next (csrc/cpu/workspace.h).");
+  m.def("release_cached_workspaces", &cpu::release_cached_workspaces,
+        "Gives the workspaces kept between calls back to the system.");
 }

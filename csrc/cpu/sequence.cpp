@@ -5,15 +5,9 @@
 // Every BLAS call is single-threaded, on threads of our own (blas.h says why).
 #include "cpu/sequence.h"
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -22,37 +16,11 @@
 #include "cpu/packed_gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/rows.h"
+#include "cpu/workspace.h"
 
 namespace fusedrnn::cpu {
 
 namespace {
-
-struct FreeWorkspace {
-  void operator()(void* p) const { std::free(p); }
-};
-template <typename T>
-using Workspace = std::unique_ptr<T[], FreeWorkspace>;
-
-// Uninitialised workspace, allocated by the calling thread before any worker starts. Large ones
-// ask for transparent huge pages, as NumPy does for its arrays: the backward's gate gradients
-// (B, T, G*H) at B=64 T=100 H=1024 are 100 MiB, 25,600 page faults and TLB entries in 4 KiB pages.
-template <typename T>
-Workspace<T> workspace(int64_t n) {
-  constexpr size_t kHugePage = size_t(2) << 20;
-  size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
-  void* p = nullptr;
-  if (bytes < 2 * kHugePage) {
-    p = std::malloc(bytes);
-  } else {
-    bytes = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    p = std::aligned_alloc(kHugePage, bytes);
-#ifdef MADV_HUGEPAGE
-    if (p) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: where it is refused, small pages serve
-#endif
-  }
-  if (!p) throw std::bad_alloc();
-  return Workspace<T>(static_cast<T*>(p));
-}
 
 int64_t time_index(int64_t step, int64_t length, bool reverse) {
   return reverse ? length - 1 - step : step;

@@ -209,3 +209,9 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Sets the threads the kernels and their BLAS use (n >= 1)."""
+
+def cached_workspace_bytes() -> int:
+    """Bytes of large workspaces kept between calls for the next (csrc/cpu/workspace.h)."""
+
+def release_cached_workspaces() -> None:
+    """Gives the workspaces kept between calls back to the system."""

@@ -140,6 +140,15 @@ def set_num_threads(n: int) -> None:
         _core.set_num_threads(n)
 
 
+def empty_cache() -> None:
+    """Gives back to the system the large workspaces (4 MiB and more, at most 256 MiB in all) that the
+    CPU kernels keep from one call to the next, so that repeated calls of a shape do not fault in
+    fresh pages each time (csrc/cpu/workspace.h). The next call allocates again. As
+    ``torch.cuda.empty_cache`` does for torch's GPU memory; arrays the calls returned are not touched."""
+    if _core is not None:
+        _core.release_cached_workspaces()
+
+
 def build_info() -> dict:
     """What was compiled (cpu, cuda, BLAS, compiler, SIMD) and which backend is active.
 
