@@ -175,8 +175,8 @@ inline void transpose_4x4(const float* in, int64_t in_stride, float* out, int64_
 }
 
 // out (k, cols), rows `width` apart, = in^T, in (cols, k) with rows in_stride apart: the forward's
-// W_hh^T from W_hh. Reading across in element by element costs at B=1 about as much as all the
-// steps' products; float goes by 4x4 blocks, double (for gradient checks) element by element.
+// W_hh^T from W_hh. Read across element by element, it took a sixth of a B=1 T=30 inference
+// forward; float goes by 4x4 blocks, double (for gradient checks) element by element.
 template <typename T>
 void pack_transposed(const T* in, int64_t in_stride, int64_t k, int64_t cols, T* out, int64_t width) {
   int64_t j = 0;
