@@ -65,10 +65,12 @@ Cache& cache() {
 
 void WorkspaceBlock::operator()(void* p) const {
   if (!p) return;
-  if (bytes >= kLargeBlock && bytes <= kCachedBytes)
+  if (bytes < kLargeBlock || bytes > kCachedBytes) return std::free(p);
+  try {
     cache().give({p, bytes});
-  else
+  } catch (...) {  // no room to note it (a deleter must not throw): not kept
     std::free(p);
+  }
 }
 
 void* allocate_workspace(size_t bytes, WorkspaceBlock& block) {
@@ -84,6 +86,10 @@ void* allocate_workspace(size_t bytes, WorkspaceBlock& block) {
     return cached.data;
   }
   void* p = std::aligned_alloc(kHugePage, bytes);
+  if (!p) {  // the cached blocks may be what is missing
+    release_cached_workspaces();
+    p = std::aligned_alloc(kHugePage, bytes);
+  }
   if (!p) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
   madvise(p, bytes, MADV_HUGEPAGE);  // a hint: where it is refused, small pages serve
