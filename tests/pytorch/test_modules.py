@@ -368,3 +368,38 @@ def test_bad_states_and_dtypes_are_clear_errors():
     for dtype in (torch.float16, torch.bfloat16):
         with pytest.raises(TypeError, match=f"{dtype} is not supported"):
             ft.GRU(3, 6, dtype=dtype)(x.to(dtype))
+
+
+@pytest.mark.parametrize("name,nonlinearity", CELLS, ids=CELL_IDS)
+def test_under_autocast_half_activations_run_in_the_weights_precision(name, nonlinearity):
+    """Under torch.autocast a Linear's output is bfloat16; the layer takes it (and half states)
+    cast up to its float32 weights, as an op of autocast's float32 list: float32 outputs equal to
+    the layer's on the cast-up input, gradients back to the bfloat16 leaves. Outside autocast the
+    same call is torch.nn's dtype error."""
+    torch.manual_seed(0)
+    layer = getattr(ft, name)(3, 5, num_layers=2, bidirectional=True, batch_first=True, **options(name, nonlinearity))
+    x = torch.randn(2, 4, 3).bfloat16().requires_grad_()
+    states = [torch.randn(4, 2, 5).bfloat16().requires_grad_() for _ in range(2 if name == "LSTM" else 1)]
+    hx = tuple(states) if name == "LSTM" else states[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, h_n = layer(x, hx)
+    expected_y, expected_h = layer(x.detach().float(), tuple(s.detach().float() for s in states) if name == "LSTM"
+                                   else states[0].detach().float())
+    assert y.dtype == torch.float32 and torch.equal(y, expected_y)
+    for got, want in zip(h_n if name == "LSTM" else (h_n,), expected_h if name == "LSTM" else (expected_h,)):
+        assert got.dtype == torch.float32 and torch.equal(got, want)
+    y.sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and x.grad.abs().sum() > 0
+    assert all(s.grad.dtype == torch.bfloat16 for s in states)
+    assert all(p.grad.dtype == torch.float32 for p in layer.parameters())
+
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x.detach(), [4, 2], batch_first=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(packed)
+    assert out.data.dtype == torch.float32
+    assert torch.equal(out.data, layer(packed.to(torch.float32))[0].data)
+
+    with pytest.raises(ValueError, match=r"input dtype \(torch.bfloat16\) does not match weight dtype"):
+        layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match="bfloat16 is not supported"):
+        layer.bfloat16()(x)  # a half-precision module stays unsupported

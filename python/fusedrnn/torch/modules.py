@@ -10,7 +10,10 @@ and traces ours in one graph.
 LSTM's ``proj_size`` (projections, h = W_hr (o * tanh c), parameters ``weight_hr_l{k}``) runs on
 CPU tensors; on CUDA tensors it is a NotImplementedError at the call (the CUDA kernels do not take
 projections yet): run that module on the CPU, or use torch.nn.LSTM on the GPU.
-Not supported: float16/bfloat16 (TypeError at the call).
+Half precision: the kernels take float32 and float64, so a module or input of float16/bfloat16 is a
+TypeError at the call, except under ``torch.autocast``, where the layer runs as an op of autocast's
+float32 list: floating inputs and states are cast to the weights' dtype (as
+``torch.amp.custom_fwd(cast_inputs=torch.float32)`` does for a custom op) and the outputs have it.
 """
 
 import torch
@@ -49,6 +52,7 @@ class _Fused:
 
     def forward(self, input, hx=None):
         self._update_flat_weights()
+        input, hx = self._autocast_inputs(input, hx)
         has_cell_state = self._has_cell_state
         packed = isinstance(input, PackedSequence)
         sorted_indices = unsorted_indices = None
@@ -92,6 +96,33 @@ class _Fused:
             output = output.squeeze(batch_dim)
             hidden = (h_n.squeeze(1), c_n.squeeze(1)) if has_cell_state else h_n.squeeze(1)
         return output, hidden
+
+    def _autocast_inputs(self, input, hx):
+        """input (Tensor or PackedSequence) and hx as the kernels take them under torch.autocast:
+        floating tensors in the weights' dtype. The kernels have no half precision, so autocast's
+        float16/bfloat16 activations (a Linear's output, say) are cast up and the layer runs in the
+        weights' precision, as an op on autocast's float32 list. Outside autocast, nothing changes:
+        a dtype mismatch stays torch.nn's error."""
+        data = input.data if isinstance(input, PackedSequence) else input
+        if not (isinstance(data, Tensor) and data.device.type in ("cpu", "cuda")
+                and torch.is_autocast_enabled(data.device.type)):
+            return input, hx
+        dtype = self._flat_weights[0].dtype
+        if dtype not in SUPPORTED_DTYPES:  # a half-precision module: _check_call's TypeError
+            return input, hx
+
+        def cast(t):
+            return t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != dtype else t
+
+        if isinstance(input, PackedSequence):
+            input = PackedSequence(cast(input.data), input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        else:
+            input = cast(input)
+        if isinstance(hx, (tuple, list)):
+            hx = type(hx)(cast(t) for t in hx)
+        else:
+            hx = cast(hx)
+        return input, hx
 
     def _run(self, x, hx, lengths):
         """x (B, T, I), hx as torch.nn takes it (batched, in x's order) or None, lengths (B,) or None
