@@ -406,11 +406,21 @@ def header_lines(r):
             f"torch: {r['torch'] or 'not installed (torch columns n/a)'}; numpy {r['numpy']}"]
 
 
+def ceiling(row, kind, best_sgemm):
+    """-> torch's time over the time of the row's flops at the best sgemm rate of the run: the
+    torch/ours ratio of an implementation whose every flop ran at that rate (None without torch).
+    A goal above it asks for fewer flops or a faster product than the BLAS's own, not a better
+    kernel."""
+    torch_gflops = row["gflops"]["torch"][kind]
+    return None if torch_gflops is None or not best_sgemm else best_sgemm / torch_gflops
+
+
 def table_lines(r):
     columns = ["shape", "check", "ours fwd ms", "ours f+b ms", "numpy fwd ms", "numpy f+b ms",
                "torch fwd ms", "torch f+b ms", "ours fwd GFLOP/s", "ours f+b GFLOP/s",
-               "torch/ours fwd", "torch/ours f+b", "numpy/ours fwd", "numpy/ours f+b"]
+               "torch/ours fwd", "torch/ours f+b", "ceiling fwd", "ceiling f+b", "numpy/ours fwd", "numpy/ours f+b"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    best = max(r["sgemm"]["gflops"].values(), default=None)
     for row in r["rows"]:
         ms, ratio = row["ms"], row["ratio"]
         check = f"ok {row['max_rel_diff']:.0e}" if row["check_ok"] else \
@@ -418,7 +428,9 @@ def table_lines(r):
         cells = [row["row"], check,
                  *(_ms(ms[peer][kind]) for peer in ("ours", "numpy", "torch") for kind in ("fwd", "fwd+bwd")),
                  *(f"{row['gflops']['ours'][kind]:.3g}" for kind in ("fwd", "fwd+bwd")),  # tiny shapes too
-                 *(_fmt(ratio[peer][kind]) for peer in ("torch", "numpy") for kind in ("fwd", "fwd+bwd"))]
+                 *(_fmt(ratio["torch"][kind]) for kind in ("fwd", "fwd+bwd")),
+                 *(_fmt(ceiling(row, kind, best)) for kind in ("fwd", "fwd+bwd")),
+                 *(_fmt(ratio["numpy"][kind]) for kind in ("fwd", "fwd+bwd"))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -432,7 +444,11 @@ def footer_lines(r):
              "f+b = forward (keeping what the backward needs) + backward (dx and all weight gradients).",
              f"check: max |a-b| / max |b| over y, states, dx and weight gradients against {peers}; "
              f"FAIL at {r['tolerance']:.0e} or more.",
-             "GFLOP/s: 2*B*T*G*H*(I+H)*directions for fwd, 3x that for f+b. Ratios > 1: we are faster."]
+             "GFLOP/s: 2*B*T*G*H*(I+H)*directions for fwd, 3x that for f+b. Ratios > 1: we are faster.",
+             "ceiling: torch's time over the time of the row's flops at the best sgemm rate below, the "
+             "torch/ours ratio if every flop ran at the rate of a large sgemm. Where a row's ratio is near "
+             "its ceiling, the kernels are bound by the GEMMs, not by their own overhead; a small-batch "
+             "row's ceiling is loose (its per-step product streams W_hh from cache and cannot reach that rate)."]
     untimed = [row["row"] for row in r["rows"] if row["ms"]["numpy"]["fwd"] is None]
     if untimed:
         lines.append(f"numpy n/a on {', '.join(untimed)}: the reference takes tens of seconds there; "
