@@ -104,8 +104,8 @@ def test_version(command):
     assert result.stdout.strip() == f"fusedrnn {fusedrnn.__version__}"
 
 
-TORCH_COLUMNS = ["device", "shape", "check", "ours step ms", "torch step ms", "torch/ours step", "ours infer ms",
-                 "torch infer ms", "torch/ours infer"]
+TORCH_COLUMNS = ["device", "shape", "check", "ours step ms", "torch step ms", "torch/ours step", "ceiling step",
+                 "ours infer ms", "torch infer ms", "torch/ours infer", "ceiling infer"]
 
 
 def test_quick_torch_dropin_bench_table_save_and_json(tmp_path):

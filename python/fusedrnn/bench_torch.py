@@ -22,7 +22,7 @@ import time
 
 import fusedrnn
 from fusedrnn import ops
-from fusedrnn.bench import TOLERANCE, cpu_model, max_rel_diff, time_interleaved, write_markdown
+from fusedrnn.bench import TOLERANCE, Row, cpu_model, max_rel_diff, sgemm_peaks, time_interleaved, write_markdown
 
 # (B, T, I, H, bidirectional); each shape runs for every selected cell.
 SHAPES = [
@@ -100,8 +100,8 @@ def bench_row(torch, cell, shape, device, repeats):
     rounds = min(repeats, LARGE_ROUNDS) if H >= 1024 and device == "cpu" else repeats
     times = time_interleaved([ours, reference], rounds)
     ms = {peer: {"infer": times[peer, "fwd"] * 1e3, "step": times[peer, "fwd+bwd"] * 1e3} for peer in ("ours", "torch")}
-    label = f"{cell.upper()} B={B} T={T} I={I} H={H} {'bi' if bidirectional else 'uni'}"
-    return {"row": label, "device": device, "cell": cell, "B": B, "T": T, "I": I, "H": H,
+    row = Row(cell, B, T, I, H, bidirectional)
+    return {"row": row.label, "flops": {"infer": row.flops, "step": 3 * row.flops}, "device": device, "cell": cell, "B": B, "T": T, "I": I, "H": H,
             "directions": 2 if bidirectional else 1, "check_ok": bool(worst < TOLERANCE), "max_rel_diff": worst,
             "worst_at": where, "rounds": rounds, "ms": ms,
             "ratio": {kind: ms["torch"][kind] / ms["ours"][kind] for kind in ("infer", "step")}}
@@ -218,6 +218,9 @@ def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, p
                         progress(f"{device} {cell} {shape} ...")
                     rows.append(bench_row(torch, cell, shape, device, repeats))
         overhead = adapter_overhead(torch, 200 if quick else OVERHEAD_CALLS)
+        best_sgemm = max(sgemm_peaks(256 if quick else 2048, max(repeats, 10)).values(), default=None)
+        for row in rows:
+            row["ceiling"] = {kind: _ceiling(row, kind, best_sgemm) for kind in ("infer", "step")}
     finally:
         fusedrnn.set_num_threads(previous[0])
         torch.set_num_threads(previous[1])
@@ -225,7 +228,16 @@ def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, p
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "gpu": gpu, "threads": threads, "load": load,
             "fusedrnn": fusedrnn.__version__, "torch": torch.__version__, "repeats": repeats,
-            "tolerance": TOLERANCE, "rows": rows, "overhead_us": overhead}
+            "tolerance": TOLERANCE, "rows": rows, "overhead_us": overhead, "sgemm_gflops": best_sgemm}
+
+
+def _ceiling(row, kind, best_sgemm):
+    """-> torch's time over the time of the layer's flops at the best CPU sgemm rate of the run (fwd
+    flops for infer, 3x for a step; the loss and Adam left out): the torch/ours ratio of a layer
+    that ran every flop that fast. None on CUDA rows (no GPU GEMM peak is measured)."""
+    if row["device"] != "cpu" or not best_sgemm:
+        return None
+    return row["ms"]["torch"][kind] / (row["flops"][kind] / (best_sgemm * 1e6))
 
 
 def header_lines(r):
@@ -235,9 +247,13 @@ def header_lines(r):
             f"GPU: {r['gpu'] or 'none'}; torch {r['torch']}"]
 
 
+def _ratio(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def table_lines(r):
     columns = ["device", "shape", "check", "ours step ms", "torch step ms", "torch/ours step",
-               "ours infer ms", "torch infer ms", "torch/ours infer"]
+               "ceiling step", "ours infer ms", "torch infer ms", "torch/ours infer", "ceiling infer"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in r["rows"]:
         ms = row["ms"]
@@ -245,8 +261,8 @@ def table_lines(r):
             f"**FAIL** {row['max_rel_diff']:.1e} ({row['worst_at']})"
         lines.append("| " + " | ".join([
             row["device"], row["row"], check, f"{ms['ours']['step']:.2f}", f"{ms['torch']['step']:.2f}",
-            f"{row['ratio']['step']:.2f}", f"{ms['ours']['infer']:.2f}", f"{ms['torch']['infer']:.2f}",
-            f"{row['ratio']['infer']:.2f}"]) + " |")
+            f"{row['ratio']['step']:.2f}", _ratio(row["ceiling"]["step"]), f"{ms['ours']['infer']:.2f}",
+            f"{ms['torch']['infer']:.2f}", f"{row['ratio']['infer']:.2f}", _ratio(row["ceiling"]["infer"])]) + " |")
     return lines
 
 
@@ -264,6 +280,9 @@ def footer_lines(r):
             "infer = forward under torch.no_grad(). Ratios > 1: ours is faster.",
             f"check: max |a-b| / max |b| over the loss, the output and every parameter's gradient of one step; "
             f"FAIL at {r['tolerance']:.0e} or more.",
+            f"ceiling (CPU rows): torch's time over the time of the layer's flops at this run's best sgemm rate "
+            f"({'n/a' if r['sgemm_gflops'] is None else format(r['sgemm_gflops'], '.1f')} GFLOP/s; fwd flops for infer, 3x for a step): the torch/ours ratio of a "
+            "layer that ran every flop as fast as a large GEMM (fusedrnn bench explains).",
             f"per call, LSTM B={OVERHEAD_SHAPE[0]} T={OVERHEAD_SHAPE[1]} I={OVERHEAD_SHAPE[2]} H={OVERHEAD_SHAPE[3]}, "
             f"one thread, medians: {overhead}. Torch's autograd: a torch.autograd.Function of the same inputs and "
             "outputs that computes nothing."]
