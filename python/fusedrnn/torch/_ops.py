@@ -126,20 +126,30 @@ class StackFunction(torch.autograd.Function):
         fn_ctx.options = options
         # The op's context itself, for the first backward (which then need not rebuild it from the
         # saved tensors); that backward drops it, so the activations live no longer than autograd keeps them.
-        fn_ctx.op_context = ctx
+        # Not under saved-tensor hooks (checkpoint, save_on_cpu, offloading): those decide where the
+        # saved tensors live, and a context kept here would hold their memory beside them.
+        fn_ctx.op_context = None if _saved_tensors_hooks_active() else ctx
         return y, h_n, c_n
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(fn_ctx, dy, dh_n, dc_n):
         x, weights, masks, saved = _kept(fn_ctx)  # (torch's check that none was changed in place)
         ctx, fn_ctx.op_context = fn_ctx.op_context, None
-        if ctx is None:  # a second backward through a retained graph
+        if ctx is None:  # a second backward through a retained graph, or saved-tensor hooks
             lengths, _, cell, nonlinearity, num_layers, bidirectional, _ = fn_ctx.options
             ctx = restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional)
         need_x, need_h0, need_c0 = fn_ctx.needs_input_grad[1:4]
-        dx, dweights, dh0, dc0 = backward(ctx, x, dy, dh_n, dc_n, need_x)
-        return None, dx if need_x else None, dh0 if need_h0 else None, dc0 if need_c0 else None, *dweights
+        with torch.no_grad():
+            dx, dweights, dh0, dc0 = backward(ctx, x, dy, dh_n, dc_n, need_x)
+        grads = (dx if need_x else None, dh0 if need_h0 else None, dc0 if need_c0 else None, *dweights)
+        if torch.is_grad_enabled():  # create_graph=True: these gradients may be differentiated again
+            grads = _first_order_only(grads, (x, *weights, dy, dh_n, dc_n))
+        return None, *grads
+
+    @staticmethod
+    def jvp(fn_ctx, *tangents):
+        raise NotImplementedError("fusedrnn.torch: forward-mode AD (torch.autograd.forward_ad) through the fused "
+                                  "recurrent layers is not supported; use torch.nn's layers for it")
 
 
 @torch.library.custom_op("fusedrnn::rnn_stack", mutates_args=())
@@ -200,9 +210,42 @@ def _backward(ctx, dy, dh_n, dc_n, _saved):
             None)
 
 
+DOUBLE_BACKWARD = ("fusedrnn.torch: double backward (gradients of gradients) through the fused recurrent layers "
+                   "is not supported; use torch.nn's layers for it")
+
+
 def _no_double_backward(ctx, *grads):
-    raise RuntimeError("fusedrnn.torch: double backward (gradients of gradients) through the fused recurrent "
-                       "layers is not supported; use torch.nn's layers for it")
+    raise RuntimeError(DOUBLE_BACKWARD)
+
+
+class _FirstOrderOnly(torch.autograd.Function):
+    """apply(count, *gradients, *inputs) -> the gradients, as tensors whose own backward raises the
+    double-backward error. Under create_graph=True the eager backward's results pass through it, tied
+    to what a second-order gradient would reach (x, the weights, the cotangents): a gradient penalty
+    then fails with that message instead of finding no path (or a None gradient with allow_unused)."""
+
+    @staticmethod
+    def forward(fn_ctx, count, *tensors):
+        return tuple(t.view_as(t) for t in tensors[:count])
+
+    @staticmethod
+    def backward(fn_ctx, *grads):
+        raise RuntimeError(DOUBLE_BACKWARD)
+
+
+def _first_order_only(grads, inputs):
+    """grads with every tensor replaced by _FirstOrderOnly's view of it, tied to ``inputs`` (Nones skipped)."""
+    present = [g for g in grads if g is not None]
+    views = iter(_FirstOrderOnly.apply(len(present), *present, *(t for t in inputs if t is not None)))
+    return tuple(None if g is None else next(views) for g in grads)
+
+
+def _saved_tensors_hooks_active() -> bool:
+    """True inside torch.autograd.graph.saved_tensors_hooks (which checkpoint and save_on_cpu use).
+    torch has no public query; without the private one, assume hooks (the backward then rebuilds
+    the op context from the saved tensors, which is always right)."""
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    return True if top is None else top(False) is not None
 
 
 rnn_stack.register_autograd(_backward, setup_context=_setup_context)
@@ -224,12 +267,18 @@ def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidi
                            "use torch.nn's module there")
     elif torch.compiler.is_compiling():
         y, h_n, c_n, _ = rnn_stack(*args, need_grad)
+    elif torch.jit.is_tracing():
+        # One op in the traced graph (not its result as a constant). The graph is replayed whatever
+        # the grad mode and inputs of later calls, so it always keeps what a backward needs.
+        y, h_n, c_n, _ = rnn_stack(*args, True)
     elif torch._C._functorch.peek_interpreter_stack() is not None:  # inside torch.func.grad, vmap, ...
         raise RuntimeError("fusedrnn.torch does not support torch.func transforms (grad, vjp, jacrev, vmap): its "
                            "backward runs the compiled kernels, which the transforms cannot trace; use "
                            "loss.backward() or torch.autograd.grad, or torch.nn's module under torch.func")
     else:
         arrays = None if views is None else views(weights)
+        if need_grad and x.is_inference():  # (an inference_mode tensor cannot be saved for the backward)
+            x = x.clone()
         if need_grad:
             y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional, arrays),
                                               x, h0, c0, *weights)
