@@ -165,3 +165,25 @@ def test_an_input_made_under_inference_mode_trains_a_module(batch_first):
     reference(x_plain)[0].pow(2).sum().backward()
     for (n, p), q in zip(ours.named_parameters(), reference.parameters()):
         assert torch.allclose(p.grad, q.grad, rtol=1e-10, atol=0), n
+
+
+def test_the_layers_run_on_torch_s_thread_count():
+    """torch.set_num_threads limits torch.nn's layers; a drop-in module follows it too (forward and backward)."""
+    import fusedrnn
+
+    before = torch.get_num_threads(), fusedrnn.get_num_threads()
+    reference, ours = pair("LSTM", None, **F64)
+    x = torch.randn(5, 2, 3, requires_grad=True, **F64)
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            fusedrnn.set_num_threads(3 - threads)  # the other count
+            y, _ = ours(x)
+            assert fusedrnn.get_num_threads() == threads
+            fusedrnn.set_num_threads(3 - threads)
+            y.sum().backward()
+            assert fusedrnn.get_num_threads() == threads
+        assert torch.allclose(ours(x)[0], reference(x)[0], rtol=1e-12, atol=0)
+    finally:
+        torch.set_num_threads(before[0])
+        fusedrnn.set_num_threads(before[1])

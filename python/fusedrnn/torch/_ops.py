@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import ops
+from .. import _native, ops
 from ._arrays import on_device, to_array, to_tensor
 
 
@@ -52,10 +52,20 @@ def _sizes(weights, cell):
     return w_hh.shape[0] // ops.cell_info(cell).gates, w_hh.shape[1]
 
 
+def _follow_torch_threads(device: torch.device) -> None:
+    """The CPU kernels run on torch's intra-op thread count, as torch.nn's layers do
+    (``torch.set_num_threads``; ``OMP_NUM_THREADS``, which torchrun sets): fusedrnn's setting follows it."""
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        if threads != _native.get_num_threads():
+            _native.set_num_threads(threads)
+
+
 def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
              arrays=None):
     """-> y, h_n, c_n (c_n empty but for LSTM) and the op's context (None if not need_grad).
     arrays: the weights' arrays (to_array(weights)), where the caller keeps them."""
+    _follow_torch_threads(x.device)
     with on_device(x.device):
         params = _params(to_array(weights) if arrays is None else arrays, num_layers, bidirectional)
         kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
@@ -84,6 +94,7 @@ def restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, b
 def backward(ctx, x, dy, dh_n, dc_n, need_dx):
     """Gradients of the forward whose op context is ``ctx``, for x; None cotangents mean zero -> dx
     (empty unless need_dx), the weights' gradients (a flat list), dh0, dc0 (empty but for LSTM)."""
+    _follow_torch_threads(x.device)
     with on_device(x.device):
         if dy is None:
             dy = x.new_zeros(x.shape[:2] + (ctx.num_directions * ctx.hidden,))
