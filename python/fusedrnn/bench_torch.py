@@ -101,8 +101,8 @@ def bench_row(torch, cell, shape, device, repeats):
     times = time_interleaved([ours, reference], rounds)
     ms = {peer: {"infer": times[peer, "fwd"] * 1e3, "step": times[peer, "fwd+bwd"] * 1e3} for peer in ("ours", "torch")}
     row = Row(cell, B, T, I, H, bidirectional)
-    return {"row": row.label, "flops": {"infer": row.flops, "step": 3 * row.flops}, "device": device, "cell": cell, "B": B, "T": T, "I": I, "H": H,
-            "directions": 2 if bidirectional else 1, "check_ok": bool(worst < TOLERANCE), "max_rel_diff": worst,
+    return {"row": row.label, "device": device, "cell": cell, "B": B, "T": T, "I": I, "H": H,
+            "flops": {"infer": row.flops, "step": 3 * row.flops}, "directions": 2 if bidirectional else 1, "check_ok": bool(worst < TOLERANCE), "max_rel_diff": worst,
             "worst_at": where, "rounds": rounds, "ms": ms,
             "ratio": {kind: ms["torch"][kind] / ms["ours"][kind] for kind in ("infer", "step")}}
 
@@ -281,8 +281,8 @@ def footer_lines(r):
             f"check: max |a-b| / max |b| over the loss, the output and every parameter's gradient of one step; "
             f"FAIL at {r['tolerance']:.0e} or more.",
             f"ceiling (CPU rows): torch's time over the time of the layer's flops at this run's best sgemm rate "
-            f"({'n/a' if r['sgemm_gflops'] is None else format(r['sgemm_gflops'], '.1f')} GFLOP/s; fwd flops for infer, 3x for a step): the torch/ours ratio of a "
-            "layer that ran every flop as fast as a large GEMM (fusedrnn bench explains).",
+            f"({'n/a' if r['sgemm_gflops'] is None else format(r['sgemm_gflops'], '.1f')} GFLOP/s; fwd flops for "
+            "infer, 3x for a step): the torch/ours ratio of a layer that ran every flop as fast as a large GEMM.",
             f"per call, LSTM B={OVERHEAD_SHAPE[0]} T={OVERHEAD_SHAPE[1]} I={OVERHEAD_SHAPE[2]} H={OVERHEAD_SHAPE[3]}, "
             f"one thread, medians: {overhead}. Torch's autograd: a torch.autograd.Function of the same inputs and "
             "outputs that computes nothing."]

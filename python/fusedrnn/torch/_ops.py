@@ -15,7 +15,9 @@ extra, non-differentiable outputs of the custom op) with x, the weights and the 
 through ``save_for_backward``. So autograd frees them after the backward, and an in-place change
 of x or a weight in between is the error torch.nn gives. The custom op's backward rebuilds the op
 context from them (``ops.restore_context``); the Function's first backward takes the context the
-forward left it, and drops it (a second backward through a retained graph rebuilds it).
+forward left it, and drops it (a second backward through a retained graph rebuilds it). Under
+saved-tensor hooks (checkpoint, save_on_cpu) the forward leaves none: the hooks alone hold what the
+backward needs, and it rebuilds the context from what they give back.
 
 Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, R), b_ih (G*H,), b_hh
 (G*H,)), with w_hr (P, H) fifth for an LSTM with projections, per layer and direction, flat, in
