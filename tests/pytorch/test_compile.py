@@ -47,3 +47,64 @@ def test_compiled_model_matches_eager_forward_and_backward():
         assert torch.allclose(p.grad, grads[name], rtol=1e-12, atol=1e-14), name
     with torch.no_grad():  # the inference path compiles too
         assert torch.allclose(compiled(x), expected, rtol=1e-12, atol=0)
+
+
+INDUCTOR_WARNINGS = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+
+
+@INDUCTOR_WARNINGS
+def test_a_module_never_called_eagerly_compiles_in_one_graph():
+    """fullgraph=True on a module's first call: what the module keeps between eager calls (the
+    weights' arrays, zero biases for bias=False, made again after .double()) is not written while
+    dynamo traces."""
+    torch.manual_seed(0)
+    for module in (ft.GRU(4, 6, bias=False).double(), ft.LSTM(4, 6, num_layers=2, dtype=torch.float64)):
+        x = torch.randn(5, 3, 4, dtype=torch.float64)
+        compiled = torch.compile(module, fullgraph=True)(x)[0]
+        assert torch.allclose(compiled, module(x)[0], rtol=1e-12, atol=0)
+
+
+@INDUCTOR_WARNINGS
+# Dynamo reads .grad of a non-leaf input (the packed data) as it wraps it: torch's own warning,
+# which it does not show under the default filters.
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN"])
+def test_compiled_training_on_packed_sequences_matches_torch_nn(name):
+    from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
+
+    torch.manual_seed(1)
+    reference = getattr(torch.nn, name)(4, 6, dtype=torch.float64)
+    ours = getattr(ft, name)(4, 6, dtype=torch.float64)
+    ours.load_state_dict(reference.state_dict())
+    sequences = [torch.randn(n, 4, dtype=torch.float64, requires_grad=True) for n in (4, 6, 3)]
+
+    def loss(module):
+        output, _ = module(pack_sequence(sequences, enforce_sorted=False))
+        return pad_packed_sequence(output)[0].pow(2).sum()
+
+    expected = torch.autograd.grad(loss(reference), [*sequences, *reference.parameters()])
+    actual = torch.autograd.grad(loss(torch.compile(ours)), [*sequences, *ours.parameters()])
+    for got, want in zip(actual, expected):
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@INDUCTOR_WARNINGS
+# torch.nn.LSTM's export gives the same warning: its forward refreshes _flat_weights from the
+# parameters that export swaps in.
+@pytest.mark.filterwarnings("ignore:The tensor attributes self._flat_weights:UserWarning")
+@pytest.mark.filterwarnings("ignore:`isinstance.treespec, LeafSpec.` is deprecated:FutureWarning")  # inductor's own
+def test_an_exported_model_runs_under_aot_inductor(tmp_path):
+    """torch.export then AOTInductor (a compiled package, run without Python's tracing): the layer is
+    the op fusedrnn::rnn_stack, whose arguments (no dropout masks: None) survive the package."""
+    torch.manual_seed(2)
+    reference = torch.nn.LSTM(4, 6, num_layers=2).eval()
+    ours = ft.LSTM(4, 6, num_layers=2).eval()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(5, 3, 4)
+    with torch.no_grad():
+        program = torch.export.export(ours, (x,))
+        package = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "lstm.pt2"))
+        y, (h, c) = torch._inductor.aoti_load_package(package)(x)
+        expected, (h_ref, c_ref) = reference(x)
+    for got, want in ((y, expected), (h, h_ref), (c, c_ref)):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -320,11 +320,11 @@ def test_fake_implementations_give_the_real_shapes():
     x = torch.randn(4, 5, I, dtype=torch.float64)
     (h0, c0), _ = make_hx("LSTM", 2, True, 4, torch.float64, torch.Generator().manual_seed(2), proj_size=P)
     weights, lengths = ours._weights(x), torch.tensor([5, 2, 4, 1])
-    args = (x, weights, h0, c0, lengths, [], "lstm", "tanh", 2, True, True)
+    args = (x, weights, h0, c0, lengths, None, "lstm", "tanh", 2, True, True)
     torch.library.opcheck(_ops.rnn_stack, args, test_utils=("test_faketensor",))
     y, h_n, c_n, saved = _ops.rnn_stack(*args)
     torch.library.opcheck(_ops.rnn_stack_backward, (torch.ones_like(y), torch.ones_like(h_n), torch.ones_like(c_n), x,
-                                                    weights, lengths, [], saved, "lstm", "tanh", 2, True, True),
+                                                    weights, lengths, None, saved, "lstm", "tanh", 2, True, True),
                           test_utils=("test_faketensor",))
 
 

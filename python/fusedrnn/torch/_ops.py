@@ -22,7 +22,8 @@ backward needs, and it rebuilds the context from what they give back.
 Arguments: x (B, T, I) in C order; weights: (w_ih (G*H, I), w_hh (G*H, R), b_ih (G*H,), b_hh
 (G*H,)), with w_hr (P, H) fifth for an LSTM with projections, per layer and direction, flat, in
 torch's order; R is h's size: P with projections, else H. h0 (L*D, B, R), c0 (L*D, B, H) or None;
-lengths (B,) int64 on the CPU or None; masks: L-1 dropout multipliers (B, T, D*R), or none.
+lengths (B,) int64 on the CPU or None; masks (L-1, B, T, D*R): the dropout multipliers of every layer's
+output but the last's, or None (one tensor, not a list: AOTInductor passes an empty list as None).
 Results: y (B, T, D*R), h_n (L*D, B, R) and c_n (L*D, B, H) (c_n empty but for LSTM), then the
 saved activations.
 """
@@ -72,7 +73,7 @@ def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
         params = _params(to_array(weights) if arrays is None else arrays, num_layers, bidirectional)
         kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
                       num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
-                      dropout_masks=to_array(masks) if masks else None)
+                      dropout_masks=None if masks is None else list(to_array(masks)))
         y, h_n, c_n, ctx = ops.stack_forward(cell, c0=to_array(c0), nonlinearity=nonlinearity, **kwargs)
         return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), ctx
 
@@ -89,7 +90,8 @@ def restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, b
     """The op's context of a forward of these arguments, from its saved activations."""
     with on_device(x.device):
         params = _params(to_array(weights), num_layers, bidirectional)
-        return ops.restore_context(cell, to_array(x), params, to_array(lengths), to_array(masks) if masks else None,
+        return ops.restore_context(cell, to_array(x), params, to_array(lengths),
+                                   None if masks is None else list(to_array(masks)),
                                    to_array(saved), num_layers, bidirectional, nonlinearity)
 
 
@@ -111,15 +113,15 @@ def _keep_for_backward(fn_ctx, x, weights, masks, output, cell):
     if not ops.cell_info(cell).has_cell_state:
         fn_ctx.mark_non_differentiable(output[2])
     fn_ctx.set_materialize_grads(False)  # unused outputs' gradients stay None, not zeros to allocate
-    fn_ctx.save_for_backward(x, *weights, *masks, *output[3])
-    fn_ctx.counts = (len(weights), len(masks))
+    fn_ctx.save_for_backward(x, *weights, masks, *output[3])
+    fn_ctx.weight_count = len(weights)
 
 
 def _kept(fn_ctx):
     """-> x, weights, masks, saved as _keep_for_backward saved them."""
     x, *rest = fn_ctx.saved_tensors
-    n_weights, n_masks = fn_ctx.counts
-    return x, rest[:n_weights], rest[n_weights:n_weights + n_masks], rest[n_weights + n_masks:]
+    n = fn_ctx.weight_count
+    return x, rest[:n], rest[n], rest[n + 1:]
 
 
 class StackFunction(torch.autograd.Function):
@@ -167,7 +169,7 @@ class StackFunction(torch.autograd.Function):
 
 @torch.library.custom_op("fusedrnn::rnn_stack", mutates_args=())
 def rnn_stack(x: Tensor, weights: list[Tensor], h0: Optional[Tensor], c0: Optional[Tensor],
-              lengths: Optional[Tensor], masks: list[Tensor], cell: str, nonlinearity: str, num_layers: int,
+              lengths: Optional[Tensor], masks: Optional[Tensor], cell: str, nonlinearity: str, num_layers: int,
               bidirectional: bool, need_grad: bool) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
     """The torch.compile entry -> y, h_n, c_n and the saved activations."""
     return forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad)
@@ -187,7 +189,7 @@ def _rnn_stack_fake(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_
 
 @torch.library.custom_op("fusedrnn::rnn_stack_backward", mutates_args=())
 def rnn_stack_backward(dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optional[Tensor], x: Tensor,
-                       weights: list[Tensor], lengths: Optional[Tensor], masks: list[Tensor], saved: list[Tensor],
+                       weights: list[Tensor], lengths: Optional[Tensor], masks: Optional[Tensor], saved: list[Tensor],
                        cell: str, nonlinearity: str, num_layers: int, bidirectional: bool,
                        need_dx: bool) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
     """rnn_stack's backward -> backward()'s results."""
@@ -200,7 +202,8 @@ def _rnn_stack_backward_fake(dy, dh_n, dc_n, x, weights, lengths, masks, saved, 
                              bidirectional, need_dx):
     hidden, state = _sizes(weights, cell)
     count = num_layers * (2 if bidirectional else 1)
-    return (torch.empty_like(x) if need_dx else _empty(x), [torch.empty_like(w) for w in weights],
+    # C order, as the kernels' results are whatever the strides of x and the weights
+    return (x.new_empty(x.shape) if need_dx else _empty(x), [w.new_empty(w.shape) for w in weights],
             x.new_empty((count, x.shape[0], state)),
             x.new_empty((count, x.shape[0], hidden)) if ops.cell_info(cell).has_cell_state else _empty(x))
 
@@ -219,7 +222,7 @@ def _backward(ctx, dy, dh_n, dc_n, _saved):
     dx, dweights, dh0, dc0 = rnn_stack_backward(dy, dh_n, dc_n, x, weights, lengths, masks, saved, *options,
                                                 need_dx=need_x)
     return (dx if need_x else None, list(dweights) if need_weights else [None] * len(weights),
-            dh0 if need_h0 else None, dc0 if need_c0 else None, None, [None] * len(masks), None, None, None, None,
+            dh0 if need_h0 else None, dc0 if need_c0 else None, None, None, None, None, None, None,
             None)
 
 

@@ -71,8 +71,10 @@ class _Fused:
             else:
                 hx = self.permute_hidden(hx, sorted_indices)  # into the packed (sorted) order
                 self.check_forward_args(data, hx, batch_sizes)
-            # (B, T, I) in the sorted order, with the lengths: the kernels take them as they are.
+            # (B, T, I) in the sorted order and C order (as the op's results are, and its
+            # compiled form promises), with the lengths: the kernels take them as they are.
             x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes), batch_first=True)
+            x = x.contiguous()
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
@@ -137,19 +139,25 @@ class _Fused:
         proj_size with projections, else H."""
         cell, nonlinearity = CELLS[self.mode]
         h0, c0 = (hx if hx is not None else (None, None)) if self._has_cell_state else (hx, None)
-        weights = self._weights(x)
-        return run(x, weights, h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity, self.num_layers,
-                   self.bidirectional, self._weight_views())
+        # What the module keeps from call to call (the weights' arrays, zero biases) serves eager
+        # calls; a compiled graph keeps its own, and writing module state while dynamo traces breaks
+        # the graph (fullgraph=True refuses it).
+        eager = not torch.compiler.is_compiling()
+        return run(x, self._weights(x, keep=eager), h0, c0, lengths, self._dropout_masks(x), cell, nonlinearity,
+                   self.num_layers, self.bidirectional, self._weight_views() if eager else None)
 
-    def _weights(self, x):
+    def _weights(self, x, keep=True):
         """(w_ih, w_hh, b_ih, b_hh) per layer and direction, with w_hr fifth for an LSTM with
-        projections, flat (torch's order with biases); zero biases where bias=False."""
+        projections, flat (torch's order with biases); zero biases where bias=False, kept on the
+        module for the next call if ``keep``."""
         weights = self._flat_weights
         if self.bias:
             return weights
         zeros = self.__dict__.get("_zero_bias")  # (G*H,), read only; kept, so that the kept views are reused
         if zeros is None or zeros.dtype != x.dtype or zeros.device != x.device:
-            zeros = self.__dict__["_zero_bias"] = torch.zeros(weights[1].shape[0], dtype=x.dtype, device=x.device)
+            zeros = torch.zeros(weights[1].shape[0], dtype=x.dtype, device=x.device)
+            if keep:
+                self.__dict__["_zero_bias"] = zeros
         # torch's order without biases: (w_ih, w_hh) per layer and direction, or (w_ih, w_hh, w_hr)
         n = 3 if self.proj_size > 0 else 2
         return [w for k in range(0, len(weights), n) for w in (weights[k], weights[k + 1], zeros, zeros,
@@ -170,18 +178,16 @@ class _Fused:
         return state
 
     def _dropout_masks(self, x):
-        """The multipliers (B, T, D*R) of every layer's output but the last's (R: proj_size with
+        """The multipliers (L-1, B, T, D*R) of every layer's output but the last's (R: proj_size with
         projections, else H), drawn from torch's generator (torch.manual_seed makes them
-        reproducible); none outside training."""
+        reproducible); None outside training."""
         if not (self.training and self.dropout > 0 and self.num_layers > 1):
-            return []
-        shape = (x.shape[0], x.shape[1], (2 if self.bidirectional else 1) * (self.proj_size or self.hidden_size))
+            return None
+        shape = (self.num_layers - 1, x.shape[0], x.shape[1],
+                 (2 if self.bidirectional else 1) * (self.proj_size or self.hidden_size))
         keep = 1.0 - self.dropout
-        masks = []
-        for _ in range(self.num_layers - 1):
-            mask = torch.empty(shape, dtype=x.dtype, device=x.device)
-            masks.append(mask.bernoulli_(keep).div_(keep) if keep > 0 else mask.zero_())
-        return masks
+        masks = torch.empty(shape, dtype=x.dtype, device=x.device)
+        return masks.bernoulli_(keep).div_(keep) if keep > 0 else masks.zero_()
 
     def _check_call(self, input: Tensor, hx) -> None:
         """What torch.nn checks inside its kernels, as clear errors before ours run: the device of
