@@ -1,5 +1,7 @@
-"""One rank of the DDP test (test_ddp.py), started by torchrun: a model of fusedrnn.torch modules
-in DistributedDataParallel (gloo) on this rank's half of a batch; rank 0 saves the gradients.
+"""One rank of the data-parallel tests (test_ddp.py), started by torchrun: a model of
+fusedrnn.torch modules in DistributedDataParallel, or sharded by FSDP (``fully_shard``: each
+module's parameters are freed after its forward and gathered again for its backward), gloo, on this
+rank's half of a batch; rank 0 saves the gradients.
 
 Also importable: ``model()``, ``batch()`` and ``loss()`` give the single-process run the same
 model, data and loss."""
@@ -46,18 +48,31 @@ def loss(m, x, lengths, target):
     return ((m(x, lengths) - target) ** 2).mean()
 
 
-def main(out_path):
+def wrapped(kind):
+    """-> (the model to call, the model whose parameters hold the gradients) for "ddp" or "fsdp"."""
+    m = model()
+    if kind == "ddp":
+        return torch.nn.parallel.DistributedDataParallel(m), m
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in (m.lstm, m.gru):
+        fully_shard(layer)
+    return fully_shard(m), m
+
+
+def main(out_path, kind):
     torch.distributed.init_process_group("gloo")
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    ddp = torch.nn.parallel.DistributedDataParallel(model())
+    parallel, m = wrapped(kind)
     x, lengths, target = batch()
     rows = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
-    loss(ddp, x[:, rows], lengths[rows], target[rows]).backward()  # DDP averages the ranks' gradients
+    loss(parallel, x[:, rows], lengths[rows], target[rows]).backward()  # both average the ranks' gradients
+    grads = {n: p.grad.full_tensor() if kind == "fsdp" else p.grad for n, p in m.named_parameters()}  # (gathers)
     if rank == 0:
-        torch.save({n: p.grad for n, p in ddp.module.named_parameters()}, out_path)
+        torch.save(grads, out_path)
     torch.distributed.barrier()  # neither rank tears gloo down while the other still uses it
     torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -1,5 +1,5 @@
-"""fusedrnn.torch under DistributedDataParallel: two gloo processes started by torchrun, each on
-half of a batch, give the gradients of one process on the whole batch."""
+"""fusedrnn.torch under DistributedDataParallel and FSDP: two gloo processes started by torchrun,
+each on half of a batch, give the gradients of one process on the whole batch."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="this torch build has no gloo backend")
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("kind", ["ddp", "fsdp"])
+def test_two_gloo_processes_match_one_process(tmp_path, kind):
     out = tmp_path / "grads.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")]))
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(WORKER), str(out)], env=env, capture_output=True, text=True, timeout=600)
+                          str(WORKER), str(out), kind], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     distributed = torch.load(out, weights_only=True)
 

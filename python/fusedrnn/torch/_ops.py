@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .. import _native, ops
-from ._arrays import on_device, to_array, to_tensor
+from ._arrays import on_device, to_array, to_tensor, weight_arrays
 
 
 def _empty(x: Tensor) -> Tensor:
@@ -67,10 +67,10 @@ def _follow_torch_threads(device: torch.device) -> None:
 def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
              arrays=None):
     """-> y, h_n, c_n (c_n empty but for LSTM) and the op's context (None if not need_grad).
-    arrays: the weights' arrays (to_array(weights)), where the caller keeps them."""
+    arrays: the weights' arrays (weight_arrays(weights)), where the caller keeps them."""
     _follow_torch_threads(x.device)
     with on_device(x.device):
-        params = _params(to_array(weights) if arrays is None else arrays, num_layers, bidirectional)
+        params = _params(weight_arrays(weights) if arrays is None else arrays, num_layers, bidirectional)
         kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
                       num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
                       dropout_masks=None if masks is None else list(to_array(masks)))
@@ -89,7 +89,7 @@ def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, 
 def restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional):
     """The op's context of a forward of these arguments, from its saved activations."""
     with on_device(x.device):
-        params = _params(to_array(weights), num_layers, bidirectional)
+        params = _params(weight_arrays(weights), num_layers, bidirectional)
         return ops.restore_context(cell, to_array(x), params, to_array(lengths),
                                    None if masks is None else list(to_array(masks)),
                                    to_array(saved), num_layers, bidirectional, nonlinearity)
@@ -144,13 +144,18 @@ class StackFunction(torch.autograd.Function):
         # Not under saved-tensor hooks (checkpoint, save_on_cpu, offloading): those decide where the
         # saved tensors live, and a context kept here would hold their memory beside them.
         fn_ctx.op_context = None if _saved_tensors_hooks_active() else ctx
+        fn_ctx.weight_pointers = _pointers(weights)
         return y, h_n, c_n
 
     @staticmethod
     def backward(fn_ctx, dy, dh_n, dc_n):
         x, weights, masks, saved = _kept(fn_ctx)  # (torch's check that none was changed in place)
         ctx, fn_ctx.op_context = fn_ctx.op_context, None
-        if ctx is None:  # a second backward through a retained graph, or saved-tensor hooks
+        if ctx is not None and _pointers(weights) != fn_ctx.weight_pointers:
+            # The weights' storage moved since the forward (FSDP frees and regrows it around each
+            # use): the context's arrays point at the old memory. Read them again from the tensors.
+            ctx = None
+        if ctx is None:  # a second backward through a retained graph, saved-tensor hooks, moved weights
             lengths, _, cell, nonlinearity, num_layers, bidirectional, _ = fn_ctx.options
             ctx = restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional)
         need_x, need_h0, need_c0 = fn_ctx.needs_input_grad[1:4]
@@ -254,6 +259,11 @@ def _first_order_only(grads, inputs):
     present = [g for g in grads if g is not None]
     views = iter(_FirstOrderOnly.apply(len(present), *present, *(t for t in inputs if t is not None)))
     return tuple(None if g is None else next(views) for g in grads)
+
+
+def _pointers(tensors):
+    """The data pointers of ``tensors``: equal ones mean the arrays made from them still view their memory."""
+    return [t.data_ptr() for t in tensors]
 
 
 def _saved_tensors_hooks_active() -> bool:
