@@ -1,7 +1,7 @@
 """Tensors as the kernels' arrays and back, without copies.
 
-CPU tensors cross as NumPy views (``Tensor.numpy``, ``torch.from_numpy``), CUDA tensors as CuPy
-views through DLPack. CUDA work runs on torch's current stream of the tensors' device (CuPy's
+CPU tensors cross as NumPy views (``Tensor.numpy``, ``torch.from_numpy``; the weights through
+DLPack, see ``weight_arrays``), CUDA tensors as CuPy views through DLPack. CUDA work runs on torch's current stream of the tensors' device (CuPy's
 current stream is set to it with ``cupy.cuda.ExternalStream``), so it is ordered after whatever
 torch queued before, and nothing waits for the GPU. What the kernels allocate on the GPU (outputs,
 saved activations, workspaces) comes from CuPy's memory pool, not torch's caching allocator.
