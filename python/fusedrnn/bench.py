@@ -418,7 +418,8 @@ def ceiling(row, kind, best_sgemm):
 def table_lines(r):
     columns = ["shape", "check", "ours fwd ms", "ours f+b ms", "numpy fwd ms", "numpy f+b ms",
                "torch fwd ms", "torch f+b ms", "ours fwd GFLOP/s", "ours f+b GFLOP/s",
-               "torch/ours fwd", "torch/ours f+b", "ceiling fwd", "ceiling f+b", "numpy/ours fwd", "numpy/ours f+b"]
+               "torch/ours fwd", "torch/ours f+b", "ceiling fwd", "ceiling f+b",
+               "numpy/ours fwd", "numpy/ours f+b"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     best = max(r["sgemm"]["gflops"].values(), default=None)
     for row in r["rows"]:

@@ -102,8 +102,8 @@ def bench_row(torch, cell, shape, device, repeats):
     ms = {peer: {"infer": times[peer, "fwd"] * 1e3, "step": times[peer, "fwd+bwd"] * 1e3} for peer in ("ours", "torch")}
     row = Row(cell, B, T, I, H, bidirectional)
     return {"row": row.label, "device": device, "cell": cell, "B": B, "T": T, "I": I, "H": H,
-            "flops": {"infer": row.flops, "step": 3 * row.flops}, "directions": 2 if bidirectional else 1, "check_ok": bool(worst < TOLERANCE), "max_rel_diff": worst,
-            "worst_at": where, "rounds": rounds, "ms": ms,
+            "flops": {"infer": row.flops, "step": 3 * row.flops}, "directions": 2 if bidirectional else 1,
+            "check_ok": bool(worst < TOLERANCE), "max_rel_diff": worst, "worst_at": where, "rounds": rounds, "ms": ms,
             "ratio": {kind: ms["torch"][kind] / ms["ours"][kind] for kind in ("infer", "step")}}
 
 

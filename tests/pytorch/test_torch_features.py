@@ -187,3 +187,36 @@ def test_the_layers_run_on_torch_s_thread_count():
     finally:
         torch.set_num_threads(before[0])
         fusedrnn.set_num_threads(before[1])
+
+
+def test_checkpoint_frees_the_dropout_masks_too():
+    """Training-mode dropout between layers: the masks are saved tensors like the activations, so
+    under non-reentrant checkpoint nothing holds them after the forward (the backward draws them
+    again from the RNG state checkpoint restores)."""
+    import gc
+    import weakref
+
+    from torch.utils.checkpoint import checkpoint
+
+    ours = ft.LSTM(3, 5, num_layers=3, dropout=0.5, **F64)
+    drawn = []
+    draw = ours._dropout_masks
+
+    def recording(x):
+        masks = draw(x)
+        drawn.append(weakref.ref(masks))
+        return masks
+
+    ours._dropout_masks = recording
+    x = torch.randn(6, 2, 3, requires_grad=True, **F64)
+    torch.manual_seed(4)
+    y = checkpoint(lambda inp: ours(inp)[0], x, use_reentrant=False)
+    gc.collect()
+    assert len(drawn) == 1 and drawn[0]() is None
+    y.sum().backward()  # the recomputation draws the same masks: the gradients of the run without checkpoint
+    checkpointed = x.grad.clone()
+    x.grad = None
+    ours._dropout_masks = draw
+    torch.manual_seed(4)
+    ours(x)[0].sum().backward()
+    assert torch.allclose(checkpointed, x.grad, rtol=1e-12, atol=0)

@@ -1,10 +1,11 @@
 """Tensors as the kernels' arrays and back, without copies.
 
 CPU tensors cross as NumPy views (``Tensor.numpy``, ``torch.from_numpy``; the weights through
-DLPack, see ``weight_arrays``), CUDA tensors as CuPy views through DLPack. CUDA work runs on torch's current stream of the tensors' device (CuPy's
-current stream is set to it with ``cupy.cuda.ExternalStream``), so it is ordered after whatever
-torch queued before, and nothing waits for the GPU. What the kernels allocate on the GPU (outputs,
-saved activations, workspaces) comes from CuPy's memory pool, not torch's caching allocator.
+DLPack, see ``weight_arrays``), CUDA tensors as CuPy views through DLPack. CUDA work runs on
+torch's current stream of the tensors' device (CuPy's current stream is set to it with
+``cupy.cuda.ExternalStream``), so it is ordered after whatever torch queued before, and nothing
+waits for the GPU. What the kernels allocate on the GPU (outputs, saved activations, workspaces)
+comes from CuPy's memory pool, not torch's caching allocator.
 """
 
 import contextlib
@@ -63,15 +64,15 @@ class ArrayViews:
     """The arrays of a list of weights (``weight_arrays``), made again only when one of the tensors has
     other memory, shape, dtype or device than when they were made: for a module's weights, which
     stay put from call to call while the views cost a few microseconds each to make. The views are
-    used only while every weight still has their data pointer, shape and dtype: then they view the
-    weights' present memory, even where it was freed and regrown in between (FSDP)."""
+    used only while every weight still has their data pointer, shape, strides and dtype: then they
+    view the weights' present memory, even where it was freed and regrown in between (FSDP)."""
 
     def __init__(self):
         self._key = None
         self._arrays = None
 
     def __call__(self, tensors):
-        key = [(t.data_ptr(), t.shape, t.dtype, t.is_cuda) for t in tensors]
+        key = [(t.data_ptr(), t.shape, t.stride(), t.dtype, t.is_cuda) for t in tensors]
         if key != self._key:
             self._arrays, self._key = weight_arrays(tensors), key
         return self._arrays

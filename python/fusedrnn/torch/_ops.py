@@ -138,7 +138,9 @@ class StackFunction(torch.autograd.Function):
         y, h_n, c_n, ctx = _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
                                     bidirectional, True, arrays)
         _keep_for_backward(fn_ctx, x, weights, masks, (y, h_n, c_n, to_tensor(ops.saved_arrays(ctx))), cell)
-        fn_ctx.options = options
+        # What the backward reads besides the saved tensors; not the masks (saved tensors: under
+        # saved-tensor hooks the hooks alone may hold them) nor the weights' arrays.
+        fn_ctx.options = (lengths, cell, nonlinearity, num_layers, bidirectional)
         # The op's context itself, for the first backward (which then need not rebuild it from the
         # saved tensors); that backward drops it, so the activations live no longer than autograd keeps them.
         # Not under saved-tensor hooks (checkpoint, save_on_cpu, offloading): those decide where the
@@ -156,7 +158,7 @@ class StackFunction(torch.autograd.Function):
             # use): the context's arrays point at the old memory. Read them again from the tensors.
             ctx = None
         if ctx is None:  # a second backward through a retained graph, saved-tensor hooks, moved weights
-            lengths, _, cell, nonlinearity, num_layers, bidirectional, _ = fn_ctx.options
+            lengths, cell, nonlinearity, num_layers, bidirectional = fn_ctx.options
             ctx = restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional)
         need_x, need_h0, need_c0 = fn_ctx.needs_input_grad[1:4]
         with torch.no_grad():

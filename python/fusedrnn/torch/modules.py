@@ -38,10 +38,10 @@ class _Fused:
 
     def __prepare_scriptable__(self):
         # torch.jit.script calls this on every module it is to compile, before reading any source.
-        raise RuntimeError(f"fusedrnn.torch.{type(self).__name__} cannot be compiled by torch.jit.script: its forward "
-                           "runs the fused kernels from Python. Use torch.jit.trace, torch.export or torch.compile "
-                           f"(each records the layer as one op, fusedrnn::rnn_stack), or torch.nn.{type(self).__name__} "
-                           "for TorchScript")
+        name = type(self).__name__
+        raise RuntimeError(f"fusedrnn.torch.{name} cannot be compiled by torch.jit.script: its forward runs the "
+                           "fused kernels from Python. Use torch.jit.trace, torch.export or torch.compile (each "
+                           f"records the layer as one op, fusedrnn::rnn_stack), or torch.nn.{name} for TorchScript")
 
     def _update_flat_weights(self) -> None:
         """torch.nn's refresh of ``_flat_weights`` (for weights swapped by functional_call, pruning,
