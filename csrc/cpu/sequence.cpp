@@ -133,8 +133,25 @@ Split choose_split(int64_t batch, int64_t hidden, int gates, int num_threads, bo
   return possible && wins ? Split::units : Split::rows;
 }
 
-// The forward split by hidden units (Split::units): the input projection is shared out by rows of
-// B*T; then each step every member multiplies the whole h (B, H) by its columns of W_hh^T and runs
+// The GEMMs of the forward's input projection, as blocks of the B*T rows of x: each batch row's
+// steps together where there is a row for every thread (the split by rows projects its own rows),
+// else B*T shared out evenly over the threads it is worth (a multiply-add per row, gate unit and
+// input; a thread for 2^22 of them, some 0.1 ms: below that a thread start costs about what it
+// saves, measured at B=1). Both splits take these blocks, so they project bitwise alike (a GEMM can
+// round differently by its number of rows, and it did at a few steps), and the split by rows
+// projects a long single sequence on every thread too.
+inline std::vector<RowRange> projection_blocks(const SeqDims& d, int64_t gate_units, int num_threads) {
+  if (d.batch >= num_threads) {
+    std::vector<RowRange> blocks = split_rows(d.batch, num_threads);
+    for (RowRange& r : blocks) r = {r.begin * d.steps, r.end * d.steps};
+    return blocks;
+  }
+  const int64_t rows = d.batch * d.steps;
+  return split_rows(rows, threads_for(rows * gate_units * d.input, int64_t(1) << 22, num_threads));
+}
+
+// The forward split by hidden units (Split::units): the input projection is shared out in
+// projection_blocks; then each step every member multiplies the whole h (B, H) by its columns of W_hh^T and runs
 // the cells of its units for every row. h is double-buffered: step s reads one buffer and writes
 // the other, so one barrier per step keeps the members in step.
 template <class Cell, typename T>
@@ -151,7 +168,7 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardSt
   w_hh_t.reserve(parts * Cell::gates);
   for (const RowRange& u : units)
     for (int g = 0; g < Cell::gates; ++g) w_hh_t.emplace_back(H, u.end - u.begin);  // packed by their member
-  const auto projection_rows = split_rows(B * d.steps, parts);
+  const auto projection_rows = projection_blocks(d, GH, a.num_threads);
   const auto batch_rows = split_rows(B, parts);
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const int64_t steps = longest(a.lengths, {0, B});
@@ -229,14 +246,19 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
   SerialBlas serial;
+  auto project = [&](RowRange r) {  // a block of B*T rows
+    gemm(false, true, r.end - r.begin, GH, d.input, T(1), a.x + r.begin * d.input, d.input, a.w_ih, d.input, T(0),
+         store.gates + r.begin * GH, GH);
+  };
+  const bool own_rows = d.batch >= a.num_threads;  // each thread projects its rows' steps, one block
+  if (!own_rows) for_each_range(projection_blocks(d, GH, a.num_threads), project);
 
   for_each_range(ranges, [&](RowRange rows) {
     const int64_t n = rows.end - rows.begin;
     T* h_rows = h.get() + rows.begin * R;
     T* c_rows = has_cell_state ? c.get() + rows.begin * H : nullptr;
     T* gh_rows = gh.get() + rows.begin * GH;
-    gemm(false, true, n * d.steps, GH, d.input, T(1), a.x + rows.begin * d.steps * d.input, d.input,
-         a.w_ih, d.input, T(0), store.gates + rows.begin * d.steps * GH, GH);
+    if (own_rows) project({rows.begin * d.steps, rows.end * d.steps});
     copy_or_zero(a.h0 ? a.h0 + rows.begin * R : nullptr, h_rows, n * R);
     if (has_cell_state) copy_or_zero(a.c0 ? a.c0 + rows.begin * H : nullptr, c_rows, n * H);
 
