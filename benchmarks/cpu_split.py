@@ -5,7 +5,7 @@
 For each cell and shape (T=100, I=H, float32, inference forward: ``need_grad=False``) it times the
 forward with FUSEDRNN_CPU_SPLIT=rows and =units, interleaved in one process, after checking that
 both give the same outputs, and prints the medians, the ratio rows/units (> 1: units faster) and the
-time of the split the kernels pick by themselves (csrc/cpu/sequence.cpp, choose_split).
+time of the split the kernels pick by themselves (csrc/cpu/split.h).
 """
 
 from __future__ import annotations

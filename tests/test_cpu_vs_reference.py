@@ -114,6 +114,26 @@ def test_split_by_units_matches_split_by_rows_bitwise(rng, restore_threads, monk
         np.testing.assert_array_equal(results["units"][name], value, err_msg=f"{name}, {threads} threads")
 
 
+@pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)
+def test_the_trials_of_an_unsettled_shape_change_no_result(rng, restore_threads, monkeypatch, cell, nonlinearity):
+    """Where the cost model cannot tell (one row on two threads, W_hh of 128 KiB to 1 MiB), the
+    kernels time both splits on the first calls of a shape and keep the faster: every call, trial
+    or not, gives bitwise what the split by rows gives (few steps and a wide input: where the
+    splits' input projections once rounded apart)."""
+    monkeypatch.delenv("FUSEDRNN_CPU_SPLIT", raising=False)
+    fusedrnn.set_num_threads(2)
+    hidden = {"lstm": 96, "gru": 112, "rnn": 192}[cell]  # W_hh of 144-147 KiB in float32
+    x, params, h0, c0, lengths, dy, dh_n, dc_n = case(rng, cell, (1, 5, 67, hidden), np.float32, False, True)
+    calls = [run_cell("cpu", cell, x, params, h0, c0, lengths, False, nonlinearity, dy, dh_n, dc_n)
+             for _ in range(2 * 3 + 2)]  # three trials of each split, then the winner
+    monkeypatch.setenv("FUSEDRNN_CPU_SPLIT", "rows")
+    expected = run_cell("cpu", cell, x, params, h0, c0, lengths, False, nonlinearity, dy, dh_n, dc_n)
+    for result in calls:
+        assert result.keys() == expected.keys()
+        for name, value in expected.items():
+            np.testing.assert_array_equal(result[name], value, err_msg=name)
+
+
 @pytest.mark.parametrize("split", ["rows", "units"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("cell,nonlinearity", OPS, ids=OP_IDS)

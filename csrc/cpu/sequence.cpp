@@ -16,6 +16,7 @@
 #include "cpu/packed_gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/rows.h"
+#include "cpu/split.h"
 #include "cpu/workspace.h"
 
 namespace fusedrnn::cpu {
@@ -102,37 +103,6 @@ struct ForwardStore {
   }
 };
 
-// Hidden units of a team member start on a multiple of this: a whole AVX-512 vector of floats.
-constexpr int64_t kUnitAlign = 16;
-
-// How a direction's forward and backward share their threads: by batch rows (each thread walks every
-// step for its rows, no synchronisation) or by hidden units (the team meets once per step, each
-// member owning a slice of W_hh that stays in its cache). FUSEDRNN_CPU_SPLIT=rows|units forces one,
-// for tests and benchmarks; "units" needs no recurrent mask, no projections and two threads or more.
-enum class Split { rows, units };
-
-// The choice, measured on two cores (float32, T=100; benchmarks/cpu_split.py, results in
-// benchmarks/results/2026-12-05-cpu-split.md). Split by rows, every thread streams all of W_hh each
-// step; split by units, each streams its share, at the cost of a barrier per step and a thread
-// start per call. Units win where W_hh outgrows a core's L2 and the batch is too small to reuse it
-// (LSTM H=512: B=1 2.5x, B=8 1.5x, B=16 1.2x; H=1024 B=1 1.7x) and lose where W_hh fits (H <= 128:
-// 0.3x-0.9x) or every thread has rows enough (LSTM H=256 B=8 0.86x, H=1024 B=128 0.78x): below
-// about two rows per thread per MiB of W_hh. The backward follows the same rule (LSTM H=512: B=1
-// 2.2x, B=8 1.1x, B=16 1.0x; H=256 B=4 0.94x): its weight-gradient GEMMs after the loop do not
-// depend on the split.
-constexpr int64_t kMiB = int64_t(1) << 20;
-
-template <typename T>
-Split choose_split(int64_t batch, int64_t hidden, int gates, int num_threads, bool masked, bool projected) {
-  const char* forced = std::getenv("FUSEDRNN_CPU_SPLIT");
-  const bool possible = num_threads >= 2 && !masked && !projected && hidden >= 2 * kUnitAlign;
-  if (forced && std::strcmp(forced, "rows") == 0) return Split::rows;
-  if (forced && std::strcmp(forced, "units") == 0) return possible ? Split::units : Split::rows;
-  const int64_t w_hh_bytes = gates * hidden * hidden * int64_t(sizeof(T));
-  const bool wins = w_hh_bytes >= kMiB && batch * kMiB <= 2 * num_threads * w_hh_bytes;
-  return possible && wins ? Split::units : Split::rows;
-}
-
 // The GEMMs of the forward's input projection, as blocks of the B*T rows of x: each batch row's
 // steps together where there is a row for every thread (the split by rows projects its own rows),
 // else B*T shared out evenly over the threads it is worth (a multiply-add per row, gate unit and
@@ -151,8 +121,8 @@ inline std::vector<RowRange> projection_blocks(const SeqDims& d, int64_t gate_un
 }
 
 // The forward split by hidden units (Split::units): the input projection is shared out in
-// projection_blocks; then each step every member multiplies the whole h (B, H) by its columns of W_hh^T and runs
-// the cells of its units for every row. h is double-buffered: step s reads one buffer and writes
+// projection_blocks; then each step every member multiplies the whole h (B, H) by its columns of
+// W_hh^T and runs the cells of its units for every row. h is double-buffered: step s reads one buffer and writes
 // the other, so one barrier per step keeps the members in step.
 template <class Cell, typename T>
 void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardStore<Cell, T>& store) {
@@ -219,12 +189,10 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardSt
   });
 }
 
+// The forward split by batch rows (Split::rows): each thread projects its rows' inputs for every
+// step in one GEMM, then walks every step for its rows.
 template <class Cell, typename T>
-void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
-  const ForwardStore<Cell, T> store(a);
-  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr,
-                      a.w_hr != nullptr) == Split::units)
-    return forward_by_units<Cell, T>(a, y_stride, store);
+void forward_by_rows(const ForwardArgs<T>& a, int64_t y_stride, const ForwardStore<Cell, T>& store) {
   const SeqDims& d = a.dims;
   const int64_t H = d.hidden, GH = Cell::gates * H, R = d.state();
   constexpr bool has_cell_state = Cell::has_cell_state;
@@ -303,6 +271,24 @@ void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
     store.zero_padding_of(a, rows, y_stride);
     std::copy(h_rows, h_rows + n * R, a.h_n + rows.begin * R);
     if (has_cell_state) std::copy(c_rows, c_rows + n * H, a.c_n + rows.begin * H);
+  });
+}
+
+// ForwardArgs or BackwardArgs -> what the choice of split looks at.
+template <class Cell, class Args>
+SplitShape split_shape(const Args& a, bool backward, bool saving) {
+  return {backward, saving, Cell::gates, a.dims.hidden, a.dims.batch, a.dims.steps, a.dims.input, a.num_threads,
+          static_cast<int>(sizeof(*a.w_hh)), a.recurrent_mask != nullptr, a.w_hr != nullptr};
+}
+
+template <class Cell, typename T>
+void sequence_forward(const ForwardArgs<T>& a, int64_t y_stride) {
+  const ForwardStore<Cell, T> store(a);
+  run_split(split_shape<Cell>(a, false, store.saving), [&](Split split) {
+    if (split == Split::units)
+      forward_by_units<Cell, T>(a, y_stride, store);
+    else
+      forward_by_rows<Cell, T>(a, y_stride, store);
   });
 }
 
@@ -545,11 +531,12 @@ template <class Cell, typename T>
 void sequence_backward(const BackwardArgs<T>& a, int64_t dy_stride) {
   Backward<Cell, T> w(a);
   SerialBlas serial;
-  if (choose_split<T>(a.dims.batch, a.dims.hidden, Cell::gates, a.num_threads, a.recurrent_mask != nullptr,
-                      a.w_hr != nullptr) == Split::units)
-    backward_by_units(w, dy_stride);
-  else
-    backward_by_rows(w, dy_stride);
+  run_split(split_shape<Cell>(a, true, true), [&](Split split) {
+    if (split == Split::units)
+      backward_by_units(w, dy_stride);
+    else
+      backward_by_rows(w, dy_stride);
+  });
   w.weight_grads();
 }
 
