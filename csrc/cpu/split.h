@@ -2,8 +2,8 @@
 // step for its rows, no synchronisation) or by hidden units (the team meets once per step, each
 // member owning a slice of W_hh that stays in its cache). Both give bitwise the same results (the
 // same per-unit math, products summed in the same order, and the same GEMM blocks for the input
-// projection and dx), so the choice changes times only. FUSEDRNN_CPU_SPLIT=rows|units forces one, for tests and
-// benchmarks; "units" needs no recurrent mask, no projections and two threads or more.
+// projection and dx), so the choice changes times only. FUSEDRNN_CPU_SPLIT=rows|units forces one,
+// for tests and benchmarks; "units" needs no recurrent mask, no projections and two threads or more.
 #pragma once
 
 #include <chrono>
@@ -95,7 +95,8 @@ class SplitTrials {
 SplitTrials& split_trials();
 
 // Runs run(split) with the split this call takes: FUSEDRNN_CPU_SPLIT's, the model's, or, for an
-// unsettled shape, a timed trial's or the trials' winner. `run` must not throw.
+// unsettled shape, a timed trial's or the trials' winner. If `run` throws (out of memory), its
+// trial is not counted.
 template <class Run>
 void run_split(const SplitShape& shape, Run run) {
   const char* forced = std::getenv("FUSEDRNN_CPU_SPLIT");
@@ -106,7 +107,8 @@ void run_split(const SplitShape& shape, Run run) {
   if (!turn.timed) return run(turn.split);
   const auto start = std::chrono::steady_clock::now();
   run(turn.split);
-  split_trials().record(shape, turn.split, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
+  split_trials().record(shape, turn.split, seconds.count());
 }
 
 }  // namespace fusedrnn::cpu
