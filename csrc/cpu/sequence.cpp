@@ -120,6 +120,13 @@ inline std::vector<RowRange> projection_blocks(const SeqDims& d, int64_t gate_un
   return split_rows(rows, threads_for(rows * gate_units * d.input, int64_t(1) << 22, num_threads));
 }
 
+// gates (rows, G*H) = x (rows, I) @ W_ih^T for one block of projection_blocks.
+template <class Cell, typename T>
+void project_block(const ForwardArgs<T>& a, T* gates, RowRange r) {
+  const int64_t I = a.dims.input, GH = Cell::gates * a.dims.hidden;
+  gemm(false, true, r.end - r.begin, GH, I, T(1), a.x + r.begin * I, I, a.w_ih, I, T(0), gates + r.begin * GH, GH);
+}
+
 // The forward split by hidden units (Split::units): the input projection is shared out in
 // projection_blocks; then each step every member multiplies the whole h (B, H) by its columns of
 // W_hh^T and runs the cells of its units for every row. h is double-buffered: step s reads one buffer and writes
@@ -147,11 +154,8 @@ void forward_by_units(const ForwardArgs<T>& a, int64_t y_stride, const ForwardSt
   run_team(parts, [&](int member, int team_size, SpinBarrier& barrier) {
     for (int p = member; p < parts; p += team_size)
       for (int g = 0; g < Cell::gates; ++g) w_hh_t[p * Cell::gates + g].pack(a.w_hh + (g * H + units[p].begin) * H, 1, H);
-    for (int p = member; p < static_cast<int>(projection_rows.size()); p += team_size) {  // B*T may be < parts
-      const RowRange r = projection_rows[p];
-      gemm(false, true, r.end - r.begin, GH, d.input, T(1), a.x + r.begin * d.input, d.input, a.w_ih, d.input, T(0),
-           store.gates + r.begin * GH, GH);
-    }
+    for (int p = member; p < static_cast<int>(projection_rows.size()); p += team_size)  // B*T may be < parts
+      project_block<Cell>(a, store.gates, projection_rows[p]);
     for (int p = member; p < parts; p += team_size)
       for (int64_t b = 0; b < B; ++b) {
         const int64_t first = b * H + units[p].begin, n = units[p].end - units[p].begin;
@@ -214,10 +218,7 @@ void forward_by_rows(const ForwardArgs<T>& a, int64_t y_stride, const ForwardSto
   static const RowKernels<Cell, T> rows_kernels = RowKernels<Cell, T>::best();
   const auto ranges = split_rows(d.batch, a.num_threads);
   SerialBlas serial;
-  auto project = [&](RowRange r) {  // a block of B*T rows
-    gemm(false, true, r.end - r.begin, GH, d.input, T(1), a.x + r.begin * d.input, d.input, a.w_ih, d.input, T(0),
-         store.gates + r.begin * GH, GH);
-  };
+  auto project = [&](RowRange r) { project_block<Cell>(a, store.gates, r); };
   const bool own_rows = d.batch >= a.num_threads;  // each thread projects its rows' steps, one block
   if (!own_rows) for_each_range(projection_blocks(d, GH, a.num_threads), project);
 

@@ -146,7 +146,8 @@ class StackFunction(torch.autograd.Function):
         # Not under saved-tensor hooks (checkpoint, save_on_cpu, offloading): those decide where the
         # saved tensors live, and a context kept here would hold their memory beside them.
         fn_ctx.op_context = None if _saved_tensors_hooks_active() else ctx
-        fn_ctx.weight_pointers = _pointers(weights)
+        if fn_ctx.op_context is not None:  # (what the backward checks before using it)
+            fn_ctx.weight_pointers = _pointers(weights)
         return y, h_n, c_n
 
     @staticmethod
@@ -305,9 +306,9 @@ def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidi
                            "loss.backward() or torch.autograd.grad, or torch.nn's module under torch.func")
     else:
         arrays = None if views is None else views(weights)
-        if need_grad and x.is_inference():  # (an inference_mode tensor cannot be saved for the backward)
-            x = x.clone()
         if need_grad:
+            if x.is_inference():  # (an inference_mode tensor cannot be saved for the backward)
+                x = x.clone()
             y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional, arrays),
                                               x, h0, c0, *weights)
         else:
