@@ -13,7 +13,7 @@
 #
 # WHEELDIR holds the wheels the machine lacks: scipy-openblas32 (the CPU module links it), and for the
 # ADE tagger's GPU test gensim, smart_open, nltk, defusedxml and seqeval (a wheel built from its sdist);
-# each is installed with --no-deps. LIMIT_SECONDS (default 540) bounds the whole run: each step gets
+# each is installed with --no-deps. benchmarks/gpu_wheels.sh gathers them where PyPI is reachable. LIMIT_SECONDS (default 540) bounds the whole run: each step gets
 # what is left (the tests at most 240 s), so the benchmark may be cut short, never the call.
 # Exit status: the first failing step's (build 10, tests 20, benchmark 30), 0 when all pass.
 set -uo pipefail

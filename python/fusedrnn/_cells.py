@@ -75,8 +75,10 @@ _TABLE = (
          keras_split_bias=False, keras_recurrent_bias_initialized=False),
 )
 
-# name -> Cell, in registration order (read only).
-CELLS: Mapping[str, Cell] = MappingProxyType({c.name: c for c in _TABLE})
+# name -> Cell, in registration order; the public table is a read-only view of _BY_NAME, which
+# cell() reads: torch.compile in torch 2.4 and 2.5 cannot trace a lookup in a mappingproxy.
+_BY_NAME = {c.name: c for c in _TABLE}
+CELLS: Mapping[str, Cell] = MappingProxyType(_BY_NAME)
 # torch.nn's mode ("LSTM", "RNN_TANH", ...) -> (our cell, nonlinearity)
 TORCH_MODES: Mapping[str, Tuple[str, str]] = MappingProxyType(
     {mode: (c.name, n) for c in _TABLE for mode, n in c.torch_modes.items()})
@@ -86,7 +88,7 @@ NONLINEARITIES = tuple(dict.fromkeys(n for c in _TABLE for n in c.nonlinearities
 def cell(name: str) -> Cell:
     """The Cell called ``name``; ValueError naming the known cells for anything else."""
     try:
-        return CELLS[name]
+        return _BY_NAME[name]
     except (KeyError, TypeError):
         raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {name!r}") from None
 

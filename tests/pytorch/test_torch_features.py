@@ -20,12 +20,17 @@ JIT_WARNINGS = [pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:D
                 pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")]
 
 
+# torch 2.4's checkpoint itself calls torch.cpu.amp.autocast, which that torch deprecates.
+CHECKPOINT_WARNINGS = pytest.mark.filterwarnings("ignore:`torch.cpu.amp.autocast:FutureWarning")
+
+
 def jit_warnings(test):
     for mark in JIT_WARNINGS:
         test = mark(test)
     return test
 
 
+@CHECKPOINT_WARNINGS
 @pytest.mark.parametrize("reentrant", [False, True], ids=["non_reentrant", "reentrant"])
 @pytest.mark.parametrize("name,nonlinearity", CELLS, ids=CELL_IDS)
 def test_checkpoint_gives_torch_nn_s_gradients(name, nonlinearity, reentrant):
@@ -62,6 +67,7 @@ def _traced_bytes_after_forward(module, x, wrap):
         tracemalloc.stop()
 
 
+@CHECKPOINT_WARNINGS
 def test_checkpoint_keeps_no_activations_beside_the_recomputation():
     """Non-reentrant checkpoint keeps the layer's inputs and recomputes the rest in the backward:
     the forward's saved activations (gates, cell states: several times the output) must not stay
@@ -189,6 +195,7 @@ def test_the_layers_run_on_torch_s_thread_count():
         fusedrnn.set_num_threads(before[1])
 
 
+@CHECKPOINT_WARNINGS
 def test_checkpoint_frees_the_dropout_masks_too():
     """Training-mode dropout between layers: the masks are saved tensors like the activations, so
     under non-reentrant checkpoint nothing holds them after the forward (the backward draws them

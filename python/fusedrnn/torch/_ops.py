@@ -28,7 +28,7 @@ Results: y (B, T, D*R), h_n (L*D, B, R) and c_n (L*D, B, H) (c_n empty but for L
 saved activations.
 """
 
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -176,9 +176,9 @@ class StackFunction(torch.autograd.Function):
 
 
 @torch.library.custom_op("fusedrnn::rnn_stack", mutates_args=())
-def rnn_stack(x: Tensor, weights: list[Tensor], h0: Optional[Tensor], c0: Optional[Tensor],
+def rnn_stack(x: Tensor, weights: List[Tensor], h0: Optional[Tensor], c0: Optional[Tensor],
               lengths: Optional[Tensor], masks: Optional[Tensor], cell: str, nonlinearity: str, num_layers: int,
-              bidirectional: bool, need_grad: bool) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+              bidirectional: bool, need_grad: bool) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
     """The torch.compile entry -> y, h_n, c_n and the saved activations."""
     return forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad)
 
@@ -197,9 +197,9 @@ def _rnn_stack_fake(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_
 
 @torch.library.custom_op("fusedrnn::rnn_stack_backward", mutates_args=())
 def rnn_stack_backward(dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optional[Tensor], x: Tensor,
-                       weights: list[Tensor], lengths: Optional[Tensor], masks: Optional[Tensor], saved: list[Tensor],
+                       weights: List[Tensor], lengths: Optional[Tensor], masks: Optional[Tensor], saved: List[Tensor],
                        cell: str, nonlinearity: str, num_layers: int, bidirectional: bool,
-                       need_dx: bool) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
+                       need_dx: bool) -> Tuple[Tensor, List[Tensor], Tensor, Tensor]:
     """rnn_stack's backward -> backward()'s results."""
     ctx = restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional)
     return backward(ctx, x, dy, dh_n, dc_n, need_dx)

@@ -30,8 +30,21 @@ CELLS = {mode: (cell.name, nonlinearity) for cell in ops.CELLS.values()
          for mode, nonlinearity in cell.torch_modes.items()}
 
 
+@torch.compiler.disable
+def _padded(data, batch_sizes):
+    """A packed sequence's data (N, I) as x (B, T, I) in the sorted order and C order (as the op's
+    results are, and its compiled form promises), with the lengths (B,) on the CPU: the kernels take
+    both as they are. torch.compile runs this eagerly, between two graphs: the padding's size
+    depends on batch_sizes' values. torch 2.13's dynamo skips pad_packed_sequence by itself;
+    2.10's and 2.11's traced it with fake tensors and failed."""
+    x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes), batch_first=True)
+    return x.contiguous(), lengths
+
+
 class _Fused:
     """What the three classes share; comes first in their bases, before torch.nn's class."""
+
+    _torch_nn_class = nn.RNNBase  # the torch.nn class whose checks of inputs and states apply
 
     def flatten_parameters(self) -> None:
         """A no-op: the fused kernels take the parameters as they are (no cuDNN flat buffer)."""
@@ -42,6 +55,25 @@ class _Fused:
         raise RuntimeError(f"fusedrnn.torch.{name} cannot be compiled by torch.jit.script: its forward runs the "
                            "fused kernels from Python. Use torch.jit.trace, torch.export or torch.compile (each "
                            f"records the layer as one op, fusedrnn::rnn_stack), or torch.nn.{name} for TorchScript")
+
+    # torch.nn's checks of inputs and states, reached through methods of this file: strict torch.export
+    # before torch 2.10 traces no method of a module that torch.nn defines (a class body's
+    # ``check_forward_args = nn.LSTM.check_forward_args`` included), but does trace the same function
+    # called from here.
+    def check_input(self, input, batch_sizes):
+        return self._torch_nn_class.check_input(self, input, batch_sizes)
+
+    def check_forward_args(self, input, hidden, batch_sizes):
+        return self._torch_nn_class.check_forward_args(self, input, hidden, batch_sizes)
+
+    def check_hidden_size(self, hx, expected_hidden_size, msg="Expected hidden size {}, got {}"):
+        return self._torch_nn_class.check_hidden_size(self, hx, expected_hidden_size, msg)
+
+    def get_expected_hidden_size(self, input, batch_sizes):
+        return self._torch_nn_class.get_expected_hidden_size(self, input, batch_sizes)
+
+    def permute_hidden(self, hx, permutation):
+        return self._torch_nn_class.permute_hidden(self, hx, permutation)
 
     def _update_flat_weights(self) -> None:
         """torch.nn's refresh of ``_flat_weights`` (for weights swapped by functional_call, pruning,
@@ -71,10 +103,7 @@ class _Fused:
             else:
                 hx = self.permute_hidden(hx, sorted_indices)  # into the packed (sorted) order
                 self.check_forward_args(data, hx, batch_sizes)
-            # (B, T, I) in the sorted order and C order (as the op's results are, and its
-            # compiled form promises), with the lengths: the kernels take them as they are.
-            x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes), batch_first=True)
-            x = x.contiguous()
+            x, lengths = _padded(data, batch_sizes)
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
@@ -244,9 +273,10 @@ class LSTM(_Fused, nn.RNNBase):
 
     # torch.nn.LSTM's own handling of the (h_0, c_0) pair (h_0 (L*D, B, proj_size) with
     # projections: RNNBase.get_expected_hidden_size knows it).
-    get_expected_cell_size = nn.LSTM.get_expected_cell_size
-    check_forward_args = nn.LSTM.check_forward_args
-    permute_hidden = nn.LSTM.permute_hidden
+    _torch_nn_class = nn.LSTM
+
+    def get_expected_cell_size(self, input, batch_sizes):
+        return nn.LSTM.get_expected_cell_size(self, input, batch_sizes)
 
 
 class GRU(_Fused, nn.RNNBase):
@@ -256,6 +286,8 @@ class GRU(_Fused, nn.RNNBase):
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         super().__init__("GRU", *args, **kwargs)
+
+    _torch_nn_class = nn.GRU
 
 
 class RNN(_Fused, nn.RNNBase):
@@ -272,3 +304,5 @@ class RNN(_Fused, nn.RNNBase):
         if self.nonlinearity not in modes:
             raise ValueError(f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__(modes[self.nonlinearity], *args, **kwargs)
+
+    _torch_nn_class = nn.RNN
