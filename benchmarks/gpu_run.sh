@@ -5,7 +5,7 @@
 #   env.txt            the card, driver, Python, torch/cuDNN, CuPy, nvcc
 #   build.log          pip's build output (CMake, nvcc)
 #   pytest-gpu.log     python -m pytest -m gpu on tests/test_cuda*.py, tests/ade/test_tagger.py and
-#                      tests/pytorch/test_torch_cuda.py
+#                      tests/pytorch/test_torch_cu*.py
 #   gpu_vs_cudnn.md    the benchmark's table (and bench.log, its output)
 #   YYYY-MM-DD-torch-dropin.md   fusedrnn.torch against torch.nn on the GPU (and torch_dropin.log)
 #
@@ -62,7 +62,7 @@ fi
 
 if [ "$status" -eq 0 ]; then
     tests_limit=$(( $(left) < 240 ? $(left) : 240 ))
-    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py tests/ade/test_tagger.py tests/pytorch/test_torch_cuda.py \
+    timeout "$tests_limit" "$PY" -m pytest -q -rfEs --tb=short -p no:cacheprovider -m gpu tests/test_cuda.py tests/test_cuda_missing.py tests/ade/test_tagger.py tests/pytorch/test_torch_cuda.py tests/pytorch/test_torch_cupy.py \
         > "$OUT/pytest-gpu.log" 2>&1 || fail 20 "GPU tests failed or timed out (see pytest-gpu.log)"
     tail -n 3 "$OUT/pytest-gpu.log"
     # the benchmark runs even after failed tests: its own checks say which shapes are wrong

@@ -2,9 +2,8 @@
 
 CPU tensors cross as NumPy views (``Tensor.numpy``, ``torch.from_numpy``; the weights through
 DLPack, see ``weight_arrays``), CUDA tensors as CuPy views through DLPack. CUDA work runs on
-torch's current stream of the tensors' device (CuPy's current stream is set to it with
-``cupy.cuda.ExternalStream``), so it is ordered after whatever torch queued before, and nothing
-waits for the GPU. What the kernels allocate on the GPU (outputs, saved activations, workspaces)
+torch's current stream of the tensors' device (CuPy's current stream is set to it, see
+``cupy_stream``), so it is ordered after whatever torch queued before, and nothing waits for the GPU. What the kernels allocate on the GPU (outputs, saved activations, workspaces)
 comes from CuPy's memory pool, not torch's caching allocator.
 """
 
@@ -26,8 +25,27 @@ def on_device(device: torch.device):
     index = device.index if device.index is not None else torch.cuda.current_device()
     stack = contextlib.ExitStack()
     stack.enter_context(cupy.cuda.Device(index))
-    stack.enter_context(cupy.cuda.ExternalStream(torch.cuda.current_stream(index).cuda_stream, index))
+    stack.enter_context(cupy_stream(cupy, torch.cuda.current_stream(index).cuda_stream, index))
     return stack
+
+
+class _StreamHandle:
+    """A stream's handle under the CUDA stream protocol, which CuPy's ``Stream.from_external`` takes
+    (torch's own streams speak it only in newer releases)."""
+
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+
+    def __cuda_stream__(self):
+        return (0, self.ptr)  # (protocol version, cudaStream_t)
+
+
+def cupy_stream(cupy, ptr: int, index: int):
+    """The CUDA stream ``ptr`` (a cudaStream_t of device ``index``, which is current) as a CuPy stream:
+    ``Stream.from_external`` where CuPy has it (14 deprecates ``ExternalStream``), else ``ExternalStream``."""
+    if hasattr(cupy.cuda.Stream, "from_external"):
+        return cupy.cuda.Stream.from_external(_StreamHandle(ptr))
+    return cupy.cuda.ExternalStream(ptr, index)
 
 
 def to_array(t):
