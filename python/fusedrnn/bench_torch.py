@@ -209,6 +209,10 @@ def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, p
     fusedrnn.set_num_threads(threads)
     torch.set_num_threads(threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    # float32 on both sides: torch lets cuDNN's RNNs and its matmuls use TF32 by default (about 1e-3
+    # relative error, above the check's tolerance), where ours run exact float32 unless told otherwise.
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         rows = []
         for device in devices:
@@ -217,13 +221,16 @@ def run_benchmark(cells=("lstm", "gru"), quick=False, repeats=5, threads=None, p
                     if progress:
                         progress(f"{device} {cell} {shape} ...")
                     rows.append(bench_row(torch, cell, shape, device, repeats))
-        overhead = adapter_overhead(torch, 200 if quick else OVERHEAD_CALLS)
-        best_sgemm = max(sgemm_peaks(256 if quick else 2048, max(repeats, 10)).values(), default=None)
+        # The adapter's cost per call and the sgemm ceiling are CPU figures: a GPU-only run skips them.
+        overhead = adapter_overhead(torch, 200 if quick else OVERHEAD_CALLS) if "cpu" in devices else None
+        best_sgemm = max(sgemm_peaks(256 if quick else 2048, max(repeats, 10)).values(), default=None) \
+            if "cpu" in devices else None
         for row in rows:
             row["ceiling"] = {kind: _ceiling(row, kind, best_sgemm) for kind in ("infer", "step")}
     finally:
         fusedrnn.set_num_threads(previous[0])
         torch.set_num_threads(previous[1])
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     gpu = torch.cuda.get_device_name() if any(r["device"] == "cuda" for r in rows) else None
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "gpu": gpu, "threads": threads, "load": load,
@@ -268,16 +275,16 @@ def table_lines(r):
 
 def footer_lines(r):
     o = r["overhead_us"]
-    overhead = "; ".join(f"{kind}: module {o[kind]['module']:.0f} µs, fusedrnn.ops directly {o[kind]['ops']:.0f} µs "
-                         f"(adapter {o[kind]['module'] - o[kind]['ops']:.0f} µs, of which torch's autograd "
-                         f"{o[kind]['autograd']:.0f} µs), torch.nn.LSTM {o[kind]['torch.nn']:.0f} µs"
-                         for kind in ("fwd", "fwd+bwd"))
+    overhead = "not measured (no CPU rows)" if o is None else "; ".join(
+        f"{kind}: module {o[kind]['module']:.0f} µs, fusedrnn.ops directly {o[kind]['ops']:.0f} µs "
+        f"(adapter {o[kind]['module'] - o[kind]['ops']:.0f} µs, of which torch's autograd "
+        f"{o[kind]['autograd']:.0f} µs), torch.nn.LSTM {o[kind]['torch.nn']:.0f} µs" for kind in ("fwd", "fwd+bwd"))
     capped = ", ".join(f"{row['rounds']} on {row['device']} {row['row']}" for row in r["rows"]
                        if row["rounds"] != r["repeats"])
     rounds = f"{r['repeats']} round{'s' if r['repeats'] > 1 else ''}"
     return [f"ms: median of {rounds}{f' ({capped})' if capped else ''}, peers interleaved in "
             "rotating order. step = forward, MSE loss, backward, Adam step (float32, batch_first); "
-            "infer = forward under torch.no_grad(). Ratios > 1: ours is faster.",
+            "infer = forward under torch.no_grad(); no TF32 on either side. Ratios > 1: ours is faster.",
             f"check: max |a-b| / max |b| over the loss, the output and every parameter's gradient of one step; "
             f"FAIL at {r['tolerance']:.0e} or more.",
             f"ceiling (CPU rows): torch's time over the time of the layer's flops at this run's best sgemm rate "

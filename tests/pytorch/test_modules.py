@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="fusedrnn.torch needs PyTorch (pip i
 
 import fusedrnn.torch as ft  # noqa: E402
 from fusedrnn import ops  # noqa: E402
-from torch_checks import CELL_IDS, CELLS, assert_close, make_input, pair, run  # noqa: E402
+from torch_checks import CELL_IDS, CELLS, I, T, assert_close, make_input, pair, run  # noqa: E402
 
 
 def options(name, nonlinearity):
@@ -416,3 +416,11 @@ def test_under_autocast_half_activations_run_in_the_weights_precision(name, nonl
         layer(x)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match="bfloat16 is not supported"):
         layer.bfloat16()(x)  # a half-precision module stays unsupported
+
+
+@pytest.mark.parametrize("name,nonlinearity", CELLS, ids=CELL_IDS)
+def test_an_empty_batch_gives_torch_nn_s_results(name, nonlinearity):
+    """B = 0: empty outputs and states of torch.nn's shapes, zero gradients for the parameters."""
+    reference, ours = pair(name, nonlinearity, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
+    x = torch.empty(0, T, I, dtype=torch.float64, requires_grad=True)
+    assert_close(run(ours, lambda: x, None, [x], 1), run(reference, lambda: x, None, [x], 1), 0, "empty batch")

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="fusedrnn.torch needs PyTorch (pip i
 pytest.importorskip("cupy", reason="the CUDA backend needs CuPy (pip install fusedrnn[gpu])")
 
 from fusedrnn import _native  # noqa: E402
-from torch_checks import CELL_IDS, CELLS, assert_close, make_hx, make_input, pair, run  # noqa: E402
+from torch_checks import CELL_IDS, CELLS, I, T, assert_close, make_hx, make_input, pair, run  # noqa: E402
 
 if not torch.cuda.is_available():
     pytest.skip("torch sees no CUDA device", allow_module_level=True)
@@ -45,6 +45,17 @@ def test_matches_cudnn_in_float32_and_our_cpu_in_float64(name, nonlinearity, for
         actual = run(ours.cuda(), *inputs("cuda"), 3)
         expected = run(reference.cuda(), *inputs("cuda"), 3) if peer == "cudnn" else run(ours.cpu(), *inputs("cpu"), 3)
         assert_close(actual, expected, rtol, f"{name} {form} vs {peer}")
+
+
+def test_an_empty_batch_matches_our_cpu():
+    """B = 0 on CUDA: the results are zero-size tensors (made by torch: a zero-size CuPy array has no
+    memory to share through DLPack), as on the CPU."""
+    _, ours = pair("LSTM", None, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
+    results = {}
+    for device in ("cpu", "cuda"):
+        x = torch.empty(0, T, I, dtype=torch.float64, device=device, requires_grad=True)
+        results[device] = run(ours.to(device), lambda: x, None, [x], 1)
+    assert_close(results["cuda"], results["cpu"], 0, "empty batch")
 
 
 def test_runs_on_a_non_default_stream_without_synchronising():

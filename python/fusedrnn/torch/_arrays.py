@@ -22,11 +22,13 @@ def on_device(device: torch.device):
     except ImportError:
         raise RuntimeError("fusedrnn.torch: CUDA tensors need CuPy and fusedrnn's CUDA module "
                            "(pip install fusedrnn[gpu], built with nvcc: README 'Building with CUDA')") from None
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    stack = contextlib.ExitStack()
-    stack.enter_context(cupy.cuda.Device(index))
-    stack.enter_context(cupy_stream(cupy, torch.cuda.current_stream(index).cuda_stream, index))
-    return stack
+    return _on_torch_stream(cupy, device.index if device.index is not None else torch.cuda.current_device())
+
+
+@contextlib.contextmanager
+def _on_torch_stream(cupy, index: int):
+    with cupy.cuda.Device(index), cupy_stream(cupy, torch.cuda.current_stream(index).cuda_stream, index):
+        yield
 
 
 class _StreamHandle:
@@ -75,6 +77,8 @@ def to_tensor(a):
         return torch.from_numpy(a)
     if isinstance(a, list):
         return [to_tensor(item) for item in a]
+    if a.size == 0:  # nothing to share; and CuPy's DLPack export would ask CUDA about a null pointer
+        return torch.empty(a.shape, dtype=getattr(torch, a.dtype.name), device=f"cuda:{a.device.id}")
     return torch.from_dlpack(a)
 
 

@@ -65,25 +65,27 @@ def _follow_torch_threads(device: torch.device) -> None:
 
 
 def _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
-             arrays=None):
-    """-> y, h_n, c_n (c_n empty but for LSTM) and the op's context (None if not need_grad).
-    arrays: the weights' arrays (weight_arrays(weights)), where the caller keeps them."""
+             views=None):
+    """-> y, h_n, c_n (c_n empty but for LSTM), the saved activations and the op's context (none and
+    None if not need_grad). views: an ArrayViews that keeps the weights' arrays, where the caller has one.
+    Every exchange of arrays with torch happens on torch's stream (on_device): made elsewhere, a CUDA
+    view would tie that stream to CuPy's default one."""
     _follow_torch_threads(x.device)
     with on_device(x.device):
-        params = _params(weight_arrays(weights) if arrays is None else arrays, num_layers, bidirectional)
+        params = _params(weight_arrays(weights) if views is None else views(weights), num_layers, bidirectional)
         kwargs = dict(x=to_array(x), params=params, h0=to_array(h0), lengths=to_array(lengths),
                       num_layers=num_layers, bidirectional=bidirectional, need_grad=need_grad,
                       dropout_masks=None if masks is None else list(to_array(masks)))
         y, h_n, c_n, ctx = ops.stack_forward(cell, c0=to_array(c0), nonlinearity=nonlinearity, **kwargs)
-        return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), ctx
+        saved = to_tensor(ops.saved_arrays(ctx)) if need_grad else []
+        return to_tensor(y), to_tensor(h_n), _empty(x) if c_n is None else to_tensor(c_n), saved, ctx
 
 
 def forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
-            arrays=None):
+            views=None):
     """-> y, h_n, c_n (c_n empty but for LSTM), and the saved activations (none if not need_grad)."""
-    y, h_n, c_n, ctx = _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional,
-                                need_grad, arrays)
-    return y, h_n, c_n, to_tensor(ops.saved_arrays(ctx)) if need_grad else []
+    return _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidirectional, need_grad,
+                    views)[:4]
 
 
 def restore(x, weights, lengths, masks, saved, cell, nonlinearity, num_layers, bidirectional):
@@ -126,7 +128,7 @@ def _kept(fn_ctx):
 
 class StackFunction(torch.autograd.Function):
     """The eager entry: apply(options, x, h0, c0, *weights) with options = (lengths, masks, cell,
-    nonlinearity, num_layers, bidirectional, the weights' arrays or None) -> y, h_n, c_n. The saved
+    nonlinearity, num_layers, bidirectional, the weights' ArrayViews or None) -> y, h_n, c_n. The saved
     activations are kept as intermediates of the Function, not returned (fewer outputs for autograd
     to wire)."""
 
@@ -134,10 +136,10 @@ class StackFunction(torch.autograd.Function):
     def forward(fn_ctx, options, x, h0, c0, *weights):
         # Old-style (ctx in forward, no setup_context): apply() then skips binding its arguments to a
         # signature, some 30 microseconds a call.
-        lengths, masks, cell, nonlinearity, num_layers, bidirectional, arrays = options
-        y, h_n, c_n, ctx = _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
-                                    bidirectional, True, arrays)
-        _keep_for_backward(fn_ctx, x, weights, masks, (y, h_n, c_n, to_tensor(ops.saved_arrays(ctx))), cell)
+        lengths, masks, cell, nonlinearity, num_layers, bidirectional, views = options
+        y, h_n, c_n, saved, ctx = _forward(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers,
+                                           bidirectional, True, views)
+        _keep_for_backward(fn_ctx, x, weights, masks, (y, h_n, c_n, saved), cell)
         # What the backward reads besides the saved tensors; not the masks (saved tensors: under
         # saved-tensor hooks the hooks alone may hold them) nor the weights' arrays.
         fn_ctx.options = (lengths, cell, nonlinearity, num_layers, bidirectional)
@@ -305,12 +307,11 @@ def run(x, weights, h0, c0, lengths, masks, cell, nonlinearity, num_layers, bidi
                            "backward runs the compiled kernels, which the transforms cannot trace; use "
                            "loss.backward() or torch.autograd.grad, or torch.nn's module under torch.func")
     else:
-        arrays = None if views is None else views(weights)
         if need_grad:
             if x.is_inference():  # (an inference_mode tensor cannot be saved for the backward)
                 x = x.clone()
-            y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional, arrays),
+            y, h_n, c_n = StackFunction.apply((lengths, masks, cell, nonlinearity, num_layers, bidirectional, views),
                                               x, h0, c0, *weights)
         else:
-            y, h_n, c_n, _ = forward(*args, False, arrays)
+            y, h_n, c_n, _ = forward(*args, False, views)
     return y, h_n, c_n if ops.cell_info(cell).has_cell_state else None
