@@ -73,9 +73,10 @@ def main(out_path, kind):
         torch.save(grads, out_path)
     torch.distributed.barrier()  # neither rank tears gloo down while the other still uses it
     torch.distributed.destroy_process_group()
-    # Then out without the interpreter's finalization, which now and then aborted a rank after its
-    # work was done ("terminate called without an active exception", from gloo's threads; about 1
-    # run in 20 on a loaded 2-core machine).
+    # Then out, before Python frees the wrapped model: torch's teardown of its gloo group (the DDP
+    # reducer's destructor joins gloo's thread while holding the GIL, which that thread may be
+    # waiting for) now and then hung a rank, or aborted it ("terminate called without an active
+    # exception"), after its work was done: about 1 run in 20 on a loaded 2-core machine.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -3,8 +3,9 @@
 CPU tensors cross as NumPy views (``Tensor.numpy``, ``torch.from_numpy``; the weights through
 DLPack, see ``weight_arrays``), CUDA tensors as CuPy views through DLPack. CUDA work runs on
 torch's current stream of the tensors' device (CuPy's current stream is set to it, see
-``cupy_stream``), so it is ordered after whatever torch queued before, and nothing waits for the GPU. What the kernels allocate on the GPU (outputs, saved activations, workspaces)
-comes from CuPy's memory pool, not torch's caching allocator.
+``cupy_stream``), so it is ordered after whatever torch queued before, and nothing waits for the
+GPU. What the kernels allocate on the GPU (outputs, saved activations, workspaces) comes from
+CuPy's memory pool, not torch's caching allocator.
 """
 
 import contextlib
@@ -27,6 +28,7 @@ def on_device(device: torch.device):
 
 @contextlib.contextmanager
 def _on_torch_stream(cupy, index: int):
+    """CuPy on device ``index`` and torch's current stream there, for the body of the with."""
     with cupy.cuda.Device(index), cupy_stream(cupy, torch.cuda.current_stream(index).cuda_stream, index):
         yield
 
